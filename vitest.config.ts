@@ -1,10 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 // Two projects: `unit` is pure logic (no root, no network, seconds);
-// `e2e` builds real namespaces, links and guests, so its files run one at a
-// time (they share the machine's two cores and the kernel's network state).
+// `e2e` builds real namespaces, links and guests.
 export default defineConfig({
   test: {
+    // e2e files share the machine's two cores and the kernel's network state
+    fileParallelism: false,
     projects: [
       {
         test: {
@@ -16,7 +17,6 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          fileParallelism: false,
           testTimeout: 600_000,
           hookTimeout: 600_000,
         },

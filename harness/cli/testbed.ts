@@ -1,0 +1,142 @@
+import type { Argv, CommandModule } from 'yargs';
+import { loadSpec, testbedId } from '../spec/load.ts';
+import { formatRate } from '../spec/units.ts';
+import { UserError } from '../util/errors.ts';
+import { registerCleanup } from '../util/signals.ts';
+import { down, listNamespaces, up } from '../testbed/local.ts';
+import { formatStep, planUp } from '../testbed/plan.ts';
+import { probeTestbed, formatProbeReport } from '../testbed/probe.ts';
+import { listStates, loadState } from '../testbed/state.ts';
+import { buildTopology, type Constraint, type Topology } from '../testbed/topology.ts';
+import { isProcessAlive } from '../util/procs.ts';
+import { delayForwarderPath } from '../native/programs.ts';
+
+export function describeConstraint(c: Constraint): string {
+  const parts: string[] = [];
+  if (c.rateBps) parts.push(formatRate(c.rateBps));
+  if (c.delayMs) parts.push(`delay ${c.delayMs} ms${c.jitterMs ? ` ± ${c.jitterMs} ms` : ''}`);
+  if (c.lossPct) parts.push(`loss ${c.lossPct} %`);
+  return parts.join(', ') || 'unshaped';
+}
+
+function topologyFromSpec(file: string): { id: string; topology: Topology } {
+  const { spec } = loadSpec(file);
+  if (spec.testbed.driver !== 'local') throw new UserError(`${file}: testbed.driver: only the 'local' driver can be brought up with 'testbed up'`);
+  const id = testbedId(spec);
+  return { id, topology: buildTopology(spec.testbed, id) };
+}
+
+/** Resolves "spec file or testbed id" to a testbed id. */
+function idOf(target: string | undefined): string | undefined {
+  if (!target) return undefined;
+  if (/\.ya?ml$/.test(target)) return topologyFromSpec(target).id;
+  return target;
+}
+
+const upCmd: CommandModule<object, { spec: string; 'dry-run': boolean }> = {
+  command: 'up <spec>',
+  describe: 'build the local testbed described in a spec',
+  builder: (y) =>
+    y.positional('spec', { type: 'string', demandOption: true }).option('dry-run', {
+      type: 'boolean', default: false, describe: 'print the commands instead of running them',
+    }) as Argv<{ spec: string; 'dry-run': boolean }>,
+  handler: async (a) => {
+    const { id, topology } = topologyFromSpec(a.spec);
+    if (a['dry-run']) {
+      const plan = planUp(topology, { netem: false, htb: true, nftNetdev: true }, 'mb-delayfwd');
+      for (const s of plan.steps) console.log(formatStep(s) + (s.input ? `  <<< ${JSON.stringify(s.input)}` : ''));
+      return;
+    }
+    const isTty = process.stderr.isTTY;
+    const unregister = registerCleanup(async () => {
+      /* up() removes what it created on failure; nothing else to do */
+    });
+    const t0 = Date.now();
+    const state = await up({
+      id, specFile: a.spec, topology, delayForwarder: delayForwarderPath,
+      onProgress: (done, total) => {
+        if (isTty) process.stderr.write(`\rbuilding testbed '${id}': step ${done}/${total}`);
+        else if (done === total || done % 50 === 0) process.stderr.write(`building testbed '${id}': step ${done}/${total}\n`);
+      },
+    });
+    unregister();
+    if (isTty) process.stderr.write('\n');
+    console.log(`testbed '${id}' is up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${topology.hosts.length} hosts in ${topology.racks.length} rack(s), ${state.namespaces.length} namespaces, ${state.processes.length} helper process(es)`);
+    console.log(`kernel: netem ${state.caps?.netem ? 'yes' : 'no'}, htb ${state.caps?.htb ? 'yes' : 'no'}, nftables netdev ${state.caps?.nftNetdev ? 'yes' : 'no'}`);
+    printLinks(state.topology, state.mechanisms);
+  },
+};
+
+function printLinks(topo: Topology, mech: Record<string, { rate: string; delay: string; loss: string }>): void {
+  for (const l of topo.links) {
+    const m = mech[l.name];
+    const how = m ? [m.rate, m.delay, m.loss].filter((x) => x !== 'none').join('+') : '';
+    console.log(`  ${l.name.padEnd(16)} ${describeConstraint(l.constraint).padEnd(36)} ${how}`);
+  }
+}
+
+const downCmd: CommandModule<object, { target?: string }> = {
+  command: 'down [target]',
+  describe: 'remove a testbed (spec file or id; all testbeds when omitted), also after a crash',
+  builder: (y) => y.positional('target', { type: 'string' }) as Argv<{ target?: string }>,
+  handler: async (a) => {
+    const results = await down(idOf(a.target));
+    if (results.length === 0) console.log('no testbed to remove');
+    for (const r of results) console.log(`testbed '${r.id}' removed: ${r.namespaces.length} namespaces, ${r.processes} process(es) ended`);
+    const left = (await listNamespaces()).filter((n) => n.startsWith('mb-'));
+    if (left.length && !a.target) console.log(`note: namespaces not created by a recorded testbed remain: ${left.join(', ')}`);
+  },
+};
+
+const statusCmd: CommandModule = {
+  command: 'status',
+  describe: 'show the testbeds that are up',
+  handler: async () => {
+    const states = listStates();
+    if (states.length === 0) {
+      console.log('no testbed is up');
+      return;
+    }
+    const present = new Set(await listNamespaces());
+    for (const s of states) {
+      const missing = s.namespaces.filter((n) => !present.has(n));
+      const alive = s.processes.filter(isProcessAlive).length;
+      console.log(`testbed '${s.id}' from ${s.specFile}, created ${s.createdAt}: ${s.complete ? 'up' : 'INCOMPLETE (interrupted up; run testbed down)'}`);
+      console.log(`  namespaces: ${s.namespaces.length - missing.length}/${s.namespaces.length} present${missing.length ? ` (missing: ${missing.join(', ')})` : ''}; helper processes alive: ${alive}/${s.processes.length}`);
+      if (s.topology) {
+        for (const h of s.topology.hosts) console.log(`  host ${h.name.padEnd(12)} ns ${h.ns.padEnd(22)} data ${h.dataIp}${h.migIp ? `  mig ${h.migIp}` : ''}`);
+        if (s.topology.clientNs) console.log(`  client            ns ${s.topology.clientNs.padEnd(22)} data ${s.topology.clientIp}`);
+        printLinks(s.topology, s.mechanisms);
+      }
+    }
+  },
+};
+
+const probeCmd: CommandModule<object, { target?: string; seconds: number; json: boolean }> = {
+  command: 'probe [target]',
+  describe: 'measure every shaped path (iperf3 rate, ping delay, UDP loss) against its configuration',
+  builder: (y) =>
+    y
+      .positional('target', { type: 'string' })
+      .option('seconds', { type: 'number', default: 4, describe: 'duration of each rate/loss measurement' })
+      .option('json', { type: 'boolean', default: false }) as Argv<{ target?: string; seconds: number; json: boolean }>,
+  handler: async (a) => {
+    const id = idOf(a.target) ?? listStates()[0]?.id;
+    const state = id ? loadState(id) : null;
+    if (!state || !state.complete) throw new UserError(id ? `testbed '${id}' is not up; run 'migbench testbed up <spec>'` : "no testbed is up; run 'migbench testbed up <spec>'");
+    const report = await probeTestbed(state.topology, {
+      seconds: a.seconds,
+      onLine: a.json ? undefined : (l) => console.log(l),
+    });
+    if (a.json) console.log(JSON.stringify(report, null, 2));
+    else console.log(formatProbeReport(report));
+    if (report.some((r) => r.flagged)) process.exitCode = 1;
+  },
+};
+
+export const testbedCommand: CommandModule = {
+  command: 'testbed',
+  describe: 'build, inspect, probe and remove the local testbed',
+  builder: (y) => y.command(upCmd).command(downCmd).command(statusCmd).command(probeCmd).demandCommand(1, 'name a testbed command: up, down, status, probe'),
+  handler: () => {},
+};

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { parseDuration, parsePercent, parseRate, parseSize } from './units.ts';
+
+/**
+ * The experiment spec schema. Quantities stay strings here (what the user
+ * wrote, recorded verbatim in the manifest); they are checked with the same
+ * parsers that later convert them. Every object is strict: an unknown key is
+ * an error, because a typo silently ignored is a wrong experiment.
+ */
+
+function quantity(parse: (s: string) => number | null, expected: string) {
+  return z
+    .string({ error: `expected ${expected}` })
+    .refine((s) => parse(s) !== null, { message: `expected ${expected}` });
+}
+
+export const Rate = quantity(parseRate, 'a positive rate like 100mbit, 1gbit or 20mbit/s');
+export const Duration = quantity(parseDuration, 'a duration like 10ms, 1.5s or 2m');
+export const Size = quantity(parseSize, 'a size like 128MiB, 64M or 1GiB');
+export const Percent = quantity(parsePercent, 'a percentage like 5% (0% to 100%)');
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,11}$/;
+const name = (what: string) =>
+  z.string({ error: `expected a ${what} name` }).regex(NAME, {
+    message: `expected a ${what} name of 1-12 characters from a-z, 0-9 and '-', starting with a letter or digit`,
+  });
+
+/** Shaping applied to a link, in each direction: one-way delay, so RTT grows by 2 x delay. */
+export const LinkConstraint = z.strictObject({
+  rate: Rate.optional(),
+  delay: Duration.optional(),
+  jitter: Duration.optional(),
+  loss: Percent.optional(),
+});
+
+export const Rack = z.strictObject({
+  name: name('rack'),
+  /** A count (hosts named <rack>-h1..hN) or explicit host names. */
+  hosts: z.union([z.number().int().min(1).max(99), z.array(name('host')).min(1)], {
+    error: 'expected a host count (1-99) or a list of host names',
+  }),
+  host_nic: LinkConstraint.optional(),
+});
+
+export const ShapingRule = LinkConstraint.extend({
+  /** A link name: '<host>' (data NIC), '<host>/mig', '<rack>/up', '<rack>/up/mig', 'client'. */
+  link: z.string({ error: 'expected a link name' }),
+});
+
+export const TestbedSpec = z.strictObject({
+  driver: z.enum(['local', 'ssh'], { error: "expected 'local' or 'ssh'" }).default('local'),
+  /** Short id used in namespace names; defaults to the experiment name. */
+  id: name('testbed id').optional(),
+  inventory: z.string().optional(),
+  racks: z.array(Rack).min(1, { message: 'expected at least one rack' }),
+  aggregation: LinkConstraint.optional(),
+  migration_network: z.enum(['dedicated', 'shared'], { error: "expected 'dedicated' or 'shared'" }).default('dedicated'),
+  shaping: z.array(ShapingRule).default([]),
+  client: z.boolean().default(true),
+});
+
+const DirtyWorkload = z.strictObject({
+  kind: z.literal('dirty'),
+  wset: Size,
+  period: Duration.default('10ms'),
+  bpc: z.number().int().min(0),
+  fill: Percent.default('100%'),
+  hot: Size.optional(),
+  hot_period: Duration.optional(),
+  hot_bpc: z.number().int().min(0).optional(),
+  mlock: z.boolean().default(false),
+});
+const IdleWorkload = z.strictObject({ kind: z.literal('idle') });
+export const Workload = z.discriminatedUnion('kind', [DirtyWorkload, IdleWorkload], {
+  error: "expected a workload with kind 'dirty' or 'idle'",
+});
+
+export const VmSpec = z.strictObject({
+  name: name('vm'),
+  host: z.string({ error: 'expected a host name' }),
+  memory: Size.default('128MiB'),
+  vcpus: z.number().int().min(1).max(8).default(1),
+  workload: Workload.default({ kind: 'idle' }),
+  httpd: z.boolean().default(true),
+});
+
+export const Move = z.strictObject({ vm: z.string(), to: z.string() });
+
+export const PlanSpec = z.strictObject({
+  kind: z.enum(['sequential', 'parallel', 'capped', 'per_server']).default('sequential'),
+  k: z.number().int().min(1).optional(),
+});
+
+export const MigrationSpec = z.strictObject({
+  mode: z.enum(['live', 'postcopy']).default('live'),
+  downtime_limit: Duration.default('300ms'),
+  max_bandwidth: Rate.optional(),
+  max_time: Duration.default('120s'),
+  postcopy_after: z.strictObject({ passes: z.number().int().min(1).optional(), time: Duration.optional() }).optional(),
+  capabilities: z
+    .strictObject({
+      auto_converge: z.boolean().default(false),
+      multifd: z.boolean().default(false),
+      xbzrle: z.boolean().default(false),
+    })
+    .default({ auto_converge: false, multifd: false, xbzrle: false }),
+  plan: PlanSpec.default({ kind: 'sequential' }),
+  moves: z.array(Move).min(1, { message: 'expected at least one move' }),
+  repeat: z.enum(['ping-pong', 'once']).default('ping-pong'),
+  /** Migrations per treatment repetition (ping-pong: there and back counts 2). */
+  count: z.number().int().min(1).default(2),
+});
+
+export const MeasureSpec = z.strictObject({
+  probe_interval: Duration.default('10ms'),
+  progress_interval: Duration.default('100ms'),
+  power: z.strictObject({ interval: Duration.default('1s') }).optional(),
+});
+
+export const ExperimentSpec = z.strictObject({
+  name: z.string({ error: 'expected an experiment name' }).regex(/^[a-z0-9][a-z0-9-]{0,31}$/, {
+    message: "expected a name of 1-32 characters from a-z, 0-9 and '-'",
+  }),
+  description: z.string().optional(),
+  testbed: TestbedSpec,
+  vms: z.array(VmSpec).default([]),
+  migration: MigrationSpec.optional(),
+  measure: MeasureSpec.default({ probe_interval: '10ms', progress_interval: '100ms' }),
+  factors: z.record(z.string(), z.array(z.unknown()).min(1)).default({}),
+  repetitions: z.number().int().min(1).default(1),
+  order: z
+    .strictObject({ kind: z.enum(['sequential', 'random']).default('sequential'), seed: z.number().int().optional() })
+    .default({ kind: 'sequential' }),
+  compare: z
+    .strictObject({
+      threshold: z.number().min(0).optional(),
+      alpha: z.number().gt(0).lt(1).optional(),
+      metrics: z.array(z.string()).optional(),
+    })
+    .optional(),
+});
+
+export type LinkConstraintSpec = z.infer<typeof LinkConstraint>;
+export type TestbedSpecT = z.infer<typeof TestbedSpec>;
+export type VmSpecT = z.infer<typeof VmSpec>;
+export type WorkloadSpec = z.infer<typeof Workload>;
+export type MigrationSpecT = z.infer<typeof MigrationSpec>;
+export type Spec = z.infer<typeof ExperimentSpec>;

@@ -1,0 +1,61 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stateDir } from '../util/paths.ts';
+import type { OwnedProcess } from '../util/procs.ts';
+import type { KernelCaps, Mechanisms } from './shaping.ts';
+import type { Topology } from './topology.ts';
+
+/**
+ * What a testbed created, persisted before each creation so that
+ * `testbed down` can undo it after the harness was killed with -9.
+ */
+export interface TestbedState {
+  id: string;
+  specFile: string;
+  createdAt: string;
+  /** PID of the harness that ran `up` (to tell an interrupted `up` from a finished one). */
+  upPid: number;
+  complete: boolean;
+  namespaces: string[];
+  processes: OwnedProcess[];
+  topology: Topology;
+  caps: KernelCaps | null;
+  mechanisms: Record<string, Mechanisms>;
+}
+
+export function statePath(id: string): string {
+  return join(stateDir(), `${id}.json`);
+}
+
+/** Atomic write (temp file + rename): a crash leaves the old or the new state, never half. */
+export function saveState(s: TestbedState): void {
+  mkdirSync(stateDir(), { recursive: true });
+  const p = statePath(s.id);
+  const tmp = `${p}.tmp${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(s, null, 2));
+  renameSync(tmp, p);
+}
+
+export function loadState(id: string): TestbedState | null {
+  const p = statePath(id);
+  if (!existsSync(p)) return null;
+  return JSON.parse(readFileSync(p, 'utf8')) as TestbedState;
+}
+
+export function removeState(id: string): void {
+  rmSync(statePath(id), { force: true });
+}
+
+export function listStates(): TestbedState[] {
+  if (!existsSync(stateDir())) return [];
+  return readdirSync(stateDir())
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => {
+      try {
+        return JSON.parse(readFileSync(join(stateDir(), f), 'utf8')) as TestbedState;
+      } catch {
+        return null;
+      }
+    })
+    .filter((s): s is TestbedState => s !== null);
+}

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { UserError } from '../util/errors.ts';
@@ -141,7 +141,16 @@ export async function teardown(state: Pick<TestbedState, 'id' | 'namespaces' | '
     removed.push(ns);
   }
   removeState(state.id);
+  for (const f of safeList(stateDir())) if (f.startsWith(`${state.id}-`) && f.endsWith('.log')) rmSync(join(stateDir(), f), { force: true });
   return { namespaces: removed, processes: ended };
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 export async function down(id?: string): Promise<Array<{ id: string; namespaces: string[]; processes: number }>> {

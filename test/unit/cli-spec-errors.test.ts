@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { migbench, netnsList } from '../support/cli.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'mb-spec-'));
+const spec = (name: string, testbed: string) => {
+  const p = join(dir, `${name}.yaml`);
+  writeFileSync(p, `name: bad\ntestbed:\n${testbed}`);
+  return p;
+};
+
+describe('malformed specs on the command line', () => {
+  it.each([
+    ['unknown-key', '  racks: [{name: r1, hosts: 2}]\n  colour: red\n', 'testbed.colour'],
+    ['negative-rate', '  racks: [{name: r1, hosts: 2, host_nic: {rate: -5mbit}}]\n', 'testbed.racks[0].host_nic.rate'],
+    ['rate-fast', '  racks: [{name: r1, hosts: 2}]\n  aggregation: {rate: fast}\n', 'testbed.aggregation.rate'],
+    ['two-racks', '  racks: [{name: r1, hosts: [a, b]}, {name: r2, hosts: [b]}]\n', 'testbed.racks[1].hosts'],
+    ['unknown-link', '  racks: [{name: r1, hosts: 2}]\n  shaping: [{link: r1-h9, rate: 1mbit}]\n', 'testbed.shaping[0].link'],
+  ])('%s: exit 2, one line naming file and path, nothing created', async (name, body, path) => {
+    const file = spec(name, body);
+    const r = await migbench(['testbed', 'up', file]);
+    expect(r.exitCode).toBe(2);
+    const lines = String(r.stderr).trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`${file}: ${path}:`);
+    expect(lines[0]).not.toMatch(/at .*\.ts:\d+/); // no stack trace
+    expect((await netnsList()).filter((n) => n.startsWith('mb-bad-'))).toEqual([]);
+  });
+
+  it('a missing spec file is a clear error', async () => {
+    const r = await migbench(['testbed', 'up', join(dir, 'nope.yaml')]);
+    expect(r.exitCode).toBe(2);
+    expect(String(r.stderr)).toMatch(/cannot read spec .*nope\.yaml.*no such file/);
+  });
+});

@@ -3,6 +3,7 @@ import { hideBin } from 'yargs/helpers';
 import { errorMessage, isUserError } from '../util/errors.ts';
 import { Interrupted, installSignalHandlers, runCleanups } from '../util/signals.ts';
 import { testbedCommand } from './testbed.ts';
+import { analysisCommands } from '../../analysis/cli.ts';
 
 /**
  * The `migbench` CLI. Each command module does one job; user-fixable
@@ -13,6 +14,7 @@ async function main(): Promise<void> {
   const cli: Argv = yargs(hideBin(process.argv))
     .scriptName('migbench')
     .command(testbedCommand)
+    .command(analysisCommands)
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .fail((msg, err) => {

@@ -1,0 +1,107 @@
+/**
+ * yargs command modules for the analysis commands; the CLI entry registers
+ * `analysisCommands`. UserErrors propagate to the CLI (message, exit 2),
+ * except in `compare`, which sets process.exitCode itself (0/1/2).
+ */
+import { join, resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { UserError } from '../harness/util/errors.ts';
+import { analyzeRun } from './analyze.ts';
+import { runCompare } from './compare.ts';
+import { exportCsv } from './export.ts';
+import { fitEnergy } from './models/energy.ts';
+import { allTables, energyTable, hotColdTable, predictionSummary, predictionRows } from './report/tables.ts';
+import { tableMarkdown } from './report/markdown.ts';
+import { writeReport } from './report/write.ts';
+import { loadRunDir } from './rundir.ts';
+
+const out = (s: string) => process.stdout.write(s + '\n');
+
+interface RunDirArgs { runDir: string }
+const runDirPositional = <T>(y: Argv<T>) => y.positional('runDir', { type: 'string', demandOption: true, describe: 'run directory (runs/<UTC start>-<name>)' }) as unknown as Argv<T & RunDirArgs>;
+
+export const analyzeCommand: CommandModule<object, RunDirArgs> = {
+  command: 'analyze <runDir>',
+  describe: 'Fit the models and print the analysis tables of a run directory',
+  builder: (y) => runDirPositional(y),
+  handler: async (argv) => {
+    const run = loadRunDir(resolve(argv.runDir));
+    const a = await analyzeRun(run);
+    for (const t of allTables(run, a).filter((t) => !t.title.startsWith('Per-treatment') && !t.title.startsWith('Predicted vs observed per'))) out(tableMarkdown(t));
+  },
+};
+
+export const reportCommand: CommandModule<object, RunDirArgs & { out?: string }> = {
+  command: 'report <runDir>',
+  describe: 'Write an HTML report (inline SVG plots) and a Markdown summary into <runDir>/report/',
+  builder: (y) => runDirPositional(y).option('out', { type: 'string', describe: 'output directory (default <runDir>/report)' }) as Argv<RunDirArgs & { out?: string }>,
+  handler: async (argv) => {
+    const run = loadRunDir(resolve(argv.runDir));
+    const r = await writeReport(run, argv.out ? resolve(argv.out) : join(run.dir, 'report'));
+    for (const f of r.figures) if (!f.rendered) out(`figure "${f.title}" omitted: ${f.note}`);
+    out(`wrote ${r.html}\nwrote ${r.markdown}`);
+  },
+};
+
+type FitModel = 'energy' | 'hotcold' | 'duration';
+export const fitCommand: CommandModule<object, RunDirArgs & { model: FitModel; perWorkload?: boolean; pooled?: boolean }> = {
+  command: 'fit <runDir>',
+  describe: 'Fit one model (energy, hot/cold pages, duration) and print parameters',
+  builder: (y) =>
+    runDirPositional(y)
+      .option('model', { choices: ['energy', 'hotcold', 'duration'] as const, default: 'energy' as FitModel, describe: 'model to fit' })
+      .option('per-workload', { type: 'boolean', describe: 'one energy fit per workload' })
+      .option('pooled', { type: 'boolean', describe: 'one energy fit over all migrations (default)' })
+      .conflicts('per-workload', 'pooled') as unknown as Argv<RunDirArgs & { model: FitModel; perWorkload?: boolean; pooled?: boolean }>,
+  handler: async (argv) => {
+    const run = loadRunDir(resolve(argv.runDir));
+    if (argv.model === 'energy') {
+      const rep = fitEnergy(run.migrations, argv.perWorkload ? 'per-workload' : 'pooled');
+      if (rep.fits.length === 0) throw new UserError(`energy fit impossible for ${run.dir}: ${rep.note}`);
+      out(tableMarkdown(energyTable(rep)));
+      return;
+    }
+    const a = await analyzeRun(run);
+    if (argv.model === 'hotcold') out(tableMarkdown(hotColdTable(a)));
+    else {
+      out(tableMarkdown(predictionSummary(a)));
+      out(tableMarkdown(predictionRows(a, 100)));
+    }
+  },
+};
+
+interface CompareArgs { baseline: string; candidate: string; junit?: string; threshold?: number; alpha?: number; metrics?: string[] }
+export const compareCommand: CommandModule<object, CompareArgs> = {
+  command: 'compare <baseline> <candidate>',
+  describe: 'Compare a candidate run with a baseline run; exit 1 on a regression, 2 on unusable input',
+  builder: (y) =>
+    y
+      .positional('baseline', { type: 'string', demandOption: true, describe: 'baseline run directory' })
+      .positional('candidate', { type: 'string', demandOption: true, describe: 'candidate run directory' })
+      .option('junit', { type: 'string', describe: 'write JUnit XML here' })
+      .option('threshold', { type: 'number', describe: 'relative change of medians counted as a regression (default: spec compare.threshold or 0.1)' })
+      .option('alpha', { type: 'number', describe: 'significance level (default: spec compare.alpha or 0.05)' })
+      .option('metrics', { type: 'string', array: true, describe: 'metrics to test (default: spec compare.metrics or all timing/size/energy metrics)' }) as unknown as Argv<CompareArgs>,
+  handler: (argv) => {
+    process.exitCode = runCompare(resolve(argv.baseline), resolve(argv.candidate), {
+      junit: argv.junit ? resolve(argv.junit) : undefined,
+      threshold: argv.threshold, alpha: argv.alpha, metrics: argv.metrics,
+    });
+  },
+};
+
+export const exportCommand: CommandModule<object, RunDirArgs & { csv?: boolean; out?: string }> = {
+  command: 'export <runDir>',
+  describe: 'Export migrations.csv and one CSV per sample measurement',
+  builder: (y) =>
+    runDirPositional(y)
+      .option('csv', { type: 'boolean', describe: 'CSV format (the only one so far)' })
+      .option('out', { type: 'string', describe: 'output directory (default <runDir>/csv)' }) as Argv<RunDirArgs & { csv?: boolean; out?: string }>,
+  handler: async (argv) => {
+    if (!argv.csv) throw new UserError('export needs a format: pass --csv');
+    const run = loadRunDir(resolve(argv.runDir));
+    for (const p of await exportCsv(run, argv.out ? resolve(argv.out) : join(run.dir, 'csv'))) out(`wrote ${p}`);
+  },
+};
+
+export const analysisCommands: CommandModule[] = [analyzeCommand, reportCommand, fitCommand, compareCommand, exportCommand] as unknown as CommandModule[];

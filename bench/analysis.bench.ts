@@ -1,0 +1,61 @@
+/**
+ * Analysis benchmark: generates a Salfner-scale synthetic campaign
+ * (528 treatments x 20 repetitions = 10,560 migrations, 1 M power samples)
+ * in a temp dir, then times loading, every analysis, and the report.
+ *
+ *   node bin/run-ts.js bench/analysis.bench.ts [--small] [--keep]
+ *
+ * --small runs a quick version (12 treatments, 2 plan kinds); --keep leaves
+ * the run directory in place and prints its path (to look at the report).
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateSyntheticRun } from '../test/fixtures/synthetic-run.ts';
+import { loadRunDir } from '../analysis/rundir.ts';
+import { analyzeRun } from '../analysis/analyze.ts';
+import { writeReport } from '../analysis/report/write.ts';
+import { exportCsv } from '../analysis/export.ts';
+import { compareRuns } from '../analysis/compare.ts';
+
+const small = process.argv.includes('--small');
+const keep = process.argv.includes('--keep');
+const root = mkdtempSync(join(tmpdir(), 'migbench-analysis-bench-'));
+const stages: [string, number][] = [];
+async function stage<T>(name: string, f: () => T | Promise<T>): Promise<T> {
+  const t = performance.now();
+  const r = await f();
+  stages.push([name, (performance.now() - t) / 1000]);
+  return r;
+}
+
+try {
+  const opts = small
+    ? { reps: 5, vmSizesMiB: [256], wsetsMiB: [16, 64], ratesMbit: [100, 200, 400], planVms: 4, failRate: 0.02, powerSamples: 20_000 }
+    : {
+        reps: 20,
+        vmSizesMiB: [256, 512, 1024, 2048],
+        wsetsMiB: [8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88],
+        ratesMbit: [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200],
+        failRate: 0.01,
+        powerSamples: 1_000_000,
+      };
+  const dir = await stage('generate (not analysis)', () => generateSyntheticRun(join(root, 'run'), { seed: 1, ...opts }));
+  const run = await stage('load manifest + migrations', () => loadRunDir(dir));
+  const analysis = await stage('analyze (stream samples, fits, prediction, variability, plans)', () => analyzeRun(run));
+  const report = await stage('report (tables + SVG plots)', () => writeReport(run, undefined, { analysis }));
+  await stage('export --csv', () => exportCsv(run, join(dir, 'csv')));
+  await stage('compare run with itself', () => compareRuns(run, run));
+
+  const analysisTotal = stages.slice(1).reduce((s, [, x]) => s + x, 0);
+  const size = (f: string) => `${(statSync(join(dir, f)).size / 1e6).toFixed(1)} MB`;
+  console.log(`campaign: ${run.manifest.treatments.length} treatments, ${run.migrations.length} migrations, ${analysis.power.samples} power samples`);
+  console.log(`files: migrations.jsonl ${size('migrations.jsonl')}, samples/power.jsonl ${size('samples/power.jsonl')}`);
+  for (const [name, s] of stages) console.log(`${s.toFixed(2).padStart(7)} s  ${name}`);
+  console.log(`${analysisTotal.toFixed(2).padStart(7)} s  total (load + analyses + report + export + compare)`);
+  console.log(`duration model: median error ${(analysis.duration.summary.medianRelError * 100).toFixed(2)} %, energy alpha ${analysis.energy.pooled.fits[0]?.alpha.toFixed(4)} J/MB`);
+  console.log(`report: ${report.html}`);
+} finally {
+  if (keep) console.log(`kept ${root}`);
+  else rmSync(root, { recursive: true, force: true });
+}

@@ -94,7 +94,7 @@ describe('plan (spec -> commands)', () => {
     expect(lines).toContain('ip -n mb-tb-sw link set mb-d2b master mb-r1d');
     expect(lines).not.toContain('ip -n mb-tb-sw link set mb-d2 master mb-r1d');
     const fwd = plan.steps.find((s) => s.daemon)!;
-    expect(fwd.argv).toEqual(['/x/mb-delayfwd', '--a', 'mb-d2', '--b', 'mb-d2f', '--delay-ab', '25ms', '--delay-ba', '25ms', '--jitter-ab', '2ms', '--jitter-ba', '2ms']);
+    expect(fwd.argv).toEqual(['/x/mb-delayfwd', '--a', 'mb-d2', '--b', 'mb-d2f', '--delay-ab', '25ms', '--delay-ba', '25ms', '--jitter-ab', '2ms', '--jitter-ba', '2ms', '--rt']);
     // rate of the same link goes on the bridge-side port, before the delay line
     expect(lines).toContain('ip netns exec mb-tb-sw tc qdisc replace dev mb-d2b root handle 1: htb default 10');
   });

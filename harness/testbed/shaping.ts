@@ -112,11 +112,12 @@ export function shapingSteps(link: Link, caps: KernelCaps, delayfwd: string): St
   steps.push(...egressSteps(link.a.ns, link.a.ifname, c, m));
   steps.push(...egressSteps(link.b.ns, port, c, m));
   if (m.delay === 'delayfwd') {
+    // --rt: without SCHED_FIFO the added delay grows by 2-7 ms on a loaded 2-core box
     const d = `${c.delayMs ?? 0}ms`;
     const j = `${c.jitterMs ?? 0}ms`;
     steps.push({
       ns: link.b.ns,
-      argv: [delayfwd, '--a', link.b.ifname, '--b', `${link.b.ifname}f`, '--delay-ab', d, '--delay-ba', d, '--jitter-ab', j, '--jitter-ba', j],
+      argv: [delayfwd, '--a', link.b.ifname, '--b', `${link.b.ifname}f`, '--delay-ab', d, '--delay-ba', d, '--jitter-ab', j, '--jitter-ba', j, '--rt'],
       daemon: { tag: `delayfwd:${link.name}` },
     });
   }

@@ -3,6 +3,8 @@ import { hideBin } from 'yargs/helpers';
 import { errorMessage, isUserError } from '../util/errors.ts';
 import { Interrupted, installSignalHandlers, runCleanups } from '../util/signals.ts';
 import { testbedCommand } from './testbed.ts';
+import { runCommand } from './run.ts';
+import { planCommand } from './plan.ts';
 import { analysisCommands } from '../../analysis/cli.ts';
 
 /**
@@ -14,6 +16,8 @@ async function main(): Promise<void> {
   const cli: Argv = yargs(hideBin(process.argv))
     .scriptName('migbench')
     .command(testbedCommand)
+    .command(runCommand)
+    .command(planCommand)
     .command(analysisCommands)
     .demandCommand(1, 'name a command; see --help')
     .strict()

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration, parsePercent, parseRate, parseSize } from './units.ts';
+import { PlanSpec } from '../plan/schema.ts';
 
 /**
  * The experiment spec schema. Quantities stay strings here (what the user
@@ -66,8 +67,8 @@ const DirtyWorkload = z.strictObject({
   bpc: z.number().int().min(0),
   fill: Percent.default('100%'),
   hot: Size.optional(),
+  /** Time to rewrite the whole hot set once. */
   hot_period: Duration.optional(),
-  hot_bpc: z.number().int().min(0).optional(),
   mlock: z.boolean().default(false),
 });
 const IdleWorkload = z.strictObject({ kind: z.literal('idle') });
@@ -86,11 +87,6 @@ export const VmSpec = z.strictObject({
 
 export const Move = z.strictObject({ vm: z.string(), to: z.string() });
 
-export const PlanSpec = z.strictObject({
-  kind: z.enum(['sequential', 'parallel', 'capped', 'per_server']).default('sequential'),
-  k: z.number().int().min(1).optional(),
-});
-
 export const MigrationSpec = z.strictObject({
   mode: z.enum(['live', 'postcopy']).default('live'),
   downtime_limit: Duration.default('300ms'),
@@ -104,11 +100,10 @@ export const MigrationSpec = z.strictObject({
       xbzrle: z.boolean().default(false),
     })
     .default({ auto_converge: false, multifd: false, xbzrle: false }),
-  plan: PlanSpec.default({ kind: 'sequential' }),
+  plan: PlanSpec.default({ kind: 'sequential', after: [], sync: [], boot: false, shutdown: false }),
   moves: z.array(Move).min(1, { message: 'expected at least one move' }),
-  repeat: z.enum(['ping-pong', 'once']).default('ping-pong'),
-  /** Migrations per treatment repetition (ping-pong: there and back counts 2). */
-  count: z.number().int().min(1).default(2),
+  /** ping-pong: the guest is kept and migrated back and forth, one migration per repetition. */
+  repeat: z.enum(['ping-pong']).default('ping-pong'),
 });
 
 export const MeasureSpec = z.strictObject({

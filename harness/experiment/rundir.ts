@@ -1,0 +1,76 @@
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { JsonlWriter } from '../store/jsonl.ts';
+import type { Sample } from '../store/sample.ts';
+
+/**
+ * A run directory: everything analysis needs, and nothing it must ask the
+ * testbed for. Records are appended whole; JSON documents are replaced
+ * atomically.
+ */
+export class RunDir {
+  private writers = new Map<string, JsonlWriter>();
+  /** Extra consumers of every sample (e.g. the InfluxDB sink). */
+  private sampleSinks: Array<(s: Sample) => void> = [];
+
+  constructor(readonly path: string) {
+    mkdirSync(join(path, 'samples'), { recursive: true });
+  }
+
+  static create(baseDir: string, name: string, start = new Date()): RunDir {
+    // 2026-11-22T00-10-05Z-quickstart: sortable, no ':' (portable file names)
+    const stamp = start.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+    let dir = resolve(baseDir, `${stamp}-${name}`);
+    for (let i = 2; existsSync(dir); i++) dir = resolve(baseDir, `${stamp}-${name}-${i}`);
+    return new RunDir(dir);
+  }
+
+  writeJson(file: string, doc: unknown): void {
+    const p = join(this.path, file);
+    const tmp = `${p}.tmp${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(doc, null, 2) + '\n');
+    renameSync(tmp, p);
+  }
+
+  private writer(rel: string): JsonlWriter {
+    let w = this.writers.get(rel);
+    if (!w) {
+      w = new JsonlWriter(join(this.path, rel));
+      this.writers.set(rel, w);
+    }
+    return w;
+  }
+
+  appendMigration(record: unknown): void {
+    const w = this.writer('migrations.jsonl');
+    w.append(record);
+    w.sync(); // one migration is minutes of work: make it durable at once
+  }
+
+  /** Samples go to samples/<measurement>.jsonl. */
+  appendSamples(samples: readonly Sample[]): void {
+    const by = new Map<string, Sample[]>();
+    for (const s of samples) {
+      const list = by.get(s.measurement) ?? [];
+      list.push(s);
+      by.set(s.measurement, list);
+    }
+    for (const [m, list] of by) this.writer(join('samples', `${m}.jsonl`)).appendMany(list);
+    for (const sink of this.sampleSinks) for (const s of samples) sink(s);
+  }
+
+  onSample(sink: (s: Sample) => void): void {
+    this.sampleSinks.push(sink);
+  }
+
+  close(): void {
+    for (const w of this.writers.values()) w.close();
+    this.writers.clear();
+  }
+}
+
+/** ISO UTC with milliseconds, from epoch ms (fractional ms kept as µs where given). */
+export function iso(ms: number | null | undefined): string | null {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return null;
+  return new Date(ms).toISOString();
+}

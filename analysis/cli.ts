@@ -5,6 +5,7 @@
  */
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { replayRunDir } from '../harness/store/influx.ts';
 import { UserError } from '../harness/util/errors.ts';
 import { analyzeRun } from './analyze.ts';
 import { runCompare } from './compare.ts';
@@ -90,17 +91,22 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
   },
 };
 
-export const exportCommand: CommandModule<object, RunDirArgs & { csv?: boolean; out?: string }> = {
+export const exportCommand: CommandModule<object, RunDirArgs & { csv?: boolean; influx?: string; out?: string }> = {
   command: 'export <runDir>',
-  describe: 'Export migrations.csv and one CSV per sample measurement',
+  describe: 'Export migrations.csv and one CSV per sample measurement (--csv), or replay the samples into InfluxDB (--influx URL)',
   builder: (y) =>
     runDirPositional(y)
-      .option('csv', { type: 'boolean', describe: 'CSV format (the only one so far)' })
-      .option('out', { type: 'string', describe: 'output directory (default <runDir>/csv)' }) as Argv<RunDirArgs & { csv?: boolean; out?: string }>,
+      .option('csv', { type: 'boolean', describe: 'write CSV files' })
+      .option('influx', { type: 'string', describe: 'InfluxDB 1.x URL, e.g. http://127.0.0.1:8086/migbench' })
+      .option('out', { type: 'string', describe: 'output directory for CSV (default <runDir>/csv)' }) as Argv<RunDirArgs & { csv?: boolean; influx?: string; out?: string }>,
   handler: async (argv) => {
-    if (!argv.csv) throw new UserError('export needs a format: pass --csv');
+    if (!argv.csv && !argv.influx) throw new UserError('export needs a target: pass --csv and/or --influx URL');
     const run = loadRunDir(resolve(argv.runDir));
-    for (const p of await exportCsv(run, argv.out ? resolve(argv.out) : join(run.dir, 'csv'))) out(`wrote ${p}`);
+    if (argv.csv) for (const p of await exportCsv(run, argv.out ? resolve(argv.out) : join(run.dir, 'csv'))) out(`wrote ${p}`);
+    if (argv.influx) {
+      const r = await replayRunDir(run.dir, argv.influx);
+      out(`replayed ${r.points} points from ${r.files} sample files into ${argv.influx}`);
+    }
   },
 };
 

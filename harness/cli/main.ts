@@ -3,7 +3,7 @@ import { hideBin } from 'yargs/helpers';
 import { errorMessage, isUserError } from '../util/errors.ts';
 import { Interrupted, installSignalHandlers, runCleanups } from '../util/signals.ts';
 import { testbedCommand } from './testbed.ts';
-import { runCommand } from './run.ts';
+import { resumeCommand, runCommand } from './run.ts';
 import { planCommand } from './plan.ts';
 import { analysisCommands } from '../../analysis/cli.ts';
 
@@ -17,6 +17,7 @@ async function main(): Promise<void> {
     .scriptName('migbench')
     .command(testbedCommand)
     .command(runCommand)
+    .command(resumeCommand)
     .command(planCommand)
     .command(analysisCommands)
     .demandCommand(1, 'name a command; see --help')

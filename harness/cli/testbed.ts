@@ -23,7 +23,7 @@ function topologyFromSpec(file: string): { id: string; topology: Topology } {
   const { spec } = loadSpec(file);
   if (spec.testbed.driver !== 'local') throw new UserError(`${file}: testbed.driver: only the 'local' driver can be brought up with 'testbed up'`);
   const id = testbedId(spec);
-  return { id, topology: buildTopology(spec.testbed, id) };
+  return { id, topology: buildTopology(spec.testbed, id, { mgmt: !!spec.measure.power }) };
 }
 
 /** Resolves "spec file or testbed id" to a testbed id. */

@@ -47,6 +47,20 @@ export class RunDir {
     w.sync(); // one migration is minutes of work: make it durable at once
   }
 
+  /** One line per executed plan (a repetition of a treatment): action times, completion. */
+  appendPlan(record: unknown): void {
+    const w = this.writer('plans.jsonl');
+    w.append(record);
+    w.sync();
+  }
+
+  /** Per-treatment totals (energy per host, peak power), one line each. */
+  appendTreatment(record: unknown): void {
+    const w = this.writer('treatments.jsonl');
+    w.append(record);
+    w.sync();
+  }
+
   /** Samples go to samples/<measurement>.jsonl. */
   appendSamples(samples: readonly Sample[]): void {
     const by = new Map<string, Sample[]>();
@@ -69,8 +83,11 @@ export class RunDir {
   }
 }
 
-/** ISO UTC with milliseconds, from epoch ms (fractional ms kept as µs where given). */
+/** ISO UTC from epoch ms; a fractional part (QMP timestamps, probe send times) is kept as µs digits. */
 export function iso(ms: number | null | undefined): string | null {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return null;
-  return new Date(ms).toISOString();
+  const whole = Math.floor(ms);
+  const us = Math.round((ms - whole) * 1000);
+  const base = new Date(whole).toISOString();
+  return us > 0 ? `${base.slice(0, -1)}${String(Math.min(us, 999)).padStart(3, '0')}Z` : base;
 }

@@ -1,43 +1,57 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { buildGuestImage, type GuestImage } from '../image/build.ts';
 import { probeAccelerator } from '../hypervisor/accel.ts';
 import { assertQemuUsable } from '../hypervisor/version.ts';
-import { loadSpec, testbedId } from '../spec/load.ts';
+import { loadSpec, parseSpecText, testbedId } from '../spec/load.ts';
 import type { Spec } from '../spec/schema.ts';
-import { parseDuration } from '../spec/units.ts';
-import type { Sample } from '../store/sample.ts';
 import { down, up } from '../testbed/local.ts';
 import { loadState, type TestbedState } from '../testbed/state.ts';
 import { buildTopology } from '../testbed/topology.ts';
 import { delayForwarderPath } from '../native/programs.ts';
 import { UserError, errorMessage } from '../util/errors.ts';
-import { PACKAGE_ROOT } from '../util/paths.ts';
-import { checkInterrupted, registerCleanup } from '../util/signals.ts';
-import { bootVm, deleteTap, tapName, workloadLabel, type PlacedVm, type VmEnv } from '../migration/placement.ts';
-import { migrateVm, type MigrationRecord } from '../migration/migrate.ts';
-import { ProbeStream } from '../migration/probe-stream.ts';
-import { parseDirtyReport } from '../../workloads/dirty/spec.ts';
+import { PACKAGE_ROOT, stateDir } from '../util/paths.ts';
+import { Interrupted, registerCleanup } from '../util/signals.ts';
+import { InfluxSink } from '../store/influx.ts';
+import { powerModelFrom, TestbedPower } from '../power/testbed-power.ts';
+import { deleteTap, tapName, workloadLabel, type PlacedVm } from '../migration/placement.ts';
+import type { MigrationRecord } from '../migration/migrate.ts';
+import type { ProbeStream } from '../migration/probe-stream.ts';
+import { readJsonl } from '../store/jsonl.ts';
+import { counts, initialState, prepareResume, readState, type CampaignState, type UnitState } from './campaign-state.ts';
+import { Progress } from './progress.ts';
+import { runTreatment } from './treatment.ts';
 import { expandTreatments, type Treatment } from './treatments.ts';
 import { RunDir } from './rundir.ts';
 
 /**
- * `migbench run`: spec -> treatments -> testbed -> guests -> measured
- * migrations -> run directory. Everything it starts is stopped on success,
- * failure and Ctrl-C; every migration, failed ones included, is on disk the
- * moment it ends.
+ * `migbench run` and `migbench resume`: spec -> treatments -> units
+ * (treatment x repetition) -> testbed -> guests -> measured migrations ->
+ * run directory. State is persisted after every unit; everything started is
+ * stopped on success, failure and Ctrl-C; a run killed with -9 resumes.
  */
 export interface RunOptions {
   specFile: string;
   outDir: string;
   log: (line: string) => void;
+  /** Stream samples to InfluxDB 1.x (buffered to the run directory while it is unreachable). */
+  influx?: string;
+}
+
+export interface ResumeOptions {
+  runDir: string;
+  log: (line: string) => void;
+  influx?: string;
+  retryFailed?: boolean;
 }
 
 export interface RunResult {
   dir: string;
+  /** Migrations measured by this invocation. */
   records: MigrationRecord[];
+  state: CampaignState;
 }
 
 async function gitCommit(): Promise<string | null> {
@@ -49,73 +63,138 @@ function harnessVersion(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** Brings the treatment's testbed up, reusing one that is already up with the same topology. */
-async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState | null, log: (l: string) => void): Promise<{ state: TestbedState; ours: boolean }> {
+function preflight(spec: Spec, file: string): void {
+  if (!spec.migration) throw new UserError(`${file}: migration: missing; 'run' needs migration.moves`);
+  if (spec.vms.length === 0) throw new UserError(`${file}: vms: 'run' needs at least one VM`);
+  if (process.getuid?.() !== 0) throw new UserError('migbench run drives the local testbed and needs root');
+}
+
+/** Brings the treatment's testbed up, reusing one already up with the same topology. */
+async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState | null, log: (l: string) => void, beforeDown: () => Promise<void>): Promise<{ state: TestbedState; ours: boolean }> {
   if (spec.testbed.driver !== 'local') throw new UserError(`${specFile}: testbed.driver: 'run' drives the local testbed only in this version`);
   const id = testbedId(spec);
-  const topology = buildTopology(spec.testbed, id);
+  const topology = buildTopology(spec.testbed, id, { mgmt: !!spec.measure.power });
   const want = JSON.stringify(topology);
   if (current && JSON.stringify(current.topology) === want) return { state: current, ours: true };
-  if (current) await down(current.id);
+  if (current) {
+    await beforeDown();
+    await down(current.id);
+  }
   const existing = loadState(id);
   if (existing && existing.complete && JSON.stringify(existing.topology) === want) {
     log(`using testbed '${id}' that is already up`);
     return { state: existing, ours: false };
   }
-  if (existing) throw new UserError(`testbed '${id}' is up with a different topology; run 'migbench testbed down ${id}' first`);
+  if (existing && existing.complete) throw new UserError(`testbed '${id}' is up with a different topology; run 'migbench testbed down ${id}' first`);
+  // a half-built testbed of a killed run: remove it and build afresh
+  if (existing) await down(id);
   log(`building testbed '${id}' (${topology.hosts.length} hosts)`);
   return { state: await up({ id, specFile, topology, delayForwarder: delayForwarderPath }), ours: true };
 }
 
 export async function runExperiment(o: RunOptions): Promise<RunResult> {
   const { spec, raw, text } = loadSpec(o.specFile);
-  if (!spec.migration) throw new UserError(`${o.specFile}: migration: missing; 'run' needs migration.moves`);
-  if (spec.vms.length === 0) throw new UserError(`${o.specFile}: vms: 'run' needs at least one VM`);
-  if (process.getuid?.() !== 0) throw new UserError('migbench run drives the local testbed and needs root');
+  preflight(spec, o.specFile);
   const treatments = expandTreatments(spec, raw, o.specFile);
-  const log = o.log;
+  mkdirSync(o.outDir, { recursive: true });
+  const rd = RunDir.create(o.outDir, spec.name);
+  const manifest: Record<string, unknown> = {
+    name: spec.name,
+    spec,
+    spec_file: resolve(o.specFile),
+    spec_text: text,
+    spec_hash: createHash('sha256').update(text).digest('hex'),
+    harness: { version: harnessVersion(), commit: await gitCommit() },
+    started_at: new Date().toISOString(),
+    ended_at: null,
+    factors: spec.factors,
+    repetitions: spec.repetitions,
+    order: spec.order,
+    treatments: treatments.map((t) => ({ id: t.id, levels: t.levels, workload: t.spec.vms.map((v) => workloadLabel(v.workload)).join('; ') })),
+    power_source: spec.measure.power ? 'modelled' : 'none',
+    power_model: spec.measure.power ? powerModelFrom(spec.measure.power) : null,
+    shaping_mechanisms: {},
+    compare: spec.compare,
+  };
+  const state = initialState(treatments, spec.repetitions);
+  rd.writeJson('state.json', state);
+  rd.writeJson('manifest.json', manifest);
+  o.log(`run directory: ${rd.path}`);
+  return campaign(rd, spec, treatments, state, manifest, o.specFile, o.log, o.influx);
+}
+
+export async function resumeExperiment(o: ResumeOptions): Promise<RunResult> {
+  const dir = resolve(o.runDir);
+  const mpath = join(dir, 'manifest.json');
+  if (!existsSync(mpath)) throw new UserError(`${o.runDir}: not a run directory (no manifest.json)`);
+  const manifest = JSON.parse(readFileSync(mpath, 'utf8')) as Record<string, unknown>;
+  const state = readState(dir);
+  if (!state || typeof manifest.spec_text !== 'string') throw new UserError(`${o.runDir}: no campaign state to resume (state.json or the spec text is missing)`);
+  // the spec as it was when the run started, not as the file is now
+  const { spec, raw } = parseSpecText(manifest.spec_text, `${o.runDir}/manifest.json:spec_text`);
+  preflight(spec, String(manifest.spec_file));
+  const treatments = expandTreatments(spec, raw, String(manifest.spec_file));
+  const { interrupted, retried } = prepareResume(state, !!o.retryFailed);
+  if (interrupted.length) {
+    markPartial(dir, interrupted);
+    o.log(`resuming: ${interrupted.length} interrupted unit(s) will be redone, their partial records are marked partial`);
+  }
+  if (retried.length) o.log(`resuming: retrying ${retried.length} failed unit(s)`);
+  const c = counts(state);
+  if (c.pending === 0) {
+    o.log(`nothing to resume: ${c.done} done, ${c.failed} failed${c.failed ? ' (pass --retry-failed to retry them)' : ''}`);
+    return { dir, records: [], state };
+  }
+  manifest.resumed_at = [...((manifest.resumed_at as string[]) ?? []), new Date().toISOString()];
+  manifest.ended_at = null;
+  const rd = new RunDir(dir);
+  rd.writeJson('state.json', state);
+  rd.writeJson('manifest.json', manifest);
+  return campaign(rd, spec, treatments, state, manifest, String(manifest.spec_file), o.log, o.influx);
+}
+
+/**
+ * Rewrites migrations.jsonl (atomically) so the records of interrupted
+ * attempts say so; analysis leaves partial records out.
+ */
+function markPartial(dir: string, units: UnitState[]): void {
+  const p = join(dir, 'migrations.jsonl');
+  if (!existsSync(p)) return;
+  const hit = (r: MigrationRecord) => units.some((u) => u.treatment === r.treatment && u.rep === r.rep && (r.attempt ?? 1) === u.attempts);
+  const lines = readJsonl<MigrationRecord>(p).map((r) => (hit(r) ? { ...r, partial: true, partial_reason: 'unit interrupted; redone on resume' } : r));
+  const tmp = `${p}.tmp${process.pid}`;
+  writeFileSync(tmp, lines.map((l) => JSON.stringify(l)).join('\n') + (lines.length ? '\n' : ''));
+  renameSync(tmp, p);
+}
+
+async function campaign(
+  rd: RunDir, spec: Spec, treatments: Treatment[], state: CampaignState, manifest: Record<string, unknown>,
+  specFile: string, rawLog: (l: string) => void, influx: string | undefined,
+): Promise<RunResult> {
+  const c0 = counts(state);
+  const progress = new Progress(state.units.length, c0.done + c0.failed, !!process.stderr.isTTY, (s) => process.stderr.write(s));
+  const log = (l: string) => (process.stderr.isTTY ? progress.log(l) : rawLog(l));
 
   log('preparing guest image and accelerator');
   const image: GuestImage = await buildGuestImage();
   const accel = await probeAccelerator(image);
   const qemu = await assertQemuUsable(accel.accel);
   log(`accelerator: ${accel.accel} (${accel.reason}); QEMU ${qemu.raw}`);
-
-  mkdirSync(o.outDir, { recursive: true });
-  const rd = RunDir.create(o.outDir, spec.name);
-  const startedAt = new Date();
-  const manifest: Record<string, unknown> = {
-    name: spec.name,
-    spec,
-    spec_file: o.specFile,
-    spec_hash: createHash('sha256').update(text).digest('hex'),
-    harness: { version: harnessVersion(), commit: await gitCommit() },
-    qemu_version: qemu.raw,
-    accelerator: accel.accel,
-    accelerator_reason: accel.reason,
-    host_kernel: (await execa('uname', ['-r'])).stdout.trim(),
-    guest_kernel: image.kernelVersion,
-    guest_image: image.hash,
-    power_source: 'none',
-    started_at: startedAt.toISOString(),
-    ended_at: null,
-    factors: spec.factors,
-    repetitions: spec.repetitions,
-    order: spec.order,
-    treatments: treatments.map((t) => ({ id: t.id, levels: t.levels, workload: t.spec.vms.map((v) => workloadLabel(v.workload)).join('; ') })),
-    shaping_mechanisms: {},
-    compare: spec.compare,
-  };
+  Object.assign(manifest, {
+    qemu_version: qemu.raw, accelerator: accel.accel, accelerator_reason: accel.reason,
+    host_kernel: (await execa('uname', ['-r'])).stdout.trim(), guest_kernel: image.kernelVersion, guest_image: image.hash,
+  });
   rd.writeJson('manifest.json', manifest);
-  const progress = { done: [] as string[], failed: [] as string[], pending: treatments.map((t) => t.id) };
-  rd.writeJson('state.json', progress);
-  log(`run directory: ${rd.path}`);
 
+  const sink = influx ? new InfluxSink(influx, { runDir: rd.path, log }) : null;
+  if (sink) rd.onSample((smp) => sink.write(smp));
   const records: MigrationRecord[] = [];
   let testbed: { state: TestbedState; ours: boolean } | null = null;
+  let power: { it: TestbedPower; testbed: string } | null = null;
   const placed = new Map<string, PlacedVm>();
   const probes: ProbeStream[] = [];
-  const stopAll = async () => {
+  const saveState = () => rd.writeJson('state.json', state);
+  const stopVms = async () => {
     for (const p of probes.splice(0)) await p.stop().catch(() => undefined);
     for (const vm of placed.values()) {
       await vm.proc.kill().catch(() => undefined);
@@ -123,108 +202,107 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
     }
     placed.clear();
   };
+  const stopPower = async () => {
+    if (!power) return;
+    const report = await power.it.stop();
+    manifest.power_poller = { ...((manifest.power_poller as object) ?? {}), [power.testbed]: report };
+    power = null;
+  };
   const unregister = registerCleanup(async () => {
-    await stopAll();
+    await stopVms();
+    await stopPower().catch(() => undefined);
     if (testbed?.ours) await down(testbed.state.id);
   });
   try {
-    for (const [ti, t] of treatments.entries()) {
-      checkInterrupted();
-      log(`treatment ${ti + 1}/${treatments.length} ${t.id} ${JSON.stringify(t.levels)}`);
-      testbed = await ensureTestbed(t.spec, o.specFile, testbed?.ours ? testbed.state : null, log);
+    const byId = new Map(treatments.map((t) => [t.id, t]));
+    const order = [...new Set(state.units.map((u) => u.treatment))];
+    for (const [ti, tid] of order.entries()) {
+      const units = state.units.filter((u) => u.treatment === tid && u.status === 'pending');
+      if (units.length === 0) continue;
+      const t = byId.get(tid);
+      if (!t) throw new UserError(`state.json names treatment ${tid}, which the spec no longer produces`);
+      log(`treatment ${ti + 1}/${order.length} ${t.id} ${JSON.stringify(t.levels)}: ${units.length} unit(s)`);
+      const previous = testbed?.state.id;
+      testbed = await ensureTestbed(t.spec, specFile, testbed?.ours ? testbed.state : null, log, stopPower);
+      if (power && previous !== testbed.state.id) await stopPower();
+      if (t.spec.measure.power && !power) {
+        log(`starting ${testbed.state.topology.hosts.length} BMCs (ipmi_sim) and the power poller`);
+        const bmcDir = join(stateDir(), `${testbed.state.id}-bmc`);
+        power = { testbed: testbed.state.id, it: await TestbedPower.start(testbed.state.topology, t.spec.measure.power, { dir: bmcDir, onSample: (smp) => rd.appendSamples([smp]), log, tags: { experiment: spec.name } }) };
+      }
+      power?.it.setTags({ experiment: spec.name, treatment: t.id });
       (manifest.shaping_mechanisms as Record<string, unknown>)[t.id] = testbed.state.mechanisms;
       rd.writeJson('manifest.json', manifest);
+      const tStart = Date.now();
+      let unitStart = Date.now();
       try {
-        records.push(...(await runTreatment(t, testbed.state, image, accel.accel, rd, placed, probes, spec.name, log)));
-        progress.done.push(t.id);
+        const recs = await runTreatment({
+          treatment: t, units, testbed: testbed.state, image, accel: accel.accel, rd, experiment: spec.name, power: power?.it ?? null,
+          placed, probes, log,
+          unitStarted: (u) => {
+            unitStart = Date.now();
+            u.status = 'running';
+            u.started_at = new Date().toISOString();
+            saveState();
+          },
+          unitEnded: (u, recsOfUnit) => {
+            u.status = 'done';
+            u.ended_at = new Date().toISOString();
+            u.duration_ms = Date.now() - unitStart;
+            delete u.reason;
+            saveState();
+            progress.migrations += recsOfUnit.length;
+            progress.unitDone(u.duration_ms);
+          },
+        });
+        records.push(...recs);
       } catch (e) {
-        if ((e as Error).name === 'Interrupted' || e instanceof UserError) throw e;
+        if (e instanceof Interrupted || e instanceof UserError) throw e;
+        // the treatment could not go on (a guest did not boot, a VM died): its remaining units fail with the reason
         log(`treatment ${t.id} failed: ${errorMessage(e)}`);
-        progress.failed.push(t.id);
-        rd.appendSamples([{ t: new Date().toISOString(), measurement: 'treatment_error', tags: { experiment: spec.name, treatment: t.id }, fields: { reason: errorMessage(e) } }]);
+        for (const u of units.filter((x) => x.status !== 'done')) {
+          u.status = 'failed';
+          u.reason = errorMessage(e);
+        }
+        saveState();
       } finally {
-        await stopAll();
-        progress.pending = progress.pending.filter((x) => x !== t.id);
-        rd.writeJson('state.json', progress);
+        await stopVms();
       }
+      rd.appendTreatment(await treatmentSummary(t.id, tStart, Date.now(), records.filter((r) => r.treatment === t.id), testbed.state.topology.hosts.map((h) => h.name), power?.it ?? null));
     }
   } finally {
     unregister();
-    await stopAll();
+    progress.end();
+    await stopVms();
+    await stopPower().catch((e) => log(`stopping the power poller: ${errorMessage(e)}`));
     if (testbed?.ours) await down(testbed.state.id);
+    if (sink) {
+      const st = await sink.close(30_000);
+      manifest.influx = { url: influx, ...st };
+      if (st.pendingOnDisk) log(`InfluxDB: ${st.pendingOnDisk} points still buffered in ${rd.path}/influx-buffer; replay with 'migbench export ${rd.path} --influx URL'`);
+    }
     manifest.ended_at = new Date().toISOString();
     rd.writeJson('manifest.json', manifest);
     rd.close();
   }
-  return { dir: rd.path, records };
+  return { dir: rd.path, records, state };
 }
 
-async function runTreatment(
-  t: Treatment, tb: TestbedState, image: GuestImage, accel: 'kvm' | 'tcg', rd: RunDir,
-  placed: Map<string, PlacedVm>, probes: ProbeStream[], experiment: string, log: (l: string) => void,
-): Promise<MigrationRecord[]> {
-  const spec = t.spec;
-  const mig = spec.migration!;
-  const topo = tb.topology;
-  const dir = join(rd.path, 'vms', t.id);
-  mkdirSync(dir, { recursive: true });
-  const env: VmEnv = { topo, image, accel, dir, bootTimeoutMs: 180_000 };
-  const emit = (s: Sample[]) => rd.appendSamples(s);
-  const probeIntervalMs = parseDuration(spec.measure.probe_interval)!;
-  const baseTags = { experiment, treatment: t.id };
-
-  // guest-side achieved dirty rate, from the generator's console reports
-  const watchSerial = (vm: PlacedVm) =>
-    vm.proc.onSerialLine((line) => {
-      const r = parseDirtyReport(line);
-      if (r) emit([{ t: new Date().toISOString(), measurement: 'dirty_rate', tags: { ...baseTags, vm: vm.spec.name, host: vm.host.name },
-        fields: { pages_s: r.pagesPerS, mib_s: r.mibPerS, target_pages_s: r.targetPagesPerS, late: r.late } }]);
-    });
-
-  const vmProbes = new Map<string, ProbeStream>();
-  for (const [i, v] of spec.vms.entries()) {
-    const host = topo.hosts.find((h) => h.name === v.host)!;
-    log(`  booting ${v.name} on ${host.name} (${v.memory}, ${workloadLabel(v.workload)})`);
-    const vm = await bootVm(env, v, i, host);
-    placed.set(v.name, vm);
-    watchSerial(vm);
-    if (topo.clientNs) {
-      const p = new ProbeStream(topo.clientNs, vm.ip, probeIntervalMs, { ...baseTags, vm: v.name }, emit);
-      probes.push(p);
-      await p.start();
-      vmProbes.set(v.name, p);
+/** Per-treatment totals for the run summary: energy and peak power per host, migrations. */
+async function treatmentSummary(id: string, from: number, to: number, recs: MigrationRecord[], hosts: string[], power: TestbedPower | null) {
+  const perHost: Record<string, { energy_j: number; coverage: number; peak_w: number | null }> = {};
+  if (power) {
+    await power.readingsAfter(to, hosts);
+    for (const h of hosts) {
+      const e = power.energy(h, from, to);
+      const inside = power.pointsOf(h).filter((p) => p.tMs >= from && p.tMs <= to && p.watts !== null).map((p) => p.watts!);
+      perHost[h] = { energy_j: e.joules, coverage: e.coveredFraction, peak_w: inside.length ? Math.max(...inside) : null };
     }
   }
-  const records: MigrationRecord[] = [];
-  const home = new Map(spec.vms.map((v) => [v.name, v.host]));
-  for (let rep = 0; rep < spec.repetitions; rep++) {
-    for (const move of mig.moves) {
-      checkInterrupted();
-      const vm = placed.get(move.vm)!;
-      // ping-pong: away from home, or back home from wherever it is (a failed migration leaves it in place)
-      const target = vm.host.name === move.to ? home.get(move.vm)! : move.to;
-      if (target === vm.host.name) throw new UserError(`migration.moves: ${move.vm} would migrate to the host it runs on (${target})`);
-      const dst = topo.hosts.find((h) => h.name === target)!;
-      const { record, vm: after } = await migrateVm(
-        { env, experiment, treatment: t.id, rep, migration: mig, probe: vmProbes.get(move.vm) ?? null, probeIntervalMs,
-          progressIntervalMs: parseDuration(spec.measure.progress_interval)!, network: topo.networks.includes('mig') ? 'mig' : 'data', emit, log },
-        vm, dst,
-      );
-      rd.appendMigration(record);
-      records.push(record);
-      log(`  ${record.id}: ${record.status}${record.reason ? ` (${record.reason})` : ''}` +
-        (record.status === 'completed' ? `, total ${record.total_ms} ms, downtime reported/event/observed ${record.downtime_reported_ms}/${fmt(record.downtime_event_ms)}/${fmt(record.downtime_observed_ms)} ms, ${(record.transferred_bytes! / 2 ** 20).toFixed(1)} MiB` : ''));
-      if (after !== vm) {
-        placed.set(move.vm, after);
-        watchSerial(after);
-      }
-      if (after.proc.hasExited()) throw new Error(`VM ${move.vm} is gone after ${record.id}: cannot continue this treatment`);
-    }
-  }
-  return records;
+  return {
+    treatment: id, t_start: new Date(from).toISOString(), t_end: new Date(to).toISOString(),
+    migrations: recs.length, completed: recs.filter((r) => r.status === 'completed').length,
+    energy_j: power ? Object.values(perHost).reduce((a, b) => a + b.energy_j, 0) : null,
+    hosts: perHost,
+  };
 }
-
-function fmt(v: number | null): string {
-  return v === null ? '-' : v.toFixed(1);
-}
-

@@ -42,7 +42,12 @@ export interface MigrationRecord {
   setup_ms: number | null;
   transferred_bytes: number | null;
   passes: number | null;
+  /** Energy of source + destination above idle over the migration (J), and its parts. */
   energy_j: number | null;
+  energy_src_j?: number | null;
+  energy_dst_j?: number | null;
+  /** Share of the migration interval covered by power readings on both hosts (0..1). */
+  energy_coverage?: number | null;
   link_rate_mbit: number | null;
   memory_mib: number;
   workload: string;
@@ -52,6 +57,11 @@ export interface MigrationRecord {
   health: { answers: boolean | null; workload_running: boolean | null; problems: string[] };
   source_running: boolean | null;
   migration_uri: string;
+  /** Attempt of the campaign unit this migration belongs to (a redone unit has a higher one). */
+  attempt?: number;
+  /** Plan action and its executor times (epoch ms); the plan's completion time. */
+  plan?: { kind: string; k: number | null; action_id: string; start_ms: number | null; end_ms: number | null };
+  plan_completion_ms?: number | null;
 }
 
 export interface MigrationContext {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseProbeLine, probeArgs, probePath, type ProbeRecord } from '../native/programs.ts';
 import type { Sample } from '../store/sample.ts';
+import { iso } from '../experiment/rundir.ts';
 import { endProcess, ownProcess, type OwnedProcess } from '../util/procs.ts';
 
 /**
@@ -45,7 +46,7 @@ export class ProbeStream {
       this.seen.add(rec.seq);
       while (this.seen.has(this.contiguous)) this.seen.delete(this.contiguous++);
       this.pending.push({
-        t: new Date(rec.sentUs / 1000).toISOString(),
+        t: iso(rec.sentUs / 1000)!,
         measurement: 'probe',
         tags: this.tags,
         fields: { seq: rec.seq, sent_us: rec.sentUs, recv_us: rec.recvUs, rtt_ms: rec.recvUs === null ? null : (rec.recvUs - rec.sentUs) / 1000 },

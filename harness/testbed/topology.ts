@@ -15,7 +15,7 @@ import { parseDuration, parsePercent, parseRate } from '../spec/units.ts';
  *   client ns mb-<id>-client: mb-data on the aggregation bridge (probes, load)
  */
 
-export type Network = 'data' | 'mig';
+export type Network = 'data' | 'mig' | 'mgmt';
 
 /** Shaping of one link, applied in each direction; numbers in SI base units. */
 export interface Constraint {
@@ -43,7 +43,7 @@ export interface LinkEnd {
 export interface Link {
   name: string;
   network: Network;
-  kind: 'host' | 'uplink' | 'client';
+  kind: 'host' | 'uplink' | 'client' | 'mgmt';
   a: LinkEnd;
   b: LinkEnd;
   constraint: Constraint;
@@ -60,6 +60,8 @@ export interface HostNode {
   ns: string;
   dataIp: string;
   migIp: string | null;
+  /** Management address (BMC), when the testbed has a management network. */
+  mgmtIp: string | null;
 }
 
 export interface RackNode {
@@ -73,10 +75,12 @@ export interface Topology {
   switchNs: string;
   clientNs: string | null;
   clientIp: string | null;
+  /** The client's management address: where BMC pollers run from. */
+  clientMgmtIp: string | null;
   hosts: HostNode[];
   racks: RackNode[];
   networks: Network[];
-  /** Aggregation bridge per network, in the switch namespace. */
+  /** Aggregation bridge per network, in the switch namespace (the flat management network's only bridge too). */
   aggBridge: Partial<Record<Network, string>>;
   links: Link[];
   /** Subnet prefix length shared by all addresses of a network. */
@@ -86,6 +90,8 @@ export interface Topology {
 /** Address plan: data 10.231.0.0/16, migration 10.232.0.0/16, guests 10.231.100+.x. */
 export const DATA_NET = '10.231';
 export const MIG_NET = '10.232';
+/** Management network (BMCs), flat and never shaped, like a cluster's out-of-band network. */
+export const MGMT_NET = '10.233';
 export const GUEST_NET_BASE = 100;
 
 export function guestIp(vmIndex: number): string {
@@ -137,8 +143,14 @@ export function linkNames(tb: TestbedSpecT): string[] {
   return names;
 }
 
-export function buildTopology(tb: TestbedSpecT, id: string): Topology {
+export interface TopologyOptions {
+  /** Add the management network (needed for BMCs, i.e. power measurement). */
+  mgmt?: boolean;
+}
+
+export function buildTopology(tb: TestbedSpecT, id: string, opts: TopologyOptions = {}): Topology {
   const networks: Network[] = tb.migration_network === 'dedicated' ? ['data', 'mig'] : ['data'];
+  const mgmtBridge = 'mb-mgmt';
   const switchNs = nsName(id, 'sw');
   const prefixLen = 16;
   const multiRack = tb.racks.length > 1;
@@ -170,8 +182,17 @@ export function buildTopology(tb: TestbedSpecT, id: string): Topology {
         ns: nsName(id, h),
         dataIp: `${DATA_NET}.${rackIndex}.${hi + 1}`,
         migIp: networks.includes('mig') ? `${MIG_NET}.${rackIndex}.${hi + 1}` : null,
+        mgmtIp: opts.mgmt ? `${MGMT_NET}.${rackIndex}.${hi + 1}` : null,
       };
       hosts.push(host);
+      if (opts.mgmt) {
+        links.push({
+          name: `${h}/mgmt`, network: 'mgmt', kind: 'mgmt',
+          a: { ns: host.ns, ifname: 'mb-mgmt', addr: `${host.mgmtIp}/${prefixLen}` },
+          b: { ns: switchNs, ifname: `mb-g${number}`, bridge: mgmtBridge },
+          constraint: {},
+        });
+      }
       for (const n of networks) {
         const linkName = n === 'data' ? h : `${h}/mig`;
         links.push({
@@ -205,6 +226,7 @@ export function buildTopology(tb: TestbedSpecT, id: string): Topology {
 
   let clientNs: string | null = null;
   let clientIp: string | null = null;
+  let clientMgmtIp: string | null = null;
   if (tb.client) {
     clientNs = nsName(id, 'client');
     clientIp = `${DATA_NET}.0.250`;
@@ -217,8 +239,18 @@ export function buildTopology(tb: TestbedSpecT, id: string): Topology {
       b: { ns: switchNs, ifname: 'mb-cli', bridge: multiRack ? aggBridge.data : racks[0].bridges.data },
       constraint: shapeFor('client'),
     });
+    if (opts.mgmt) {
+      clientMgmtIp = `${MGMT_NET}.0.250`;
+      links.push({
+        name: 'client/mgmt', network: 'mgmt', kind: 'mgmt',
+        a: { ns: clientNs, ifname: 'mb-mgmt', addr: `${clientMgmtIp}/${prefixLen}` },
+        b: { ns: switchNs, ifname: 'mb-gcli', bridge: mgmtBridge },
+        constraint: {},
+      });
+    }
   }
-  return { id, switchNs, clientNs, clientIp, hosts, racks, networks, aggBridge, links, prefixLen };
+  const mgmtBridges = opts.mgmt ? { mgmt: mgmtBridge } : {};
+  return { id, switchNs, clientNs, clientIp, clientMgmtIp, hosts, racks, networks, aggBridge: { ...aggBridge, ...mgmtBridges }, links, prefixLen };
 }
 
 /** Links crossed by traffic between two hosts on a network, in order. */

@@ -105,7 +105,8 @@ describe('measured live migration', () => {
     expect(r.total_ms_harness!).toBeGreaterThanOrEqual(20_000);
     expect(r.source_running).toBe(true);
     expect(r.transferred_bytes!).toBeGreaterThan(0);
-    expect(r.passes!).toBeGreaterThan(1);
+    // what was sent before the cancel fits through the 20 Mbit/s link in that time
+    expect((r.transferred_bytes! * 8) / 20e6).toBeLessThanOrEqual((r.total_ms_harness! / 1000) * 1.02);
     // bounded: boot + max_time + cancel, nowhere near a hang
     expect(Date.now() - t0).toBeLessThan(240_000);
     expect(await leftovers(res.dir)).toEqual({ qemu: [], ns: [] });

@@ -1,0 +1,66 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Treatment } from './treatments.ts';
+
+/**
+ * Campaign progress in state.json. The unit of work is one repetition of one
+ * treatment (all its moves, executed by the plan). A unit is marked
+ * 'running' before it starts and 'done' after its records are on disk, both
+ * written atomically, so after a crash every unit is either done (kept) or
+ * not (redone, its partial records marked).
+ */
+export type UnitStatus = 'pending' | 'running' | 'done' | 'failed';
+
+export interface UnitState {
+  treatment: string;
+  rep: number;
+  status: UnitStatus;
+  /** Attempts started so far (an interrupted or failed attempt counts). */
+  attempts: number;
+  reason?: string;
+  started_at?: string;
+  ended_at?: string;
+  /** Wall time of the last attempt, for the ETA. */
+  duration_ms?: number;
+}
+
+export interface CampaignState {
+  version: 1;
+  units: UnitState[];
+}
+
+export function initialState(treatments: readonly Treatment[], repetitions: number): CampaignState {
+  return {
+    version: 1,
+    units: treatments.flatMap((t) => Array.from({ length: repetitions }, (_, rep) => ({ treatment: t.id, rep, status: 'pending' as const, attempts: 0 }))),
+  };
+}
+
+export function readState(runDir: string): CampaignState | null {
+  const p = join(runDir, 'state.json');
+  if (!existsSync(p)) return null;
+  return JSON.parse(readFileSync(p, 'utf8')) as CampaignState;
+}
+
+/** Units whose attempt was cut off (harness killed, machine crashed): redo them. */
+export function interruptedUnits(s: CampaignState): UnitState[] {
+  return s.units.filter((u) => u.status === 'running');
+}
+
+/** Prepares a resumed campaign: interrupted units become pending; failed ones too when asked. */
+export function prepareResume(s: CampaignState, retryFailed: boolean): { interrupted: UnitState[]; retried: UnitState[] } {
+  const interrupted = interruptedUnits(s);
+  for (const u of interrupted) {
+    u.status = 'pending';
+    u.reason = `attempt ${u.attempts} interrupted`;
+  }
+  const retried = retryFailed ? s.units.filter((u) => u.status === 'failed') : [];
+  for (const u of retried) u.status = 'pending';
+  return { interrupted, retried };
+}
+
+export function counts(s: CampaignState): Record<UnitStatus, number> {
+  const c: Record<UnitStatus, number> = { pending: 0, running: 0, done: 0, failed: 0 };
+  for (const u of s.units) c[u.status]++;
+  return c;
+}

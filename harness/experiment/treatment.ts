@@ -1,0 +1,160 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { GuestImage } from '../image/build.ts';
+import { migrateVm, type MigrationRecord } from '../migration/migrate.ts';
+import { bootVm, workloadLabel, type PlacedVm, type VmEnv } from '../migration/placement.ts';
+import { ProbeStream } from '../migration/probe-stream.ts';
+import { buildPlanGraph, type PlanMove } from '../plan/graph.ts';
+import { executePlan, type ActionResult } from '../plan/execute.ts';
+import type { TestbedPower } from '../power/testbed-power.ts';
+import { parseDuration } from '../spec/units.ts';
+import type { Sample } from '../store/sample.ts';
+import type { TestbedState } from '../testbed/state.ts';
+import { checkInterrupted } from '../util/signals.ts';
+import { parseDirtyReport } from '../../workloads/dirty/spec.ts';
+import type { UnitState } from './campaign-state.ts';
+import type { RunDir } from './rundir.ts';
+import type { Treatment } from './treatments.ts';
+
+/**
+ * One treatment on the testbed: boot its guests, then for each pending
+ * repetition execute the migration plan over all moves (ping-pong: each VM
+ * goes away from home, or back home), measuring every migration.
+ */
+export interface TreatmentContext {
+  treatment: Treatment;
+  units: UnitState[];
+  testbed: TestbedState;
+  image: GuestImage;
+  accel: 'kvm' | 'tcg';
+  rd: RunDir;
+  experiment: string;
+  power: TestbedPower | null;
+  /** VMs and probes currently alive, so the caller can stop them on any exit. */
+  placed: Map<string, PlacedVm>;
+  probes: ProbeStream[];
+  log: (l: string) => void;
+  /** Called around each unit so the campaign can persist state. */
+  unitStarted: (u: UnitState) => void;
+  unitEnded: (u: UnitState, records: MigrationRecord[]) => void;
+}
+
+export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord[]> {
+  const { treatment: t, testbed, rd } = c;
+  const spec = t.spec;
+  const mig = spec.migration!;
+  const topo = testbed.topology;
+  const dir = join(rd.path, 'vms', t.id);
+  mkdirSync(dir, { recursive: true });
+  const env: VmEnv = { topo, image: c.image, accel: c.accel, dir, bootTimeoutMs: 180_000 };
+  const emit = (s: Sample[]) => rd.appendSamples(s);
+  const probeIntervalMs = parseDuration(spec.measure.probe_interval)!;
+  const attempt = Math.max(...c.units.map((u) => u.attempts + 1));
+  const baseTags = { experiment: c.experiment, treatment: t.id, attempt: String(attempt) };
+
+  const watchSerial = (vm: PlacedVm) =>
+    vm.proc.onSerialLine((line) => {
+      const r = parseDirtyReport(line);
+      if (r) emit([{ t: new Date().toISOString(), measurement: 'dirty_rate', tags: { ...baseTags, vm: vm.spec.name, host: vm.host.name },
+        fields: { pages_s: r.pagesPerS, mib_s: r.mibPerS, target_pages_s: r.targetPagesPerS, late: r.late } }]);
+    });
+
+  const vmProbes = new Map<string, ProbeStream>();
+  for (const [i, v] of spec.vms.entries()) {
+    checkInterrupted();
+    const host = topo.hosts.find((h) => h.name === v.host)!;
+    c.log(`  booting ${v.name} on ${host.name} (${v.memory}, ${workloadLabel(v.workload)})`);
+    const vm = await bootVm(env, v, i, host);
+    c.placed.set(v.name, vm);
+    watchSerial(vm);
+    if (topo.clientNs) {
+      const p = new ProbeStream(topo.clientNs, vm.ip, probeIntervalMs, { ...baseTags, vm: v.name }, emit);
+      c.probes.push(p);
+      await p.start();
+      vmProbes.set(v.name, p);
+    }
+  }
+
+  const home = new Map(spec.vms.map((v) => [v.name, v.host]));
+  const all: MigrationRecord[] = [];
+  for (const unit of c.units) {
+    checkInterrupted();
+    const rep = unit.rep;
+    // ping-pong: away from home, or back home from wherever the guest is
+    const moves: PlanMove[] = mig.moves.map((m) => {
+      const at = c.placed.get(m.vm)!.host.name;
+      return { vm: m.vm, from: at, to: at === m.to ? home.get(m.vm)! : m.to };
+    });
+    const graph = buildPlanGraph(moves, mig.plan, { file: 'spec', planPath: 'migration.plan', movesPath: 'migration.moves' });
+    unit.attempts++;
+    c.unitStarted(unit);
+    const records: MigrationRecord[] = [];
+    const ctxBase = {
+      env, experiment: c.experiment, treatment: t.id, rep, migration: mig, probeIntervalMs,
+      progressIntervalMs: parseDuration(spec.measure.progress_interval)!, network: topo.networks.includes('mig') ? 'mig' as const : 'data' as const,
+      emit, log: c.log,
+    };
+    const run = await executePlan(graph, async (action): Promise<ActionResult> => {
+      if (action.kind !== 'migrate') return powerAction(c, action.kind, action.host);
+      const vm = c.placed.get(action.vm)!;
+      const dst = topo.hosts.find((h) => h.name === action.to)!;
+      const { record, vm: after } = await migrateVm({ ...ctxBase, probe: vmProbes.get(action.vm) ?? null }, vm, dst);
+      record.attempt = attempt;
+      record.plan = { kind: mig.plan.kind, k: mig.plan.k ?? null, action_id: action.id, start_ms: null, end_ms: null };
+      await addEnergy(c.power, record);
+      records.push(record);
+      if (after !== vm) {
+        c.placed.set(action.vm, after);
+        watchSerial(after);
+      }
+      c.log(`  ${record.id}: ${record.status}${record.reason ? ` (${record.reason})` : ''}` + (record.status === 'completed'
+        ? `, total ${record.total_ms} ms, downtime reported/event/observed ${record.downtime_reported_ms}/${fmt(record.downtime_event_ms)}/${fmt(record.downtime_observed_ms)} ms, ${(record.transferred_bytes! / 2 ** 20).toFixed(1)} MiB`
+        : ''));
+      if (after.proc.hasExited()) throw new Error(`VM ${action.vm} is gone after ${record.id}`);
+      return record.status === 'completed' ? { ok: true } : { ok: false, reason: record.reason ?? record.status };
+    });
+    // the executor's clock is the plan's: action start/end and completion time
+    for (const r of records) {
+      const a = run.records.find((x) => x.action.id === r.plan!.action_id);
+      r.plan!.start_ms = a?.start ?? null;
+      r.plan!.end_ms = a?.end ?? null;
+      r.plan_completion_ms = run.completionMs;
+      rd.appendMigration(r);
+    }
+    rd.appendPlan({
+      experiment: c.experiment, treatment: t.id, rep, attempt, kind: mig.plan.kind, k: mig.plan.k ?? null,
+      start: run.start, end: run.end, completion_ms: run.completionMs, ok: run.ok,
+      actions: run.records.map((a) => ({ id: a.action.id, kind: a.action.kind, vm: a.action.kind === 'migrate' ? a.action.vm : null,
+        host: a.action.kind === 'migrate' ? null : a.action.host, from: a.action.kind === 'migrate' ? a.action.from : null,
+        to: a.action.kind === 'migrate' ? a.action.to : null, status: a.status, start: a.start, end: a.end, reason: a.reason ?? null })),
+    });
+    c.unitEnded(unit, records);
+    all.push(...records);
+  }
+  return all;
+}
+
+/** Host power actions go through the BMC; without BMCs they are recorded as not possible. */
+async function powerAction(c: TreatmentContext, kind: 'power-on' | 'power-off', host: string): Promise<ActionResult> {
+  if (!c.power) return { ok: false, reason: `${kind} ${host}: no BMC (measure.power is not configured)` };
+  const ok = await c.power.chassis(host, kind === 'power-on' ? 'on' : 'off');
+  return ok ? { ok: true } : { ok: false, reason: `${kind} ${host}: BMC refused` };
+}
+
+/** Energy of source + destination above idle over the migration, once readings past its end exist. */
+async function addEnergy(power: TestbedPower | null, record: MigrationRecord): Promise<void> {
+  if (!power || !record.t_cmd || !record.t_done) return;
+  const from = Date.parse(record.t_cmd);
+  const to = Date.parse(record.t_done);
+  await power.readingsAfter(to + power.intervalMs, [record.src, record.dst]);
+  const es = power.energy(record.src, from, to);
+  const ed = power.energy(record.dst, from, to);
+  record.energy_j = es.joules + ed.joules;
+  record.energy_src_j = es.joules;
+  record.energy_dst_j = ed.joules;
+  record.energy_coverage = Math.min(es.coveredFraction, ed.coveredFraction);
+}
+
+function fmt(v: number | null): string {
+  return v === null ? '-' : v.toFixed(1);
+}

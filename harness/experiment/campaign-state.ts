@@ -27,6 +27,11 @@ export interface UnitState {
 export interface CampaignState {
   version: 1;
   units: UnitState[];
+  /**
+   * Attempts cut off by a crash: their samples (tagged treatment, rep,
+   * attempt) and migration records (marked partial) are not observations.
+   */
+  interrupted?: Array<{ treatment: string; rep: number; attempt: number; detected_at: string }>;
 }
 
 export function initialState(treatments: readonly Treatment[], repetitions: number): CampaignState {

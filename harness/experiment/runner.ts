@@ -70,7 +70,7 @@ function preflight(spec: Spec, file: string): void {
 }
 
 /** Brings the treatment's testbed up, reusing one already up with the same topology. */
-async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState | null, log: (l: string) => void, beforeDown: () => Promise<void>): Promise<{ state: TestbedState; ours: boolean }> {
+async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState | null, log: (l: string) => void, beforeDown: () => Promise<void>, runDir: string): Promise<{ state: TestbedState; ours: boolean }> {
   if (spec.testbed.driver !== 'local') throw new UserError(`${specFile}: testbed.driver: 'run' drives the local testbed only in this version`);
   const id = testbedId(spec);
   const topology = buildTopology(spec.testbed, id, { mgmt: !!spec.measure.power });
@@ -81,6 +81,12 @@ async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState
     await down(current.id);
   }
   const existing = loadState(id);
+  if (existing?.ownerRun && !pidAlive(existing.upPid)) {
+    // left behind by a run that was killed (kill -9, crash): its guests may still be running there
+    log(`removing testbed '${id}' left by a run that ended abnormally (${existing.ownerRun})`);
+    await down(id);
+    return ensureTestbed(spec, specFile, null, log, beforeDown, runDir);
+  }
   if (existing && existing.complete && JSON.stringify(existing.topology) === want) {
     log(`using testbed '${id}' that is already up`);
     return { state: existing, ours: false };
@@ -89,7 +95,16 @@ async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState
   // a half-built testbed of a killed run: remove it and build afresh
   if (existing) await down(id);
   log(`building testbed '${id}' (${topology.hosts.length} hosts)`);
-  return { state: await up({ id, specFile, topology, delayForwarder: delayForwarderPath }), ours: true };
+  return { state: await up({ id, specFile, topology, delayForwarder: delayForwarderPath, ownerRun: runDir }), ours: true };
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function runExperiment(o: RunOptions): Promise<RunResult> {
@@ -137,6 +152,7 @@ export async function resumeExperiment(o: ResumeOptions): Promise<RunResult> {
   const { interrupted, retried } = prepareResume(state, !!o.retryFailed);
   if (interrupted.length) {
     markPartial(dir, interrupted);
+    state.interrupted = [...(state.interrupted ?? []), ...interrupted.map((u) => ({ treatment: u.treatment, rep: u.rep, attempt: u.attempts, detected_at: new Date().toISOString() }))];
     o.log(`resuming: ${interrupted.length} interrupted unit(s) will be redone, their partial records are marked partial`);
   }
   if (retried.length) o.log(`resuming: retrying ${retried.length} failed unit(s)`);
@@ -223,7 +239,7 @@ async function campaign(
       if (!t) throw new UserError(`state.json names treatment ${tid}, which the spec no longer produces`);
       log(`treatment ${ti + 1}/${order.length} ${t.id} ${JSON.stringify(t.levels)}: ${units.length} unit(s)`);
       const previous = testbed?.state.id;
-      testbed = await ensureTestbed(t.spec, specFile, testbed?.ours ? testbed.state : null, log, stopPower);
+      testbed = await ensureTestbed(t.spec, specFile, testbed?.ours ? testbed.state : null, log, stopPower, rd.path);
       if (power && previous !== testbed.state.id) await stopPower();
       if (t.spec.measure.power && !power) {
         log(`starting ${testbed.state.topology.hosts.length} BMCs (ipmi_sim) and the power poller`);

@@ -90,7 +90,7 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
     c.unitStarted(unit);
     const records: MigrationRecord[] = [];
     const ctxBase = {
-      env, experiment: c.experiment, treatment: t.id, rep, migration: mig, probeIntervalMs,
+      env, experiment: c.experiment, treatment: t.id, rep, attempt: unit.attempts, migration: mig, probeIntervalMs,
       progressIntervalMs: parseDuration(spec.measure.progress_interval)!, network: topo.networks.includes('mig') ? 'mig' as const : 'data' as const,
       emit, log: c.log,
     };
@@ -99,7 +99,6 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
       const vm = c.placed.get(action.vm)!;
       const dst = topo.hosts.find((h) => h.name === action.to)!;
       const { record, vm: after } = await migrateVm({ ...ctxBase, probe: vmProbes.get(action.vm) ?? null }, vm, dst);
-      record.attempt = attempt;
       record.plan = { kind: mig.plan.kind, k: mig.plan.k ?? null, action_id: action.id, start_ms: null, end_ms: null };
       await addEnergy(c.power, record);
       records.push(record);
@@ -122,7 +121,7 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
       rd.appendMigration(r);
     }
     rd.appendPlan({
-      experiment: c.experiment, treatment: t.id, rep, attempt, kind: mig.plan.kind, k: mig.plan.k ?? null,
+      experiment: c.experiment, treatment: t.id, rep, attempt: unit.attempts, kind: mig.plan.kind, k: mig.plan.k ?? null,
       start: run.start, end: run.end, completion_ms: run.completionMs, ok: run.ok,
       actions: run.records.map((a) => ({ id: a.action.id, kind: a.action.kind, vm: a.action.kind === 'migrate' ? a.action.vm : null,
         host: a.action.kind === 'migrate' ? null : a.action.host, from: a.action.kind === 'migrate' ? a.action.from : null,

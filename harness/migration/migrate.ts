@@ -69,6 +69,8 @@ export interface MigrationContext {
   experiment: string;
   treatment: string;
   rep: number;
+  /** Attempt of the campaign unit (tags every sample, so a redone unit's data is told apart). */
+  attempt?: number;
   migration: MigrationSpecT;
   probe: ProbeStream | null;
   probeIntervalMs: number;
@@ -105,7 +107,7 @@ function capabilityList(m: MigrationSpecT, side: 'src' | 'dst'): Array<{ capabil
 export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNode): Promise<{ record: MigrationRecord; vm: PlacedVm }> {
   const { env, migration: m } = ctx;
   const id = `${ctx.treatment}-r${ctx.rep}-${vm.spec.name}`;
-  const tags = { experiment: ctx.experiment, treatment: ctx.treatment, rep: String(ctx.rep), vm: vm.spec.name, migration: id };
+  const tags = { experiment: ctx.experiment, treatment: ctx.treatment, rep: String(ctx.rep), attempt: String(ctx.attempt ?? 1), vm: vm.spec.name, migration: id };
   const dstIp = ctx.network === 'mig' ? dst.migIp! : dst.dataIp;
   const uri = `tcp:${dstIp}:${4400 + vm.index}`;
   const path = pathBetween(env.topo, vm.host.name, dst.name, ctx.network);
@@ -113,7 +115,7 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   const downtimeLimitMs = parseDuration(m.downtime_limit)!;
   const maxTimeMs = parseDuration(m.max_time)!;
   const rec: MigrationRecord = {
-    id, experiment: ctx.experiment, treatment: ctx.treatment, rep: ctx.rep, vm: vm.spec.name, src: vm.host.name, dst: dst.name,
+    id, experiment: ctx.experiment, treatment: ctx.treatment, rep: ctx.rep, attempt: ctx.attempt ?? 1, vm: vm.spec.name, src: vm.host.name, dst: dst.name,
     status: 'failed', reason: null, partial: false, t_cmd: null, t_stop: null, t_resume: null, t_done: null,
     total_ms: null, total_ms_harness: null, downtime_reported_ms: null, downtime_event_ms: null, downtime_observed_ms: null,
     preop_ms: null, postop_ms: null, setup_ms: null, transferred_bytes: null, passes: null, energy_j: null,

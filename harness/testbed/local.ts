@@ -64,6 +64,8 @@ export interface UpOptions {
   /** Resolves the forwarder binary only when some link needs it. */
   delayForwarder: () => Promise<string>;
   onProgress?: (done: number, total: number, what: string) => void;
+  /** Run directory of the `migbench run` that owns this testbed. */
+  ownerRun?: string;
 }
 
 /** Builds the testbed. On any failure or interrupt, everything created so far is removed. */
@@ -83,7 +85,7 @@ export async function up(opts: UpOptions): Promise<TestbedState> {
   const topo = opts.topology;
   const state: TestbedState = {
     id: opts.id, specFile: opts.specFile, createdAt: new Date().toISOString(), upPid: process.pid,
-    complete: false, namespaces: [], processes: [], topology: topo, caps: null, mechanisms: {},
+    complete: false, ownerRun: opts.ownerRun, namespaces: [], processes: [], topology: topo, caps: null, mechanisms: {},
   };
   saveState(state);
   const logDir = stateDir();

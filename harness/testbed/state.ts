@@ -16,6 +16,8 @@ export interface TestbedState {
   /** PID of the harness that ran `up` (to tell an interrupted `up` from a finished one). */
   upPid: number;
   complete: boolean;
+  /** Set when a `migbench run` built this testbed for itself (then it is the run's to remove). */
+  ownerRun?: string;
   namespaces: string[];
   processes: OwnedProcess[];
   topology: Topology;

@@ -121,13 +121,31 @@ function readJsonFile(path: string): unknown {
   }
 }
 
+/** A factor level as analysis handles it: objects (e.g. a whole plan) become compact JSON text. */
+export function toLevel(v: unknown): Level {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : JSON.stringify(v);
+}
+
+function levelsRecord(v: unknown): Record<string, Level> {
+  if (typeof v !== 'object' || v === null) return {};
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toLevel(x)]));
+}
+
+/** Shaping mechanism per link as one word each ('htb', 'htb+delayfwd'); older manifests nest them. */
+function shapingText(v: unknown): Record<string, string> {
+  if (typeof v !== 'object' || v === null) return {};
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = typeof x === 'string' ? x : JSON.stringify(x);
+  return out;
+}
+
 export function normalizeManifest(raw: unknown, path: string): Manifest {
   if (typeof raw !== 'object' || raw === null) throw new UserError(`${path}: expected a JSON object`);
   const m = raw as Record<string, unknown>;
   const treatments = Array.isArray(m.treatments)
     ? (m.treatments as Record<string, unknown>[]).map((t, i) => ({
         id: String(t.id ?? `t${i}`),
-        levels: (typeof t.levels === 'object' && t.levels !== null ? t.levels : {}) as Record<string, Level>,
+        levels: levelsRecord(t.levels),
         workload: str(t.workload) ?? undefined,
       }))
     : [];
@@ -137,7 +155,8 @@ export function normalizeManifest(raw: unknown, path: string): Manifest {
     ...(m as object),
     name: String(m.name ?? 'unnamed'),
     spec,
-    factors: (typeof m.factors === 'object' && m.factors !== null ? m.factors : {}) as Record<string, Level[]>,
+    factors: Object.fromEntries(Object.entries(typeof m.factors === 'object' && m.factors !== null ? m.factors : {}).map(([k, v]) => [k, Array.isArray(v) ? v.map(toLevel) : []])),
+    shaping_mechanisms: shapingText(m.shaping_mechanisms),
     treatments,
     compare: typeof compare === 'object' && compare !== null ? compare : undefined,
   } as Manifest;

@@ -247,7 +247,12 @@ async function campaign(
         power = { testbed: testbed.state.id, it: await TestbedPower.start(testbed.state.topology, t.spec.measure.power, { dir: bmcDir, onSample: (smp) => rd.appendSamples([smp]), log, tags: { experiment: spec.name } }) };
       }
       power?.it.setTags({ experiment: spec.name, treatment: t.id });
-      (manifest.shaping_mechanisms as Record<string, unknown>)[t.id] = testbed.state.mechanisms;
+      // per link, the mechanisms that shaped it (e.g. 'htb+delayfwd'), over all treatments
+      const shaping = manifest.shaping_mechanisms as Record<string, string>;
+      for (const [link, m] of Object.entries(testbed.state.mechanisms)) {
+        const how = [m.rate, m.delay, m.loss].filter((x) => x !== 'none').join('+') || 'unshaped';
+        shaping[link] = shaping[link] && !shaping[link].split(' | ').includes(how) ? `${shaping[link]} | ${how}` : how;
+      }
       rd.writeJson('manifest.json', manifest);
       const tStart = Date.now();
       let unitStart = Date.now();

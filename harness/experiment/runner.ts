@@ -19,6 +19,7 @@ import { powerModelFrom, TestbedPower } from '../power/testbed-power.ts';
 import { deleteTap, tapName, workloadLabel, type PlacedVm } from '../migration/placement.ts';
 import type { MigrationRecord } from '../migration/migrate.ts';
 import type { ProbeStream } from '../migration/probe-stream.ts';
+import type { ClientSet } from '../workloads/clients.ts';
 import { readJsonl } from '../store/jsonl.ts';
 import { counts, initialState, prepareResume, readState, type CampaignState, type UnitState } from './campaign-state.ts';
 import { Progress } from './progress.ts';
@@ -209,8 +210,10 @@ async function campaign(
   let power: { it: TestbedPower; testbed: string } | null = null;
   const placed = new Map<string, PlacedVm>();
   const probes: ProbeStream[] = [];
+  const clients: ClientSet[] = [];
   const saveState = () => rd.writeJson('state.json', state);
   const stopVms = async () => {
+    for (const cl of clients.splice(0)) await cl.stop().catch(() => undefined);
     for (const p of probes.splice(0)) await p.stop().catch(() => undefined);
     for (const vm of placed.values()) {
       await vm.proc.kill().catch(() => undefined);
@@ -259,7 +262,7 @@ async function campaign(
       try {
         const recs = await runTreatment({
           treatment: t, units, testbed: testbed.state, image, accel: accel.accel, rd, experiment: spec.name, power: power?.it ?? null,
-          placed, probes, log,
+          placed, probes, clients, log,
           unitStarted: (u) => {
             unitStart = Date.now();
             u.status = 'running';

@@ -12,6 +12,10 @@ import type { Sample } from '../store/sample.ts';
 import type { TestbedState } from '../testbed/state.ts';
 import { checkInterrupted } from '../util/signals.ts';
 import { parseDirtyReport } from '../../workloads/dirty/spec.ts';
+import { watchGuestReports } from '../workloads/guest-reports.ts';
+import { PhaseClock } from '../workloads/phases.ts';
+import { startClients, type ClientSet } from '../workloads/clients.ts';
+import { workloadWarmupMs } from '../workloads/guest-spec.ts';
 import type { UnitState } from './campaign-state.ts';
 import type { RunDir } from './rundir.ts';
 import type { Treatment } from './treatments.ts';
@@ -30,9 +34,10 @@ export interface TreatmentContext {
   rd: RunDir;
   experiment: string;
   power: TestbedPower | null;
-  /** VMs and probes currently alive, so the caller can stop them on any exit. */
+  /** VMs, probes and client load generators alive, so the caller can stop them on any exit. */
   placed: Map<string, PlacedVm>;
   probes: ProbeStream[];
+  clients: ClientSet[];
   log: (l: string) => void;
   /** Called around each unit so the campaign can persist state. */
   unitStarted: (u: UnitState) => void;
@@ -52,12 +57,17 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
   const attempt = Math.max(...c.units.map((u) => u.attempts + 1));
   const baseTags = { experiment: c.experiment, treatment: t.id, attempt: String(attempt) };
 
-  const watchSerial = (vm: PlacedVm) =>
+  // guest-side reports: the generator's achieved dirty rate, traces D(t), other workloads' reports
+  const watchSerial = (vm: PlacedVm) => {
+    const tags = { ...baseTags, vm: vm.spec.name, host: vm.host.name, workload: workloadLabel(vm.spec.workload) };
+    watchGuestReports(vm.proc, tags, emit);
     vm.proc.onSerialLine((line) => {
       const r = parseDirtyReport(line);
-      if (r) emit([{ t: new Date().toISOString(), measurement: 'dirty_rate', tags: { ...baseTags, vm: vm.spec.name, host: vm.host.name },
+      if (r) emit([{ t: new Date().toISOString(), measurement: 'dirty_rate', tags,
         fields: { pages_s: r.pagesPerS, mib_s: r.mibPerS, target_pages_s: r.targetPagesPerS, late: r.late } }]);
     });
+  };
+  const phases = new PhaseClock();
 
   const vmProbes = new Map<string, ProbeStream>();
   for (const [i, v] of spec.vms.entries()) {
@@ -73,6 +83,16 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
       await p.start();
       vmProbes.set(v.name, p);
     }
+    if (v.clients.length && topo.clientNs) {
+      c.log(`  starting ${v.clients.length} client(s) of ${v.name}: ${v.clients.map((x) => x.kind).join(', ')}`);
+      c.clients.push(await startClients({ ns: topo.clientNs, vm: v.name, ip: vm.ip, clients: v.clients, clock: phases, tags: baseTags, emit, log: c.log }));
+    }
+  }
+  // warm-up from the spec: let workloads and clients settle before the first migration
+  const warmup = Math.max(0, ...spec.vms.map((v) => workloadWarmupMs(v.workload)));
+  if (warmup > 0) {
+    c.log(`  warming up for ${(warmup / 1000).toFixed(1)} s`);
+    await sleepInterruptible(warmup);
   }
 
   const home = new Map(spec.vms.map((v) => [v.name, v.host]));
@@ -92,7 +112,7 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
     const ctxBase = {
       env, experiment: c.experiment, treatment: t.id, rep, attempt: unit.attempts, migration: mig, probeIntervalMs,
       progressIntervalMs: parseDuration(spec.measure.progress_interval)!, network: topo.networks.includes('mig') ? 'mig' as const : 'data' as const,
-      emit, log: c.log,
+      emit, log: c.log, phases,
     };
     const run = await executePlan(graph, async (action): Promise<ActionResult> => {
       if (action.kind !== 'migrate') return powerAction(c, action.kind, action.host);
@@ -152,6 +172,15 @@ async function addEnergy(power: TestbedPower | null, record: MigrationRecord): P
   record.energy_src_j = es.joules;
   record.energy_dst_j = ed.joules;
   record.energy_coverage = Math.min(es.coveredFraction, ed.coveredFraction);
+}
+
+/** A wait that ends early on Ctrl-C (checked every 200 ms). */
+async function sleepInterruptible(ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    checkInterrupted();
+    await new Promise((r) => setTimeout(r, Math.min(200, end - Date.now())));
+  }
 }
 
 function fmt(v: number | null): string {

@@ -46,8 +46,16 @@ export const NIC_MODULES = [
   'virtio_pci', 'failover', 'net_failover', 'virtio_net',
 ] as const;
 
+/** zram (and its allocator), loaded by /init only when a workload asks for swap. */
+export const SWAP_MODULES = ['zsmalloc', 'zram'] as const;
+
+const workloadSource = (dir: string, file: string) => join(PACKAGE_ROOT, 'workloads', dir, file);
 export const DEFAULT_PROGRAMS: GuestProgram[] = [
-  { name: 'mb-dirty', sources: [join(PACKAGE_ROOT, 'workloads', 'dirty', 'dirty.c')] },
+  { name: 'mb-dirty', sources: [workloadSource('dirty', 'dirty.c')] },
+  { name: 'mb-cpu', sources: [workloadSource('cpuload', 'cpuload.c')] },
+  { name: 'mb-stress', sources: [workloadSource('memstress', 'memstress.c')] },
+  { name: 'mb-mempressure', sources: [workloadSource('mempressure', 'mempressure.c')] },
+  { name: 'mb-trace', sources: [workloadSource('tracer', 'tracer.c')] },
 ];
 
 const GUEST_DIR = join(PACKAGE_ROOT, 'workloads', 'guest');
@@ -143,6 +151,7 @@ function listFiles(dir: string): string[] {
 interface Inputs {
   kernel: { path: string; version: string; data: Buffer };
   modules: { name: string; path: string }[];
+  swapModules: { name: string; path: string }[];
   busybox: { path: string; data: Buffer; applets: string[] };
   init: Buffer;
   www: { rel: string; data: Buffer }[];
@@ -161,6 +170,7 @@ async function gatherInputs(opts: BuildGuestImageOptions): Promise<Inputs> {
   const dep = parseModulesDep(readFileSync(depFile, 'utf8'));
   // Modules absent from modules.dep are built in (or absent): skip them.
   const modules = NIC_MODULES.filter((n) => dep.has(n)).map((n) => ({ name: n, path: join(modDir, dep.get(n)!) }));
+  const swapModules = SWAP_MODULES.filter((n) => dep.has(n)).map((n) => ({ name: n, path: join(modDir, dep.get(n)!) }));
 
   const bbPath = await findBusybox(opts.busybox);
   const list = await execa(bbPath, ['--list-full'], { reject: false });
@@ -172,6 +182,7 @@ async function gatherInputs(opts: BuildGuestImageOptions): Promise<Inputs> {
   return {
     kernel: { ...k, data: readKernel(k.path) },
     modules,
+    swapModules,
     busybox: { path: bbPath, data: readFileSync(bbPath), applets },
     init: readFileSync(join(GUEST_DIR, 'init')),
     www,
@@ -190,6 +201,7 @@ function hashInputs(inp: Inputs): string {
   part('cpio', readFileSync(join(HERE, 'cpio.ts')));
   part('kernel', inp.kernel.data);
   for (const m of inp.modules) part(`module:${m.name}`, readFileSync(m.path));
+  for (const m of inp.swapModules) part(`swap-module:${m.name}`, readFileSync(m.path));
   part('busybox', inp.busybox.data);
   part('applets', inp.busybox.applets.join('\n'));
   part('init', inp.init);
@@ -221,6 +233,8 @@ async function initramfsEntries(inp: Inputs): Promise<CpioEntry[]> {
   }
   for (const m of inp.modules) e.push({ kind: 'file', path: `lib/modules/mb/${m.name}.ko`, data: await readModule(m.path) });
   e.push({ kind: 'file', path: 'lib/modules/mb/order', data: Buffer.from(inp.modules.map((m) => `${m.name}\n`).join('')) });
+  for (const m of inp.swapModules) e.push({ kind: 'file', path: `lib/modules/mb/${m.name}.ko`, data: await readModule(m.path) });
+  e.push({ kind: 'file', path: 'lib/modules/mb/swap-order', data: Buffer.from(inp.swapModules.map((m) => `${m.name}\n`).join('')) });
   for (const p of inp.programs) {
     const bin = await compileC({ name: p.name, sources: p.sources, static: true });
     e.push({ kind: 'file', path: `bin/${p.name}`, data: readFileSync(bin), mode: 0o755 });

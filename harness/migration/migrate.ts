@@ -9,6 +9,7 @@ import { errorMessage } from '../util/errors.ts';
 import { iso } from '../experiment/rundir.ts';
 import { deleteTap, startIncoming, tapName, workloadLabel, type PlacedVm, type VmEnv } from './placement.ts';
 import type { ProbeStream } from './probe-stream.ts';
+import { WORKLOAD_HEARTBEAT } from '../workloads/guest-reports.ts';
 
 /**
  * One live migration, measured from several independent sources: the
@@ -78,6 +79,8 @@ export interface MigrationContext {
   network: 'data' | 'mig';
   emit: (samples: Sample[]) => void;
   log: (line: string) => void;
+  /** Told when the migration starts and ends, so client samples get before/during/after labels. */
+  phases?: { migrationStarted(tMs: number): void; migrationEnded(tMs: number): void };
 }
 
 interface QueryMigrate {
@@ -156,6 +159,7 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
 
     const tCmd = Date.now();
     rec.t_cmd = iso(tCmd);
+    ctx.phases?.migrationStarted(tCmd);
     ctx.log(`  migrating ${vm.spec.name} ${vm.host.name} -> ${dst.name} over ${uri}`);
     await src.qmp.execute('migrate', { uri });
 
@@ -202,6 +206,7 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     const doneEv = events.find((e) => e.side === 'src' && e.event === 'MIGRATION' && e.data?.status === last.status);
     const tDone = doneEv && Number.isFinite(doneEv.timestampMs) ? doneEv.timestampMs : tDoneHarness;
     rec.t_done = iso(tDone);
+    ctx.phases?.migrationEnded(tDone);
     rec.total_ms_harness = tDone - tCmd;
 
     if (last.status === 'completed') {
@@ -252,7 +257,8 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   if (rec.status === 'completed' && dstProc) {
     const since = 0;
     if (vm.workload) {
-      rec.health.workload_running = await dstProc.waitForSerial(/MB-DIRTY /, 10_000, { since }).then(() => true, () => false);
+      // every workload program prints a report line per second: one on the destination's console proves it runs there
+      rec.health.workload_running = await dstProc.waitForSerial(WORKLOAD_HEARTBEAT, 10_000, { since }).then(() => true, () => false);
     }
     rec.health.problems = dstProc.serialProblems().filter((p) => SERIOUS.has(p.kind)).map((p) => `${p.kind}: ${p.line}`);
     rec.healthy = rec.health.answers !== false && rec.health.workload_running !== false && rec.health.problems.length === 0;

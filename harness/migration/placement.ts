@@ -1,12 +1,11 @@
 import { run } from '../util/exec.ts';
 import { parseSize } from '../spec/units.ts';
 import type { VmSpecT, WorkloadSpec } from '../spec/schema.ts';
-import { parseDuration, parsePercent } from '../spec/units.ts';
 import { guestIp, type HostNode, type Topology } from '../testbed/topology.ts';
 import { startVm, type VmProcess } from '../hypervisor/qemu.ts';
 import type { Accel } from '../hypervisor/version.ts';
 import type { GuestImage } from '../image/build.ts';
-import { dirtyWorkloadSpec } from '../../workloads/dirty/spec.ts';
+import { guestWorkloadLabel, guestWorkloadString } from '../workloads/guest-spec.ts';
 
 /**
  * A VM placed on the local testbed: a QEMU process in a host namespace whose
@@ -34,24 +33,12 @@ export function tapName(index: number): string {
 
 /** The guest's `mb.workload=` string for a spec workload (undefined when idle). */
 export function workloadString(w: WorkloadSpec): string | undefined {
-  if (w.kind === 'idle') return undefined;
-  return dirtyWorkloadSpec({
-    wsetBytes: parseSize(w.wset)!,
-    periodMs: parseDuration(w.period)!,
-    bpc: w.bpc,
-    fill: parsePercent(w.fill)!,
-    hotBytes: w.hot ? parseSize(w.hot)! : undefined,
-    hotPeriodMs: w.hot_period ? parseDuration(w.hot_period)! : undefined,
-    mlock: w.mlock,
-  });
+  return guestWorkloadString(w);
 }
 
 /** One-line label of a workload, for records and reports. */
 export function workloadLabel(w: WorkloadSpec): string {
-  if (w.kind === 'idle') return 'idle';
-  const parts = [`wset=${w.wset}`, `period=${w.period}`, `bpc=${w.bpc}`, `fill=${w.fill}`];
-  if (w.hot) parts.push(`hot=${w.hot}`);
-  return `dirty ${parts.join(' ')}`;
+  return guestWorkloadLabel(w);
 }
 
 export async function createTap(ns: string, ifname: string): Promise<void> {

@@ -60,6 +60,19 @@ export const TestbedSpec = z.strictObject({
   client: z.boolean().default(true),
 });
 
+/** In-guest dirty-page tracing of the workload's processes (mb-trace, soft-dirty bits): the D(t) curve. */
+const TraceSpec = z.strictObject({
+  windows: z.array(Duration).min(1).default(['10ms', '20ms', '50ms', '100ms', '200ms', '500ms', '1s', '2s', '5s', '10s']),
+  reps: z.number().int().min(1).max(100).default(1),
+  /** Wait this long after the workload runs before tracing (default: the workload's warmup). */
+  delay: Duration.optional(),
+});
+/** Fields every running workload has: how long to let it settle, and optional tracing. */
+const workloadCommon = {
+  /** Time between MB-WORKLOAD-RUNNING and the first measurement. */
+  warmup: Duration.default('0s'),
+  trace: TraceSpec.optional(),
+};
 const DirtyWorkload = z.strictObject({
   kind: z.literal('dirty'),
   wset: Size,
@@ -70,10 +83,68 @@ const DirtyWorkload = z.strictObject({
   /** Time to rewrite the whole hot set once. */
   hot_period: Duration.optional(),
   mlock: z.boolean().default(false),
+  ...workloadCommon,
+});
+/** Salfner's CPU LOAD (burnP6 under cpulimit): busy threads at a duty cycle. */
+const CpuWorkload = z.strictObject({
+  kind: z.literal('cpu'),
+  util: Percent.default('100%'),
+  /** Busy threads; default: one per vCPU. */
+  threads: z.number().int().min(1).max(64).optional(),
+  slice: Duration.default('10ms'),
+  ...workloadCommon,
+});
+/** mVM's `stress --vm N --vm-bytes K` (e.g. 1000 x 10KiB, 1000 x 70KiB). */
+const StressWorkload = z.strictObject({
+  kind: z.literal('stress'),
+  vm: z.number().int().min(1).max(4096),
+  vm_bytes: Size,
+  vm_stride: z.number().int().min(1).default(4096),
+  vm_hang: Duration.optional(),
+  vm_keep: z.boolean().default(false),
+  ...workloadCommon,
+});
+/** Truong's memory pressure: hold a share of guest RAM with swapping active (zram swap in the guest). */
+const MemPressureWorkload = z.strictObject({
+  kind: z.literal('mempressure'),
+  percent: Percent,
+  /** Pages rewritten per second, sweeping the held memory. */
+  rate: z.number().int().min(0).default(2000),
+  /** zram swap device size. */
+  swap: Size.default('64MiB'),
+  ...workloadCommon,
 });
 const IdleWorkload = z.strictObject({ kind: z.literal('idle') });
-export const Workload = z.discriminatedUnion('kind', [DirtyWorkload, IdleWorkload], {
-  error: "expected a workload with kind 'dirty' or 'idle'",
+export const Workload = z.discriminatedUnion('kind', [DirtyWorkload, CpuWorkload, StressWorkload, MemPressureWorkload, IdleWorkload], {
+  error: "expected a workload with kind 'dirty', 'cpu', 'stress', 'mempressure' or 'idle'",
+});
+
+/** Load generators and probes run in the client namespace against a VM's web service. */
+const HttperfClient = z.strictObject({
+  kind: z.literal('httperf'),
+  /** Requests per second (Kherbache et al.: 100 and 200). */
+  rate: z.number().positive(),
+  /** httperf runs in consecutive windows of this length: one sample per window. */
+  window: Duration.default('1s'),
+  uri: z.string().regex(/^\/[A-Za-z0-9/._?=&-]*$/, { message: 'expected a URI path like /index.html' }).default('/index.html'),
+  timeout: Duration.default('2s'),
+});
+/** Periodic requests for one service operation (Truong et al.), one response-time sample each. */
+const OpProbeClient = z.strictObject({
+  kind: z.literal('probe'),
+  op: z.enum(['page', 'search', 'write', 'write20m', 'cpu', 'echo'], { error: "expected op 'page', 'search', 'write', 'write20m', 'cpu' or 'echo'" }),
+  interval: Duration.default('1s'),
+  timeout: Duration.default('10s'),
+});
+/** Requests at a fixed rate from a Node client, one response-time sample per request. */
+const RateClient = z.strictObject({
+  kind: z.literal('rate'),
+  rate: z.number().positive().max(2000),
+  uri: z.string().regex(/^\/[A-Za-z0-9/._?=&-]*$/, { message: 'expected a URI path like /index.html' }).default('/index.html'),
+  timeout: Duration.default('2s'),
+});
+export const ClientSpec = z.discriminatedUnion('kind', [HttperfClient, OpProbeClient, RateClient], {
+  error: "expected a client with kind 'httperf', 'probe' or 'rate'",
 });
 
 export const VmSpec = z.strictObject({
@@ -83,6 +154,8 @@ export const VmSpec = z.strictObject({
   vcpus: z.number().int().min(1).max(8).default(1),
   workload: Workload.default({ kind: 'idle' }),
   httpd: z.boolean().default(true),
+  /** Clients against this VM's httpd, run from the client namespace for the whole treatment. */
+  clients: z.array(ClientSpec).default([]),
 });
 
 export const Move = z.strictObject({ vm: z.string(), to: z.string() });
@@ -109,7 +182,17 @@ export const MigrationSpec = z.strictObject({
 export const MeasureSpec = z.strictObject({
   probe_interval: Duration.default('10ms'),
   progress_interval: Duration.default('100ms'),
-  power: z.strictObject({ interval: Duration.default('1s') }).optional(),
+  /** Power via IPMI at `interval`; on the local testbed each host gets an ipmi_sim BMC fed by this model. */
+  power: z
+    .strictObject({
+      interval: Duration.default('1s'),
+      idle_w: z.number().min(0).optional(),
+      cpu_w_per_core: z.number().min(0).optional(),
+      nic_w_per_mbit: z.number().min(0).optional(),
+      boot: Duration.optional(),
+      shutdown: Duration.optional(),
+    })
+    .optional(),
 });
 
 export const ExperimentSpec = z.strictObject({
@@ -139,5 +222,6 @@ export type LinkConstraintSpec = z.infer<typeof LinkConstraint>;
 export type TestbedSpecT = z.infer<typeof TestbedSpec>;
 export type VmSpecT = z.infer<typeof VmSpec>;
 export type WorkloadSpec = z.infer<typeof Workload>;
+export type ClientSpecT = z.infer<typeof ClientSpec>;
 export type MigrationSpecT = z.infer<typeof MigrationSpec>;
 export type Spec = z.infer<typeof ExperimentSpec>;

@@ -1,0 +1,231 @@
+/**
+ * Clients of a guest's web service, run in the client namespace for a whole
+ * treatment: httperf in consecutive windows (measurement 'httperf', one
+ * sample per window) and a Node agent for per-request response times of
+ * fixed-rate load and periodic operation probes (measurement 'workload', one
+ * sample per request). Every sample carries the phase (before / during /
+ * after a migration) of its send time, from the PhaseClock.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { ClientSpecT } from '../spec/schema.ts';
+import { parseDuration } from '../spec/units.ts';
+import type { Sample } from '../store/sample.ts';
+import { UserError } from '../util/errors.ts';
+import { haveCommand } from '../util/exec.ts';
+import { PACKAGE_ROOT } from '../util/paths.ts';
+import { endProcess, ownProcess, type OwnedProcess } from '../util/procs.ts';
+import type { AgentClient, AgentConfig, AgentResult } from './http-agent.ts';
+import { httperfArgs, parseHttperf } from './httperf.ts';
+import type { PhaseClock } from './phases.ts';
+
+export interface StartClientsOptions {
+  /** Client namespace (topology.clientNs). */
+  ns: string;
+  /** VM name (tag) and guest address. */
+  vm: string;
+  ip: string;
+  port?: number;
+  clients: readonly ClientSpecT[];
+  clock: PhaseClock;
+  /** Tags for every sample (experiment, treatment, ...); vm and op are added. */
+  tags: Record<string, string>;
+  emit: (samples: Sample[]) => void;
+  log?: (line: string) => void;
+}
+
+export interface ClientStats {
+  id: string;
+  op: string;
+  requests: number;
+  ok: number;
+}
+
+export interface ClientSet {
+  /** Requests and successes so far, per client. */
+  stats(): ClientStats[];
+  /** Ends every client process (by PID) and flushes what they measured. */
+  stop(): Promise<void>;
+}
+
+/** The path a probe op requests. */
+export function opPath(op: string): string {
+  return op === 'page' ? '/index.html' : `/cgi-bin/op?${op}`;
+}
+
+/** Client id, also the `op` tag: httperf-100, rate-50, probe-search. */
+export function clientId(c: ClientSpecT): string {
+  return c.kind === 'probe' ? `probe-${c.op}` : `${c.kind}-${c.rate}`;
+}
+
+const AGENT = join(PACKAGE_ROOT, 'harness', 'workloads', 'http-agent.ts');
+
+class HttperfLoop {
+  private stopped = false;
+  private child: ChildProcess | null = null;
+  private owned: OwnedProcess | null = null;
+  private loop: Promise<void> = Promise.resolve();
+  readonly stat: ClientStats;
+
+  constructor(private o: StartClientsOptions, private c: Extract<ClientSpecT, { kind: 'httperf' }>) {
+    this.stat = { id: clientId(c), op: clientId(c), requests: 0, ok: 0 };
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const windowMs = parseDuration(this.c.window)!;
+    const args = httperfArgs({
+      server: this.o.ip, port: this.o.port, uri: this.c.uri, rate: this.c.rate,
+      numConns: (this.c.rate * windowMs) / 1000, timeoutS: parseDuration(this.c.timeout)! / 1000,
+    });
+    while (!this.stopped) {
+      const t0 = Date.now();
+      const out = await this.once(args);
+      const s = parseHttperf(out);
+      if (!s) {
+        this.o.log?.(`httperf against ${this.o.ip} printed no summary: ${out.trim().slice(-300)}`);
+        if (this.stopped) break;
+        await new Promise((r) => setTimeout(r, windowMs)); // do not spin on a persistent failure
+        continue;
+      }
+      this.stat.requests += s.requests;
+      this.stat.ok += s.status2xx;
+      this.o.emit([{
+        t: new Date(t0).toISOString(), measurement: 'httperf', tags: { ...this.o.tags, vm: this.o.vm, op: this.stat.id },
+        fields: {
+          phase: this.o.clock.phaseAt(t0), phase_end: this.o.clock.phaseAt(Date.now()), rate: this.c.rate,
+          reply_rate: s.replyRate, request_rate: s.requestRate, requests: s.requests, replies: s.replies, status_2xx: s.status2xx,
+          errors: s.errors, client_timeouts: s.clientTimeouts, conn_refused: s.connRefused, conn_reset: s.connReset,
+          response_ms: s.responseMs, conn_ms_avg: s.connMsAvg, conn_ms_max: s.connMsMax, duration_s: s.testDurationS,
+          partial: this.stopped,
+        },
+      }]);
+    }
+  }
+
+  private once(args: string[]): Promise<string> {
+    return new Promise((resolve) => {
+      const child = spawn('ip', ['netns', 'exec', this.o.ns, 'httperf', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      this.child = child;
+      this.owned = child.pid ? ownProcess(child.pid, 'httperf') : null;
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      child.once('close', () => {
+        this.child = null;
+        resolve(out);
+      });
+      child.once('error', (e) => resolve(`${out}\n${e.message}`));
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    // SIGINT: httperf prints its summary for what it did so far
+    if (this.child?.pid) try { process.kill(this.child.pid, 'SIGINT'); } catch { /* gone */ }
+    const t = setTimeout(() => { if (this.owned) void endProcess(this.owned); }, 5000);
+    await this.loop;
+    clearTimeout(t);
+  }
+}
+
+class AgentProcess {
+  private child: ChildProcess | null = null;
+  private owned: OwnedProcess | null = null;
+  private exited: Promise<void> = Promise.resolve();
+  private pending: Sample[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  readonly stats = new Map<string, ClientStats>();
+
+  constructor(private o: StartClientsOptions, private clients: AgentClient[], private ops: Map<string, string>) {
+    for (const c of clients) this.stats.set(c.id, { id: c.id, op: ops.get(c.id)!, requests: 0, ok: 0 });
+  }
+
+  async start(): Promise<void> {
+    const cfg: AgentConfig = { host: this.o.ip, port: this.o.port ?? 80, clients: this.clients };
+    const child = spawn('ip', ['netns', 'exec', this.o.ns, process.execPath, '--import', 'tsx', AGENT, JSON.stringify(cfg)], {
+      cwd: PACKAGE_ROOT, stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.owned = ownProcess(child.pid!, 'http-agent');
+    this.exited = new Promise((r) => child.once('close', () => r()));
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    child.stdin!.on('error', () => {});
+    const ready = new Promise<void>((resolve, reject) => {
+      child.once('close', (code) => reject(new Error(`HTTP client agent exited (code ${code}) before it was ready: ${stderr.trim()}`)));
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        let r: AgentResult | { ready: true };
+        try { r = JSON.parse(line); } catch { return; }
+        if ('ready' in r) return resolve();
+        this.record(r);
+      });
+    });
+    this.timer = setInterval(() => this.flush(), 1000);
+    await Promise.race([ready, new Promise((_, rej) => setTimeout(() => rej(new Error(`HTTP client agent not ready after 30 s: ${stderr.trim()}`)), 30_000))]);
+  }
+
+  private record(r: AgentResult): void {
+    const st = this.stats.get(r.id);
+    if (st) {
+      st.requests++;
+      if (r.ok) st.ok++;
+    }
+    this.pending.push({
+      t: new Date(r.sent_ms).toISOString(), measurement: 'workload', tags: { ...this.o.tags, vm: this.o.vm, op: st?.op ?? r.id },
+      fields: { phase: this.o.clock.phaseAt(r.sent_ms), response_ms: r.ms, ok: r.ok, status: r.status, bytes: r.bytes, error: r.error },
+    });
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.o.emit(batch);
+  }
+
+  async stop(): Promise<void> {
+    this.child?.stdin?.end();
+    if (this.owned) await endProcess(this.owned);
+    await this.exited;
+    if (this.timer) clearInterval(this.timer);
+    this.flush();
+  }
+}
+
+/** Starts the VM's clients; resolves once they run. */
+export async function startClients(o: StartClientsOptions): Promise<ClientSet> {
+  const httperfs = o.clients.filter((c): c is Extract<ClientSpecT, { kind: 'httperf' }> => c.kind === 'httperf');
+  if (httperfs.length && !(await haveCommand('httperf'))) {
+    throw new UserError("required program 'httperf' was not found on PATH; install it with: apt-get install httperf");
+  }
+  const agentClients: AgentClient[] = [];
+  const ops = new Map<string, string>();
+  for (const c of o.clients) {
+    if (c.kind === 'httperf') continue;
+    const id = `${clientId(c)}#${agentClients.length}`;
+    ops.set(id, clientId(c));
+    agentClients.push(c.kind === 'probe'
+      ? { id, path: opPath(c.op), mode: 'probe', intervalMs: parseDuration(c.interval)!, timeoutMs: parseDuration(c.timeout)! }
+      : { id, path: c.uri, mode: 'rate', rate: c.rate, timeoutMs: parseDuration(c.timeout)! });
+  }
+  const agent = agentClients.length ? new AgentProcess(o, agentClients, ops) : null;
+  const loops = httperfs.map((c) => new HttperfLoop(o, c));
+  try {
+    await agent?.start();
+  } catch (e) {
+    await agent?.stop();
+    throw e;
+  }
+  for (const l of loops) l.start();
+  return {
+    stats: () => [...loops.map((l) => ({ ...l.stat })), ...(agent ? [...agent.stats.values()].map((s) => ({ ...s })) : [])],
+    stop: async () => {
+      await Promise.all([...loops.map((l) => l.stop()), agent?.stop()]);
+    },
+  };
+}

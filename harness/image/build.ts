@@ -27,6 +27,8 @@ export interface GuestImage {
 export interface GuestProgram {
   name: string;
   sources: string[];
+  /** Headers it includes (hashed, not compiled). */
+  headers?: string[];
 }
 
 export interface BuildGuestImageOptions {
@@ -50,12 +52,13 @@ export const NIC_MODULES = [
 export const SWAP_MODULES = ['zsmalloc', 'zram'] as const;
 
 const workloadSource = (dir: string, file: string) => join(PACKAGE_ROOT, 'workloads', dir, file);
+const COMMON = [workloadSource('common', 'mbargs.h')];
 export const DEFAULT_PROGRAMS: GuestProgram[] = [
-  { name: 'mb-dirty', sources: [workloadSource('dirty', 'dirty.c')] },
-  { name: 'mb-cpu', sources: [workloadSource('cpuload', 'cpuload.c')] },
-  { name: 'mb-stress', sources: [workloadSource('memstress', 'memstress.c')] },
-  { name: 'mb-mempressure', sources: [workloadSource('mempressure', 'mempressure.c')] },
-  { name: 'mb-trace', sources: [workloadSource('tracer', 'tracer.c')] },
+  { name: 'mb-dirty', sources: [workloadSource('dirty', 'dirty.c')], headers: COMMON },
+  { name: 'mb-cpu', sources: [workloadSource('cpuload', 'cpuload.c')], headers: COMMON },
+  { name: 'mb-stress', sources: [workloadSource('memstress', 'memstress.c')], headers: COMMON },
+  { name: 'mb-mempressure', sources: [workloadSource('mempressure', 'mempressure.c')], headers: COMMON },
+  { name: 'mb-trace', sources: [workloadSource('tracer', 'tracer.c')], headers: COMMON },
 ];
 
 const GUEST_DIR = join(PACKAGE_ROOT, 'workloads', 'guest');
@@ -206,7 +209,7 @@ function hashInputs(inp: Inputs): string {
   part('applets', inp.busybox.applets.join('\n'));
   part('init', inp.init);
   for (const f of inp.www) part(`www:${f.rel}`, f.data);
-  for (const p of inp.programs) for (const s of p.sources) part(`prog:${p.name}:${s}`, readFileSync(s));
+  for (const p of inp.programs) for (const s of [...p.sources, ...(p.headers ?? [])]) part(`prog:${p.name}:${s}`, readFileSync(s));
   return h.digest('hex').slice(0, 16);
 }
 
@@ -236,7 +239,7 @@ async function initramfsEntries(inp: Inputs): Promise<CpioEntry[]> {
   for (const m of inp.swapModules) e.push({ kind: 'file', path: `lib/modules/mb/${m.name}.ko`, data: await readModule(m.path) });
   e.push({ kind: 'file', path: 'lib/modules/mb/swap-order', data: Buffer.from(inp.swapModules.map((m) => `${m.name}\n`).join('')) });
   for (const p of inp.programs) {
-    const bin = await compileC({ name: p.name, sources: p.sources, static: true });
+    const bin = await compileC({ name: p.name, sources: p.sources, headers: p.headers, static: true });
     e.push({ kind: 'file', path: `bin/${p.name}`, data: readFileSync(bin), mode: 0o755 });
   }
   return e;

@@ -9,6 +9,8 @@ export interface CProgram {
   name: string;
   /** Absolute paths of the C sources. */
   sources: string[];
+  /** Headers the sources include: hashed so a change rebuilds, not passed to gcc. */
+  headers?: string[];
   /** Link statically (for programs copied into the guest initramfs). */
   static?: boolean;
   /** Extra compiler/linker flags. */
@@ -21,7 +23,7 @@ export interface CProgram {
  */
 export async function compileC(p: CProgram): Promise<string> {
   const h = createHash('sha256');
-  for (const s of p.sources) h.update(readFileSync(s));
+  for (const s of [...p.sources, ...(p.headers ?? [])]) h.update(readFileSync(s));
   h.update(JSON.stringify([p.static ?? false, p.flags ?? []]));
   const dir = cacheDir('bin');
   const out = join(dir, `${p.name}-${h.digest('hex').slice(0, 12)}`);

@@ -27,31 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(clockid_t c) {
-  struct timespec ts;
-  clock_gettime(c, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void die_usage(const char *msg, const char *arg) {
-  fprintf(stderr, "mb-cpu: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-  exit(2);
-}
-
-static int parse_time_ns(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || v < 0) return -1;
-  double mul;
-  if (!*end || !strcmp(end, "ms")) mul = 1e6;
-  else if (!strcmp(end, "s")) mul = 1e9;
-  else if (!strcmp(end, "us")) mul = 1e3;
-  else if (!strcmp(end, "ns")) mul = 1;
-  else return -1;
-  *out = (uint64_t)(v * mul);
-  return 0;
-}
+#define MB_PROG "mb-cpu"
+#include "../common/mbargs.h"
 
 static int util = 100;
 static uint64_t slice_ns = 10000000ULL;
@@ -61,17 +38,17 @@ static volatile uint64_t busy_ns[64];
 static void *burn(void *arg) {
   int id = (int)(intptr_t)arg;
   volatile double x = 1.0001;
-  uint64_t next = now_ns(CLOCK_MONOTONIC);
+  uint64_t next = now_ns_clock(CLOCK_MONOTONIC);
   for (;;) {
-    uint64_t start = now_ns(CLOCK_MONOTONIC);
+    uint64_t start = now_ns_clock(CLOCK_MONOTONIC);
     uint64_t busy_until = start + slice_ns * (uint64_t)util / 100;
-    while (now_ns(CLOCK_MONOTONIC) < busy_until) {
+    while (now_ns_clock(CLOCK_MONOTONIC) < busy_until) {
       for (int i = 0; i < 1000; i++) x = x * 1.0000001 + 0.0000001; /* floating-point work, like burnP6 */
       loops[id]++;
     }
-    busy_ns[id] += now_ns(CLOCK_MONOTONIC) - start;
+    busy_ns[id] += now_ns_clock(CLOCK_MONOTONIC) - start;
     next += slice_ns;
-    uint64_t t = now_ns(CLOCK_MONOTONIC);
+    uint64_t t = now_ns_clock(CLOCK_MONOTONIC);
     if (next < t) next = t; /* fell behind (stolen CPU): do not burst to catch up */
     if (util < 100) {
       struct timespec ts = { .tv_sec = (time_t)(next / 1000000000ULL), .tv_nsec = (long)(next % 1000000000ULL) };
@@ -127,11 +104,11 @@ int main(int argc, char **argv) {
     int fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) close(fd);
   }
-  uint64_t start = now_ns(CLOCK_MONOTONIC), last = start, last_busy = 0, last_loops = 0;
+  uint64_t start = now_ns_clock(CLOCK_MONOTONIC), last = start, last_busy = 0, last_loops = 0;
   for (;;) {
     struct timespec ts = { .tv_sec = (time_t)(report_ns / 1000000000ULL), .tv_nsec = (long)(report_ns % 1000000000ULL) };
     nanosleep(&ts, NULL);
-    uint64_t t = now_ns(CLOCK_MONOTONIC), b = 0, l = 0;
+    uint64_t t = now_ns_clock(CLOCK_MONOTONIC), b = 0, l = 0;
     for (long i = 0; i < threads; i++) { b += busy_ns[i]; l += loops[i]; }
     double share = 100.0 * (double)(b - last_busy) / ((double)(t - last) * (double)threads);
     printf("MB-CPU up=%.3f util_pct=%.1f target_pct=%d threads=%ld loops=%llu\n", (double)(t - start) / 1e9, share, util,

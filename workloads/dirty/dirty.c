@@ -41,6 +41,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MB_PROG "mb-dirty"
+#include "../common/mbargs.h"
+
 #define BLOCK 4096UL
 #define WORDS_PER_BLOCK (BLOCK / sizeof(uint64_t))
 
@@ -52,45 +55,6 @@ struct opts {
   int mlock;
   const char *ready;
 };
-
-static void die_usage(const char *msg, const char *arg) {
-  fprintf(stderr, "mb-dirty: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-  exit(2);
-}
-
-static int parse_size(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || v < 0) return -1;
-  uint64_t mul = 1;
-  switch (*end) {
-  case 'k': case 'K': mul = 1ULL << 10; end++; break;
-  case 'm': case 'M': mul = 1ULL << 20; end++; break;
-  case 'g': case 'G': mul = 1ULL << 30; end++; break;
-  default: break;
-  }
-  if (mul > 1 && *end == 'i') end++;
-  if (*end == 'B' || *end == 'b') end++;
-  if (*end) return -1;
-  *out = (uint64_t)(v * (double)mul);
-  return 0;
-}
-
-static int parse_time_ns(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || v < 0) return -1;
-  double mul;
-  if (!*end || !strcmp(end, "ms")) mul = 1e6;
-  else if (!strcmp(end, "s")) mul = 1e9;
-  else if (!strcmp(end, "us")) mul = 1e3;
-  else if (!strcmp(end, "ns")) mul = 1;
-  else return -1;
-  *out = (uint64_t)(v * mul);
-  return 0;
-}
 
 static void parse_kv(struct opts *o, const char *key, const char *val) {
   int bad = 0;
@@ -137,12 +101,6 @@ static void parse_args(struct opts *o, int argc, char **argv) {
   if (o->period_ns == 0) die_usage("period must be > 0", NULL);
   if (o->hot && o->hotperiod_ns == 0) die_usage("hotperiod must be > 0", NULL);
   if (o->report_ns == 0) die_usage("report must be > 0", NULL);
-}
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 static void sleep_until(uint64_t t) {

@@ -27,18 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MB_PROG "mb-mempressure"
+#include "../common/mbargs.h"
+
 #define PAGE 4096UL
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void die_usage(const char *msg, const char *arg) {
-  fprintf(stderr, "mb-mempressure: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-  exit(2);
-}
 
 /* First number after `key` in a "key: value" or "key value" file; -1 if absent. */
 static long long read_stat(const char *path, const char *key) {

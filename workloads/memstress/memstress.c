@@ -30,54 +30,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MB_PROG "mb-stress"
+#include "../common/mbargs.h"
+
 static uint64_t vm_bytes = 256ULL << 20, vm_stride = 4096, hang_ns = 0;
 static int keep = 0;
 static atomic_uint_fast64_t rounds, touched, started;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void die_usage(const char *msg, const char *arg) {
-  fprintf(stderr, "mb-stress: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-  exit(2);
-}
-
-static int parse_size(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || v < 0) return -1;
-  uint64_t mul = 1;
-  switch (*end) {
-  case 'k': case 'K': mul = 1ULL << 10; end++; break;
-  case 'm': case 'M': mul = 1ULL << 20; end++; break;
-  case 'g': case 'G': mul = 1ULL << 30; end++; break;
-  default: break;
-  }
-  if (mul > 1 && *end == 'i') end++;
-  if (*end == 'B' || *end == 'b') end++;
-  if (*end) return -1;
-  *out = (uint64_t)(v * (double)mul);
-  return 0;
-}
-
-static int parse_time_ns(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || v < 0) return -1;
-  double mul;
-  if (!*end || !strcmp(end, "s")) mul = 1e9; /* stress takes seconds */
-  else if (!strcmp(end, "ms")) mul = 1e6;
-  else if (!strcmp(end, "us")) mul = 1e3;
-  else if (!strcmp(end, "ns")) mul = 1;
-  else return -1;
-  *out = (uint64_t)(v * mul);
-  return 0;
-}
 
 static void nap(uint64_t ns) {
   struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ULL), .tv_nsec = (long)(ns % 1000000000ULL) };

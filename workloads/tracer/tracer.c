@@ -32,35 +32,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#define MB_PROG "mb-trace"
+#include "../common/mbargs.h"
+
 #define MAXW 64
 #define MAXP 4096
 #define SOFT_DIRTY (1ULL << 55)
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void die_usage(const char *msg, const char *arg) {
-  fprintf(stderr, "mb-trace: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-  exit(2);
-}
-
-static int parse_time_ns(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || v < 0) return -1;
-  double mul;
-  if (!*end || !strcmp(end, "ms")) mul = 1e6;
-  else if (!strcmp(end, "s")) mul = 1e9;
-  else if (!strcmp(end, "us")) mul = 1e3;
-  else if (!strcmp(end, "ns")) mul = 1;
-  else return -1;
-  *out = (uint64_t)(v * mul);
-  return 0;
-}
 
 static int ppid_of(int pid) {
   char path[64], buf[512];

@@ -97,8 +97,10 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
 
   const home = new Map(spec.vms.map((v) => [v.name, v.host]));
   const all: MigrationRecord[] = [];
+  const pauseMs = parseDuration(mig.pause)!;
   for (const unit of c.units) {
     checkInterrupted();
+    await sleepInterruptible(pauseMs);
     const rep = unit.rep;
     // ping-pong: away from home, or back home from wherever the guest is
     const moves: PlanMove[] = mig.moves.map((m) => {

@@ -177,6 +177,8 @@ export const MigrationSpec = z.strictObject({
   moves: z.array(Move).min(1, { message: 'expected at least one move' }),
   /** ping-pong: the guest is kept and migrated back and forth, one migration per repetition. */
   repeat: z.enum(['ping-pong']).default('ping-pong'),
+  /** Quiet time before each repetition, so clients see the guest before and after every migration. */
+  pause: Duration.default('2s'),
 });
 
 export const MeasureSpec = z.strictObject({

@@ -2,7 +2,6 @@ import type { Argv, CommandModule } from 'yargs';
 import { loadSpec, testbedId } from '../spec/load.ts';
 import { formatRate } from '../spec/units.ts';
 import { UserError } from '../util/errors.ts';
-import { registerCleanup } from '../util/signals.ts';
 import { down, listNamespaces, up } from '../testbed/local.ts';
 import { formatStep, planUp } from '../testbed/plan.ts';
 import { probeTestbed, formatProbeReport } from '../testbed/probe.ts';
@@ -48,9 +47,6 @@ const upCmd: CommandModule<object, { spec: string; 'dry-run': boolean }> = {
       return;
     }
     const isTty = process.stderr.isTTY;
-    const unregister = registerCleanup(async () => {
-      /* up() removes what it created on failure; nothing else to do */
-    });
     const t0 = Date.now();
     const state = await up({
       id, specFile: a.spec, topology, delayForwarder: delayForwarderPath,
@@ -59,7 +55,6 @@ const upCmd: CommandModule<object, { spec: string; 'dry-run': boolean }> = {
         else if (done === total || done % 50 === 0) process.stderr.write(`building testbed '${id}': step ${done}/${total}\n`);
       },
     });
-    unregister();
     if (isTty) process.stderr.write('\n');
     console.log(`testbed '${id}' is up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${topology.hosts.length} hosts in ${topology.racks.length} rack(s), ${state.namespaces.length} namespaces, ${state.processes.length} helper process(es)`);
     console.log(`kernel: netem ${state.caps?.netem ? 'yes' : 'no'}, htb ${state.caps?.htb ? 'yes' : 'no'}, nftables netdev ${state.caps?.nftNetdev ? 'yes' : 'no'}`);
@@ -75,12 +70,15 @@ function printLinks(topo: Topology, mech: Record<string, { rate: string; delay: 
   }
 }
 
-const downCmd: CommandModule<object, { target?: string }> = {
+const downCmd: CommandModule<object, { target?: string; force: boolean }> = {
   command: 'down [target]',
   describe: 'remove a testbed (spec file or id; all testbeds when omitted), also after a crash',
-  builder: (y) => y.positional('target', { type: 'string' }) as Argv<{ target?: string }>,
+  builder: (y) =>
+    y.positional('target', { type: 'string' }).option('force', {
+      type: 'boolean', default: false, describe: "also remove a testbed that a running 'migbench run' is using",
+    }) as Argv<{ target?: string; force: boolean }>,
   handler: async (a) => {
-    const results = await down(idOf(a.target));
+    const results = await down(idOf(a.target), { force: a.force, log: (l) => console.log(l) });
     if (results.length === 0) console.log('no testbed to remove');
     for (const r of results) console.log(`testbed '${r.id}' removed: ${r.namespaces.length} namespaces, ${r.processes} process(es) ended`);
     const left = (await listNamespaces()).filter((n) => n.startsWith('mb-'));

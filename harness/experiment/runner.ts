@@ -7,7 +7,7 @@ import { probeAccelerator } from '../hypervisor/accel.ts';
 import { assertQemuUsable } from '../hypervisor/version.ts';
 import { loadSpec, parseSpecText, testbedId } from '../spec/load.ts';
 import type { Spec } from '../spec/schema.ts';
-import { down, up } from '../testbed/local.ts';
+import { down, inUseByLiveRun, up } from '../testbed/local.ts';
 import { loadState, type TestbedState } from '../testbed/state.ts';
 import { buildTopology } from '../testbed/topology.ts';
 import { delayForwarderPath } from '../native/programs.ts';
@@ -82,6 +82,9 @@ async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState
     await down(current.id);
   }
   const existing = loadState(id);
+  if (existing && inUseByLiveRun(existing)) {
+    throw new UserError(`testbed '${id}' is in use by another running 'migbench run' (pid ${existing.upPid}, ${existing.ownerRun}); wait for it, or give this spec another testbed.id`);
+  }
   if (existing?.ownerRun && !pidAlive(existing.upPid)) {
     // left behind by a run that was killed (kill -9, crash): its guests may still be running there
     log(`removing testbed '${id}' left by a run that ended abnormally (${existing.ownerRun})`);

@@ -155,10 +155,31 @@ function safeList(dir: string): string[] {
   }
 }
 
-export async function down(id?: string): Promise<Array<{ id: string; namespaces: string[]; processes: number }>> {
+/** True while the `migbench run` that built this testbed is alive (and it is not us). */
+export function inUseByLiveRun(s: TestbedState): boolean {
+  if (!s.ownerRun || s.upPid === process.pid) return false;
+  try {
+    process.kill(s.upPid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function down(
+  id?: string,
+  opts: { force?: boolean; log?: (l: string) => void } = {},
+): Promise<Array<{ id: string; namespaces: string[]; processes: number }>> {
   const states = id ? [loadState(id)].filter((s): s is TestbedState => s !== null) : listStates();
   const out: Array<{ id: string; namespaces: string[]; processes: number }> = [];
-  for (const s of states) out.push({ id: s.id, ...(await teardown(s)) });
+  for (const s of states) {
+    if (!opts.force && inUseByLiveRun(s)) {
+      // pulling the network from under a running campaign would wreck its measurements
+      opts.log?.(`testbed '${s.id}' is in use by a running 'migbench run' (pid ${s.upPid}, ${s.ownerRun}); stop that run or pass --force`);
+      continue;
+    }
+    out.push({ id: s.id, ...(await teardown(s)) });
+  }
   if (id && states.length === 0) {
     // no state file (deleted by hand?): still remove namespaces carrying this id
     const stray = (await listNamespaces()).filter((n) => n.startsWith(`mb-${id}-`));

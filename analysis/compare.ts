@@ -174,7 +174,7 @@ export interface RunCompareOptions extends CompareOptions {
 /** Loads both runs, compares, prints, writes JUnit; returns 1 on regression, 0 otherwise, 2 on unusable input. */
 export function runCompare(baselineDir: string, candidateDir: string, opts: RunCompareOptions = {}): number {
   const print = opts.print ?? ((s: string) => process.stdout.write(s + '\n'));
-  const printError = opts.printError ?? ((s: string) => process.stderr.write(s + '\n'));
+  const printError = opts.printError ?? ((s: string) => process.stderr.write(`migbench: ${s}\n`));
   try {
     const result = compareRuns(loadRunDir(baselineDir), loadRunDir(candidateDir), opts);
     print(formatCompareTable(result));

@@ -63,16 +63,8 @@ int main(int argc, char **argv) {
   uint64_t report_ns = 1000000000ULL, duration_ns = 0;
   const char *ready = NULL;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    while (*a == '-') a++;
     char key[32];
-    const char *eq = strchr(a, '=');
-    size_t kl = eq ? (size_t)(eq - a) : strlen(a);
-    if (kl == 0 || kl >= sizeof key) die_usage("bad argument", argv[i]);
-    memcpy(key, a, kl);
-    key[kl] = 0;
-    const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-    if (!val) die_usage("missing value for", key);
+    const char *val = mb_arg(argc, argv, &i, key, sizeof key, NULL);
     char *end;
     if (!strcmp(key, "util")) {
       long u = strtol(val, &end, 10);

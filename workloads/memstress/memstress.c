@@ -78,18 +78,10 @@ int main(int argc, char **argv) {
   uint64_t report_ns = 1000000000ULL;
   const char *ready = NULL;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    while (*a == '-') a++;
+    static const char *const flags[] = {"vm_keep", NULL};
     char key[32];
-    const char *eq = strchr(a, '=');
-    size_t kl = eq ? (size_t)(eq - a) : strlen(a);
-    if (kl == 0 || kl >= sizeof key) die_usage("bad argument", argv[i]);
-    memcpy(key, a, kl);
-    key[kl] = 0;
-    for (char *p = key; *p; p++) if (*p == '-') *p = '_'; /* --vm-bytes like stress */
+    const char *val = mb_arg(argc, argv, &i, key, sizeof key, flags);
     if (!strcmp(key, "vm_keep")) { keep = 1; continue; }
-    const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-    if (!val) die_usage("missing value for", key);
     char *end;
     if (!strcmp(key, "vm")) {
       workers = strtol(val, &end, 10);

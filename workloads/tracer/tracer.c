@@ -137,16 +137,8 @@ int main(int argc, char **argv) {
   uint64_t delay_ns = 0;
   const char *wl = "10ms:20ms:50ms:100ms:200ms:500ms:1s:2s:5s:10s", *out = NULL;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    while (*a == '-') a++;
     char key[32];
-    const char *eq = strchr(a, '=');
-    size_t kl = eq ? (size_t)(eq - a) : strlen(a);
-    if (kl == 0 || kl >= sizeof key) die_usage("bad argument", argv[i]);
-    memcpy(key, a, kl);
-    key[kl] = 0;
-    const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-    if (!val) die_usage("missing value for", key);
+    const char *val = mb_arg(argc, argv, &i, key, sizeof key, NULL);
     char *end;
     if (!strcmp(key, "pid")) {
       if (!strcmp(val, "all")) root = -1;

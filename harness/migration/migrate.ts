@@ -137,6 +137,7 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   };
   const srcListener = onEvent('src');
   src.qmp.on('event', srcListener);
+  let phaseOpen = false;
   let last: QueryMigrate = {};
   /** Last answer that still carried RAM statistics (a cancelled migration's final answer has none). */
   let lastRam: QueryMigrate = {};
@@ -160,6 +161,7 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     const tCmd = Date.now();
     rec.t_cmd = iso(tCmd);
     ctx.phases?.migrationStarted(tCmd);
+    phaseOpen = true;
     ctx.log(`  migrating ${vm.spec.name} ${vm.host.name} -> ${dst.name} over ${uri}`);
     await src.qmp.execute('migrate', { uri });
 
@@ -207,6 +209,7 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     const tDone = doneEv && Number.isFinite(doneEv.timestampMs) ? doneEv.timestampMs : tDoneHarness;
     rec.t_done = iso(tDone);
     ctx.phases?.migrationEnded(tDone);
+    phaseOpen = false;
     rec.total_ms_harness = tDone - tCmd;
 
     if (last.status === 'completed') {
@@ -244,6 +247,8 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     rec.reason = rec.reason ?? errorMessage(e);
   } finally {
     src.qmp.off('event', srcListener);
+    // an error mid-migration must not leave the clients' phase window open forever
+    if (phaseOpen) ctx.phases?.migrationEnded(Date.now());
   }
   // statistics as far as they got (also for failed migrations)
   if (last.ram) lastRam = last;

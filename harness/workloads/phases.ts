@@ -13,24 +13,42 @@ export interface MigrationWindow {
   endMs: number | null;
 }
 
+/**
+ * Migrations of a plan may overlap (parallel, capped): a window is the union
+ * of overlapping migrations, open while at least one of them runs.
+ */
 export class PhaseClock {
   private readonly windows: MigrationWindow[] = [];
+  private running = 0;
 
   /** A migration began at `tMs` (epoch ms, e.g. the migrate command). */
   migrationStarted(tMs: number): void {
-    const open = this.windows.at(-1);
-    if (open && open.endMs === null) throw new Error('PhaseClock: migrationStarted while a migration is still open');
-    if (open && open.endMs !== null && tMs < open.endMs) throw new Error('PhaseClock: migrations must be reported in time order');
-    this.windows.push({ startMs: tMs, endMs: null });
+    const last = this.windows.at(-1);
+    if (this.running > 0 && last) {
+      last.startMs = Math.min(last.startMs, tMs);
+    } else if (last && last.endMs !== null && tMs <= last.endMs) {
+      // began before the previous window's recorded end (clocks of different sources): same window
+      last.endMs = null;
+    } else {
+      this.windows.push({ startMs: tMs, endMs: null });
+    }
+    this.running++;
   }
 
-  /** The migration begun last ended at `tMs` (completed, failed or cancelled). */
+  /** One of the running migrations ended at `tMs` (completed, failed or cancelled). */
   migrationEnded(tMs: number): void {
     const open = this.windows.at(-1);
-    if (!open || open.endMs !== null) throw new Error('PhaseClock: migrationEnded without migrationStarted');
+    if (!open || this.running === 0) throw new Error('PhaseClock: migrationEnded without migrationStarted');
     if (tMs < open.startMs) throw new Error('PhaseClock: a migration cannot end before it started');
-    open.endMs = tMs;
+    this.running--;
+    this.lastEnd = Math.max(this.lastEnd ?? tMs, tMs);
+    if (this.running === 0) {
+      open.endMs = this.lastEnd;
+      this.lastEnd = null;
+    }
   }
+
+  private lastEnd: number | null = null;
 
   /**
    * 'during' inside any window (an open window extends to now), 'before'

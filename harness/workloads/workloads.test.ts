@@ -37,8 +37,22 @@ describe('PhaseClock', () => {
     const c = new PhaseClock();
     expect(() => c.migrationEnded(1)).toThrow(/without migrationStarted/);
     c.migrationStarted(10);
-    expect(() => c.migrationStarted(11)).toThrow(/still open/);
     expect(() => c.migrationEnded(5)).toThrow(/before it started/);
+  });
+  it('merges overlapping migrations of a parallel plan into one window', () => {
+    const c = new PhaseClock();
+    c.migrationStarted(10);
+    c.migrationStarted(12);
+    c.migrationEnded(30); // the second ends first
+    expect(c.phaseAt(40)).toBe('during'); // the first still runs
+    c.migrationEnded(25);
+    expect(c.migrations).toEqual([{ startMs: 10, endMs: 30 }]);
+    expect(c.phaseAt(31)).toBe('after');
+    c.migrationStarted(50);
+    c.migrationEnded(60);
+    expect(c.migrations).toHaveLength(2);
+    expect(c.phaseAt(45)).toBe('after');
+    expect(c.phaseAt(55)).toBe('during');
   });
 });
 

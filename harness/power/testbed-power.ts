@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sample } from '../store/sample.ts';
 import type { Topology } from '../testbed/topology.ts';
@@ -74,6 +74,8 @@ export class TestbedPower {
     private poller: PowerPoller,
     readonly intervalMs: number,
     private readonly pollerNs: string,
+    /** The BMCs' private files (they hold this run's BMC password): removed on stop. */
+    private readonly dir: string,
   ) {}
 
   static async start(
@@ -91,7 +93,7 @@ export class TestbedPower {
     try {
       for (const h of topo.hosts) {
         const dir = join(o.dir, h.name);
-        mkdirSync(dir, { recursive: true });
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
         const bmc = await startSimBmc({ host: h.name, address: h.mgmtIp!, port: 623, credentials, dir, netns: h.ns, initialWatts: params.idleW });
         bmcs.push(bmc);
         const ino = netnsInode(h.ns);
@@ -106,7 +108,7 @@ export class TestbedPower {
         topo.hosts.map((h) => ({ host: h.name, address: h.mgmtIp!, port: 623, credentials, netns: topo.clientNs!, reading: { kind: 'sensor' as const, name: 'Power' } })),
         { intervalMs, onSample: (s) => self.it?.record(s, o.onSample), log: o.log },
       );
-      self.it = new TestbedPower(params, bmcs, models, poller, intervalMs, topo.clientNs);
+      self.it = new TestbedPower(params, bmcs, models, poller, intervalMs, topo.clientNs, o.dir);
       self.it.tags = o.tags;
       await poller.start();
       return self.it;
@@ -114,6 +116,7 @@ export class TestbedPower {
       await poller?.stop().catch(() => undefined);
       for (const m of models) m.stop();
       for (const b of bmcs) await b.stop().catch(() => undefined);
+      rmSync(o.dir, { recursive: true, force: true });
       throw e;
     }
   }
@@ -160,6 +163,7 @@ export class TestbedPower {
     const report = await this.poller.stop();
     for (const m of this.models) m.stop();
     for (const b of this.bmcs) await b.stop().catch(() => undefined);
+    rmSync(this.dir, { recursive: true, force: true });
     return report;
   }
 }

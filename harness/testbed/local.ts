@@ -144,6 +144,8 @@ export async function teardown(state: Pick<TestbedState, 'id' | 'namespaces' | '
   }
   removeState(state.id);
   for (const f of safeList(stateDir())) if (f.startsWith(`${state.id}-`) && f.endsWith('.log')) rmSync(join(stateDir(), f), { force: true });
+  // BMC files of a run killed before it could stop its BMCs (they hold that run's BMC password)
+  rmSync(join(stateDir(), `${state.id}-bmc`), { recursive: true, force: true });
   return { namespaces: removed, processes: ended };
 }
 

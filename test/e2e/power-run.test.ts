@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfluxDB } from 'influx';
@@ -9,6 +9,7 @@ import { readJsonl } from '../../harness/store/jsonl.ts';
 import { isoToMicros } from '../../harness/store/influx.ts';
 import type { Sample } from '../../harness/store/sample.ts';
 import { down } from '../../harness/testbed/local.ts';
+import { stateDir } from '../../harness/util/paths.ts';
 import { startInfluxd, type TestInfluxd } from '../support/influxd.ts';
 import { netnsList, ROOT, waitFor } from '../support/cli.ts';
 
@@ -114,5 +115,7 @@ describe('power and InfluxDB during a run', () => {
       expect(got, meas).toEqual(want);
     }
     expect((await netnsList()).filter((n) => n.startsWith('mb-mbpow-'))).toEqual([]);
+    // the BMCs' private files (this run's BMC password) are gone
+    expect(existsSync(join(stateDir(), 'mbpow-bmc'))).toBe(false);
   });
 });

@@ -14,29 +14,6 @@
 
 #ifndef MB_PROG
 #error "define MB_PROG (the program name) before including mbargs.h"
-
-/*
- * One argument in any of the accepted forms: key=value, --key=value,
- * --key value, or a bare flag named in `flags` (NULL-terminated; its value
- * is ""). '-' in keys reads as '_' (--vm-bytes like stress). Advances *i
- * past a separate value.
- */
-static inline const char *mb_arg(int argc, char **argv, int *i, char *key, size_t keylen, const char *const *flags) {
-  const char *a = argv[*i];
-  while (*a == '-') a++;
-  const char *eq = strchr(a, '=');
-  size_t kl = eq ? (size_t)(eq - a) : strlen(a);
-  if (kl == 0 || kl >= keylen) die_usage("bad argument", argv[*i]);
-  memcpy(key, a, kl);
-  key[kl] = 0;
-  for (char *p = key; *p; p++) if (*p == '-') *p = '_';
-  if (!eq && flags)
-    for (const char *const *f = flags; *f; f++)
-      if (!strcmp(key, *f)) return "";
-  const char *val = eq ? eq + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
-  if (!val) die_usage("missing value for", key);
-  return val;
-}
 #endif
 
 static inline uint64_t now_ns_clock(clockid_t c) {

@@ -51,6 +51,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "common.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
@@ -62,40 +63,7 @@
 #define MAX_FRAME (256 * 1024)
 #define BATCH 64 /* frames read per socket per wake-up, for fairness */
 
-static const char *prog = "mb-delayfwd";
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "%s: ", prog);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(2);
-}
-
 /* ---------- time ---------- */
-
-static int64_t now_ns(clockid_t c) {
-  struct timespec ts;
-  clock_gettime(c, &ts);
-  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* Parses "50ms", "500us", "1.5s", "20000ns"; a bare number is milliseconds. */
-static int64_t parse_duration_ns(const char *opt, const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  if (end == s || v < 0) die("%s: '%s' is not a duration (use e.g. 50ms, 500us, 1s)", opt, s);
-  double mul;
-  if (*end == 0 || strcmp(end, "ms") == 0) mul = 1e6;
-  else if (strcmp(end, "us") == 0) mul = 1e3;
-  else if (strcmp(end, "ns") == 0) mul = 1;
-  else if (strcmp(end, "s") == 0) mul = 1e9;
-  else die("%s: unknown unit in '%s' (use ns, us, ms or s)", opt, s);
-  return (int64_t)(v * mul + 0.5);
-}
 
 /* Parses "1%", "0.5%" or a fraction "0.01". Returns a probability. */
 static double parse_loss(const char *opt, const char *s) {
@@ -308,6 +276,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+  prog = "mb-delayfwd";
   const char *if_a = NULL, *if_b = NULL, *pidfile = NULL;
   int64_t delay[2] = {0, 0}, jitter[2] = {0, 0}, stats_every_ns = 0;
   double loss[2] = {0, 0};

@@ -48,42 +48,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "common.h"
 
 #define RING 65536 /* one slot per 16-bit ICMP sequence number */
 #define MAGIC 0x6d622d70726f6265ULL /* "mb-probe" */
-
-static const char *prog = "mb-probe";
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "%s: ", prog);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(2);
-}
-
-static int64_t now_ns(clockid_t c) {
-  struct timespec ts;
-  clock_gettime(c, &ts);
-  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* Parses "10ms", "500us", "30s", "2m"; a bare number is milliseconds. */
-static int64_t parse_duration_ns(const char *opt, const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  if (end == s || v < 0) die("%s: '%s' is not a duration (use e.g. 10ms, 30s)", opt, s);
-  double mul;
-  if (*end == 0 || strcmp(end, "ms") == 0) mul = 1e6;
-  else if (strcmp(end, "us") == 0) mul = 1e3;
-  else if (strcmp(end, "s") == 0) mul = 1e9;
-  else if (strcmp(end, "m") == 0) mul = 60e9;
-  else die("%s: unknown unit in '%s' (use us, ms, s or m)", opt, s);
-  return (int64_t)(v * mul + 0.5);
-}
 
 /* ---------- shared state ---------- */
 
@@ -289,6 +257,7 @@ static void open_socket(void) {
 }
 
 int main(int argc, char **argv) {
+  prog = "mb-probe";
   const char *tgt = NULL;
   int rt = 0;
   long id = -1;

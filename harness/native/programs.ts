@@ -12,12 +12,12 @@ const SOURCE_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 /** Path of the compiled mb-delayfwd (built once per source change, cached). */
 export function delayForwarderPath(): Promise<string> {
-  return compileC({ name: 'mb-delayfwd', sources: [`${SOURCE_DIR}delayfwd.c`] });
+  return compileC({ name: 'mb-delayfwd', sources: [`${SOURCE_DIR}delayfwd.c`], headers: [`${SOURCE_DIR}common.h`] });
 }
 
 /** Path of the compiled mb-probe (built once per source change, cached). */
 export function probePath(): Promise<string> {
-  return compileC({ name: 'mb-probe', sources: [`${SOURCE_DIR}probe.c`], flags: ['-pthread'] });
+  return compileC({ name: 'mb-probe', sources: [`${SOURCE_DIR}probe.c`], headers: [`${SOURCE_DIR}common.h`], flags: ['-pthread'] });
 }
 
 // ---------------------------------------------------------------- arguments

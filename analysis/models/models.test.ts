@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { seededRng } from '../stats/rng.ts';
+import { seededRng } from '../../harness/util/rng.ts';
 import { fitEnergy, fitEnergyPoints } from './energy.ts';
 import { fitHotColdCurve, fitHotColdFromDurations, type CurvePoint } from './hotcold.ts';
 import { predictDuration, mbitToMiBps } from './duration.ts';

@@ -5,7 +5,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { AnalysisResult } from '../analyze.ts';
 import { predictDuration } from '../models/duration.ts';
-import { seededRng } from '../stats/rng.ts';
+import { seededRng } from '../../harness/util/rng.ts';
 
 type Row = Record<string, string | number | null>;
 const WIDTH = 520;

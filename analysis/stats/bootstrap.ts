@@ -1,5 +1,5 @@
 /** Percentile bootstrap over case resampling, with a seeded RNG. */
-import { seededRng } from './rng.ts';
+import { seededRng } from '../../harness/util/rng.ts';
 import { quantileSorted } from './descriptive.ts';
 
 export interface BootstrapOptions {

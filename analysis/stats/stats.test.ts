@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { tCdf, tQuantile, meanCi } from './tdist.ts';
 import { mannWhitney } from './mannwhitney.ts';
-import { seededRng } from './rng.ts';
+import { seededRng } from '../../harness/util/rng.ts';
 import { nelderMead } from './neldermead.ts';
 
 describe('t distribution', () => {

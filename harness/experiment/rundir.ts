@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { writeJsonAtomic } from '../util/atomic-write.ts';
 import { join, resolve } from 'node:path';
 import { JsonlWriter } from '../store/jsonl.ts';
 import type { Sample } from '../store/sample.ts';
@@ -26,10 +27,7 @@ export class RunDir {
   }
 
   writeJson(file: string, doc: unknown): void {
-    const p = join(this.path, file);
-    const tmp = `${p}.tmp${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(doc, null, 2) + '\n');
-    renameSync(tmp, p);
+    writeJsonAtomic(join(this.path, file), doc);
   }
 
   private writer(rel: string): JsonlWriter {
@@ -83,11 +81,4 @@ export class RunDir {
   }
 }
 
-/** ISO UTC from epoch ms; a fractional part (QMP timestamps, probe send times) is kept as µs digits. */
-export function iso(ms: number | null | undefined): string | null {
-  if (ms === null || ms === undefined || !Number.isFinite(ms)) return null;
-  const whole = Math.floor(ms);
-  const us = Math.round((ms - whole) * 1000);
-  const base = new Date(whole).toISOString();
-  return us > 0 ? `${base.slice(0, -1)}${String(Math.min(us, 999)).padStart(3, '0')}Z` : base;
-}
+export { iso } from '../util/time.ts';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { buildGuestImage, type GuestImage } from '../image/build.ts';
@@ -14,6 +15,7 @@ import { delayForwarderPath } from '../native/programs.ts';
 import { UserError, errorMessage } from '../util/errors.ts';
 import { PACKAGE_ROOT, stateDir } from '../util/paths.ts';
 import { Interrupted, registerCleanup } from '../util/signals.ts';
+import { pidExists } from '../util/procs.ts';
 import { InfluxSink } from '../store/influx.ts';
 import { powerModelFrom, TestbedPower } from '../power/testbed-power.ts';
 import { deleteTap, tapName, workloadLabel, type PlacedVm } from '../migration/placement.ts';
@@ -85,7 +87,7 @@ async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState
   if (existing && inUseByLiveRun(existing)) {
     throw new UserError(`testbed '${id}' is in use by another running 'migbench run' (pid ${existing.upPid}, ${existing.ownerRun}); wait for it, or give this spec another testbed.id`);
   }
-  if (existing?.ownerRun && !pidAlive(existing.upPid)) {
+  if (existing?.ownerRun && !pidExists(existing.upPid)) {
     // left behind by a run that was killed (kill -9, crash): its guests may still be running there
     log(`removing testbed '${id}' left by a run that ended abnormally (${existing.ownerRun})`);
     await down(id);
@@ -100,15 +102,6 @@ async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState
   if (existing) await down(id);
   log(`building testbed '${id}' (${topology.hosts.length} hosts)`);
   return { state: await up({ id, specFile, topology, delayForwarder: delayForwarderPath, ownerRun: runDir }), ours: true };
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function runExperiment(o: RunOptions): Promise<RunResult> {
@@ -182,9 +175,7 @@ function markPartial(dir: string, units: UnitState[]): void {
   if (!existsSync(p)) return;
   const hit = (r: MigrationRecord) => units.some((u) => u.treatment === r.treatment && u.rep === r.rep && (r.attempt ?? 1) === u.attempts);
   const lines = readJsonl<MigrationRecord>(p).map((r) => (hit(r) ? { ...r, partial: true, partial_reason: 'unit interrupted; redone on resume' } : r));
-  const tmp = `${p}.tmp${process.pid}`;
-  writeFileSync(tmp, lines.map((l) => JSON.stringify(l)).join('\n') + (lines.length ? '\n' : ''));
-  renameSync(tmp, p);
+  writeFileAtomic(p, lines.map((l) => JSON.stringify(l)).join('\n') + (lines.length ? '\n' : ''));
 }
 
 async function campaign(

@@ -1,3 +1,4 @@
+import { seededRng } from '../util/rng.ts';
 import { createHash } from 'node:crypto';
 import { UserError } from '../util/errors.ts';
 import { validateSpec } from '../spec/load.ts';
@@ -59,21 +60,9 @@ export function fullFactorial(factors: Record<string, unknown[]>): Levels[] {
   return combos;
 }
 
-/** Deterministic PRNG (mulberry32) so a randomised order is reproducible from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function shuffle<T>(xs: T[], seed: number): T[] {
   const out = [...xs];
-  const r = rng(seed);
+  const r = seededRng(seed).next;
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
     [out[i], out[j]] = [out[j], out[i]];

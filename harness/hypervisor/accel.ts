@@ -3,7 +3,8 @@
  * KVM guest boots to its readiness marker in time: on some hosts /dev/kvm
  * exists but guests hang in early boot, so we boot one and fall back to TCG.
  */
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 import { release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { GuestImage } from '../image/build.ts';
@@ -63,9 +64,7 @@ function writeDisk(key: string, c: AccelChoice): void {
   } catch { /* none yet */ }
   entries = entries.filter((x) => x.key !== key).concat({ ...c, key, at: Date.now() }).slice(-20);
   mkdirSync(dirname(diskCachePath()), { recursive: true });
-  const tmp = `${diskCachePath()}.tmp${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(entries, null, 2));
-  renameSync(tmp, diskCachePath()); // atomic: readers never see half a file
+  writeFileAtomic(diskCachePath(), JSON.stringify(entries, null, 2));
 }
 
 /** Boots the image under KVM; resolves to a choice, never throws for a KVM failure. */

@@ -1,3 +1,4 @@
+import { iso, sleep } from '../util/time.ts';
 import { longestOutage } from '../native/programs.ts';
 import type { MigrationSpecT } from '../spec/schema.ts';
 import { parseDuration, parseRate } from '../spec/units.ts';
@@ -6,7 +7,6 @@ import type { VmProcess } from '../hypervisor/qemu.ts';
 import type { QmpEvent } from '../hypervisor/qmp.ts';
 import { expectedPath, pathBetween, type HostNode } from '../testbed/topology.ts';
 import { errorMessage } from '../util/errors.ts';
-import { iso } from '../experiment/rundir.ts';
 import { deleteTap, startIncoming, tapName, workloadLabel, type PlacedVm, type VmEnv } from './placement.ts';
 import type { ProbeStream } from './probe-stream.ts';
 import { WORKLOAD_HEARTBEAT } from '../workloads/guest-reports.ts';
@@ -94,7 +94,6 @@ interface QueryMigrate {
 }
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SERIOUS = new Set(['panic', 'oops', 'bug', 'gpf']);
 
 function capabilityList(m: MigrationSpecT, side: 'src' | 'dst'): Array<{ capability: string; state: boolean }> {

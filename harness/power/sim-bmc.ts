@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { haveCommand } from '../util/exec.ts';
@@ -131,8 +132,7 @@ exit 0
 /** Writes watts into the file ipmi_sim polls (atomically, whole watts clamped to the sensor range). */
 export function writePowerFile(path: string, watts: number): void {
   const v = Math.max(0, Math.min(SIM_WATTS_MAX, Math.round(watts)));
-  writeFileSync(`${path}.tmp`, `${v}\n`);
-  renameSync(`${path}.tmp`, path);
+  writeFileAtomic(path, `${v}\n`);
 }
 
 function checkSpec(spec: SimBmcSpec): void {

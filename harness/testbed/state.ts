@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 import { join } from 'node:path';
 import { stateDir } from '../util/paths.ts';
 import type { OwnedProcess } from '../util/procs.ts';
@@ -33,9 +34,7 @@ export function statePath(id: string): string {
 export function saveState(s: TestbedState): void {
   mkdirSync(stateDir(), { recursive: true });
   const p = statePath(s.id);
-  const tmp = `${p}.tmp${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(s, null, 2));
-  renameSync(tmp, p);
+  writeFileAtomic(p, JSON.stringify(s, null, 2));
 }
 
 export function loadState(id: string): TestbedState | null {

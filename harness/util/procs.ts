@@ -1,3 +1,4 @@
+import { sleep } from './time.ts';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -31,7 +32,6 @@ export function ownProcess(pid: number, tag: string): OwnedProcess {
   return { pid, tag, startTime: procStartTime(pid) ?? -1 };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** SIGTERM, wait up to `graceMs`, then SIGKILL; returns true when it is gone. */
 export async function endProcess(p: OwnedProcess, graceMs = 3000): Promise<boolean> {
@@ -66,4 +66,14 @@ function isZombie(pid: number): boolean {
 
 export function isProcessAlive(p: OwnedProcess): boolean {
   return isSameProcess(p) && !isZombie(p.pid);
+}
+
+/** True while a process with this PID exists (any owner); prefer isProcessAlive when the start time is known. */
+export function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -1,3 +1,4 @@
+import { sleep } from '../util/time.ts';
 /**
  * Host-side dirty rate of a whole guest from QMP `calc-dirty-rate` +
  * `query-dirty-rate`. What a QEMU supports is read from its QMP schema, and
@@ -87,7 +88,6 @@ interface QueryDirtyRate {
 /** QEMU refuses shorter calculation times ("out of range [50ms, 60000ms]"). */
 export const MIN_CALC_MS = 50;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * One measurement over `calcTimeMs` (raised to 50 ms; rounded up to whole

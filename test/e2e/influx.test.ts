@@ -1,3 +1,4 @@
+import { sleep } from '../../harness/util/time.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { InfluxDB } from 'influx';
@@ -19,7 +20,6 @@ afterAll(async () => {
   rmSync(runDir, { recursive: true, force: true });
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pointsIn(db: string, measurement: string): Promise<{ time: string; host: string; seq: number }[]> {
   const c = new InfluxDB({ host: '127.0.0.1', port: influxd.port, database: db });

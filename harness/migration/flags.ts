@@ -1,0 +1,125 @@
+/**
+ * Physics and sanity checks on a migration record. Each check compares
+ * independent measurements with each other or with a physical bound; a
+ * record that fails one is kept (it is data) but carries a flag with the
+ * reason, so a misdeclared link, a broken clock or a probe that lost
+ * packets on its own cannot pass silently into a paper.
+ */
+
+export type FlagCode =
+  | 'faster_than_link'
+  | 'downtime_disagrees'
+  | 'reported_above_event'
+  | 'probe_loss_outside'
+  | 'not_engaged'
+  | 'clock_offset'
+  | 'energy_coverage';
+
+export interface Flag {
+  code: FlagCode;
+  reason: string;
+}
+
+/** What the checks read; every field may be missing (older records, failed migrations). */
+export interface FlagInput {
+  status: string;
+  total_ms?: number | null;
+  transferred_bytes?: number | null;
+  link_rate_mbit?: number | null;
+  downtime_reported_ms?: number | null;
+  downtime_event_ms?: number | null;
+  downtime_observed_ms?: number | null;
+  probe_interval_ms?: number | null;
+  energy_j?: number | null;
+  energy_coverage?: number | null;
+  /** Uncertainty of the source/destination clock offset (ssh driver: two hosts' clocks). */
+  clock_offset_uncertainty_ms?: number | null;
+  /** Features asked for in the spec, and whether the hypervisor showed each engaging (null: no evidence either way). */
+  engaged?: Record<string, boolean | null>;
+  /** Probe replies lost while no migration ran (the probe's own loss), over the probes sent then. */
+  probe_outside?: { lost: number; sent: number } | null;
+}
+
+export interface FlagSettings {
+  /**
+   * Slack on the link bound: QEMU counts payload bytes, the link carries
+   * headers too, so a real migration is always slower than bytes / rate;
+   * 2 % covers rounding of rates and timer granularity, not more.
+   */
+  linkSlack: number;
+  /** Agreement of observed and event downtime: this plus one probe interval. */
+  downtimeSlackMs: number;
+  /** QEMU's figure may exceed the event figure by timer noise only. */
+  reportedSlackMs: number;
+  /** Share of probes the probe may lose outside migrations before its downtime is suspect. */
+  maxProbeLossOutside: number;
+  /** An energy figure needs power readings over this share of the migration. */
+  minEnergyCoverage: number;
+}
+
+export const DEFAULT_FLAG_SETTINGS: Readonly<FlagSettings> = Object.freeze({
+  linkSlack: 0.02,
+  downtimeSlackMs: 2,
+  reportedSlackMs: 1,
+  maxProbeLossOutside: 0.001,
+  minEnergyCoverage: 0.8,
+});
+
+const num = (v: number | null | undefined): v is number => typeof v === 'number' && Number.isFinite(v);
+const f1 = (v: number) => v.toFixed(1);
+
+export function flagRecord(r: FlagInput, s: Readonly<FlagSettings> = DEFAULT_FLAG_SETTINGS): Flag[] {
+  const flags: Flag[] = [];
+  if (num(r.total_ms) && num(r.transferred_bytes) && num(r.link_rate_mbit) && r.link_rate_mbit > 0 && r.transferred_bytes > 0) {
+    const boundMs = ((r.transferred_bytes * 8) / (r.link_rate_mbit * 1e6)) * 1000;
+    if (r.total_ms < boundMs * (1 - s.linkSlack)) {
+      flags.push({
+        code: 'faster_than_link',
+        reason:
+          `${f1(r.transferred_bytes / 2 ** 20)} MiB in ${f1(r.total_ms)} ms is ${f1((r.transferred_bytes * 8) / (r.total_ms * 1e3))} Mbit/s, ` +
+          `more than the declared link rate of ${r.link_rate_mbit} Mbit/s (needs >= ${f1(boundMs)} ms): is the link rate in the spec right?`,
+      });
+    }
+  }
+  if (r.status === 'completed' && num(r.downtime_observed_ms) && num(r.downtime_event_ms)) {
+    const tol = s.downtimeSlackMs + (num(r.probe_interval_ms) ? r.probe_interval_ms : 0);
+    const d = r.downtime_observed_ms - r.downtime_event_ms;
+    if (Math.abs(d) > tol) {
+      flags.push({
+        code: 'downtime_disagrees',
+        reason: `observed downtime ${f1(r.downtime_observed_ms)} ms and STOP->RESUME ${f1(r.downtime_event_ms)} ms differ by ${f1(Math.abs(d))} ms, more than the resolution (${f1(tol)} ms)`,
+      });
+    }
+  }
+  if (r.status === 'completed' && num(r.downtime_reported_ms) && num(r.downtime_event_ms) && r.downtime_reported_ms > r.downtime_event_ms + s.reportedSlackMs) {
+    flags.push({
+      code: 'reported_above_event',
+      reason: `the hypervisor reports ${f1(r.downtime_reported_ms)} ms of downtime, more than the ${f1(r.downtime_event_ms)} ms between its own STOP and RESUME events`,
+    });
+  }
+  if (r.probe_outside && r.probe_outside.sent > 0 && r.probe_outside.lost / r.probe_outside.sent > s.maxProbeLossOutside) {
+    const pct = (100 * r.probe_outside.lost) / r.probe_outside.sent;
+    flags.push({
+      code: 'probe_loss_outside',
+      reason: `the probe lost ${r.probe_outside.lost} of ${r.probe_outside.sent} probes (${pct.toFixed(2)} %) while no migration ran: its outages are not all downtime`,
+    });
+  }
+  for (const [feature, on] of Object.entries(r.engaged ?? {})) {
+    if (on === false && r.status === 'completed') {
+      flags.push({ code: 'not_engaged', reason: `${feature} was requested but the hypervisor never showed it engaging` });
+    }
+  }
+  if (num(r.clock_offset_uncertainty_ms) && num(r.probe_interval_ms) && r.clock_offset_uncertainty_ms > r.probe_interval_ms) {
+    flags.push({
+      code: 'clock_offset',
+      reason: `source and destination clocks agree only to ±${f1(r.clock_offset_uncertainty_ms)} ms, coarser than the downtime resolution (${f1(r.probe_interval_ms)} ms)`,
+    });
+  }
+  if (num(r.energy_j) && num(r.energy_coverage) && r.energy_coverage < s.minEnergyCoverage) {
+    flags.push({
+      code: 'energy_coverage',
+      reason: `power readings cover ${(100 * r.energy_coverage).toFixed(0)} % of the migration (< ${(100 * s.minEnergyCoverage).toFixed(0)} %): its energy is not trustworthy`,
+    });
+  }
+  return flags;
+}

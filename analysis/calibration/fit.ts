@@ -1,0 +1,115 @@
+/**
+ * Calibration: hot/cold parameters per workload (from its D(t) trace, else
+ * from durations at two or more bandwidths), the measured memory in use per
+ * workload, and the energy model, from the migrations of calibration runs.
+ * Pure: the caller reads the run directories.
+ */
+import { median } from '../stats/descriptive.ts';
+import { fitHotColdCurve, fitHotColdFromDurations, type CurvePoint } from '../models/hotcold.ts';
+import { mbitToMiBps } from '../models/duration.ts';
+import { fitEnergyPoints } from '../models/energy.ts';
+import { DEFAULT_SYNC_S } from '../models/precopy.ts';
+import { PARAMS_VERSION, type ParamsT } from './params.ts';
+import type { PredictInput } from './predict.ts';
+
+/** htb/tbf shaping delivers ~95.6 % of the nominal rate as TCP goodput (DESIGN.md, measured). */
+export const DEFAULT_GOODPUT = 0.956;
+/** An energy figure needs power readings over this share of its migration to calibrate. */
+export const MIN_ENERGY_COVERAGE = 0.8;
+
+export interface CalibrationMigration extends PredictInput {
+  transferred_bytes: number | null;
+  energy_j: number | null;
+  energy_coverage: number | null;
+  partial: boolean;
+}
+
+export interface CalibrationRun {
+  runDir: string;
+  name: string;
+  specHash: string | null;
+  migrations: CalibrationMigration[];
+  /** D(t) points per workload label (samples 'dirty_trace'). */
+  curves: Map<string, CurvePoint[]>;
+}
+
+export interface FitOptions {
+  goodput?: number;
+  syncS?: number;
+  now?: Date;
+}
+
+export interface FitResult {
+  params: ParamsT;
+  /** Energy figures left out for thin power coverage. */
+  lowCoverage: number;
+}
+
+export function fitParams(runs: readonly CalibrationRun[], o: FitOptions = {}): FitResult {
+  const goodput = o.goodput ?? DEFAULT_GOODPUT;
+  const byDuration = new Map<string, Set<string>>(runs.map((r) => [r.runDir, new Set<string>()]));
+  const byEnergy = new Map<string, Set<string>>(runs.map((r) => [r.runDir, new Set<string>()]));
+  const traced = new Map<string, Set<string>>(runs.map((r) => [r.runDir, new Set<string>()]));
+  const completed = runs.flatMap((r) => r.migrations.filter((m) => m.status === 'completed' && !m.partial).map((m) => ({ run: r, m })));
+  const workloads = new Set<string>([...runs.flatMap((r) => [...r.curves.keys()]), ...completed.map((x) => x.m.workload)]);
+  const hotcold: ParamsT['hotcold'] = [];
+  for (const w of [...workloads].sort()) {
+    const mine = completed.filter((x) => x.m.workload === w);
+    const mus = mine.map((x) => x.m.mu_mib).filter((v): v is number => v !== null);
+    const pts = runs.flatMap((r) => r.curves.get(w) ?? []);
+    let fit = pts.length ? fitHotColdCurve(pts) : null;
+    if (fit) {
+      // the trace calibrated it, not the durations: those stay available for validation
+      for (const r of runs) if (r.curves.has(w)) traced.get(r.runDir)!.add(w);
+    } else {
+      const obs = mine
+        .filter((x) => x.m.link_rate_mbit !== null && x.m.total_ms !== null && (x.m.mu_mib ?? x.m.memory_mib) !== null)
+        .map((x) => ({
+          bw: mbitToMiBps(x.m.link_rate_mbit!, goodput),
+          mu: (x.m.mu_mib ?? x.m.memory_mib)!,
+          D: (x.m.downtime_limit_ms ?? 300) / 1000,
+          d: x.m.total_ms! / 1000,
+        }));
+      fit = fitHotColdFromDurations(obs);
+      if (fit) for (const x of mine) byDuration.get(x.run.runDir)!.add(x.m.id);
+    }
+    if (!fit) continue;
+    hotcold.push({
+      workload: w, HPs: fit.HPs, HPd: fit.HPd, CPr: fit.CPr, HPr: fit.HPr,
+      r2: Number.isFinite(fit.r2) ? fit.r2 : null, n: fit.n, method: fit.method, mu_mib: mus.length ? median(mus) : null,
+    });
+  }
+  let lowCoverage = 0;
+  const energyPts = completed.filter((x) => {
+    if (x.m.energy_j === null || x.m.transferred_bytes === null) return false;
+    if (x.m.energy_coverage !== null && x.m.energy_coverage < MIN_ENERGY_COVERAGE) {
+      lowCoverage++;
+      return false;
+    }
+    return true;
+  });
+  const energy: ParamsT['energy'] = [];
+  const ef = fitEnergyPoints('all', energyPts.map((x) => ({ id: x.m.id, mb: x.m.transferred_bytes! / 1e6, energy: x.m.energy_j! })));
+  if (ef) {
+    for (const x of energyPts) byEnergy.get(x.run.runDir)!.add(x.m.id);
+    const ci = (i: { low: number; high: number }) => ({ low: Number.isFinite(i.low) ? i.low : null, high: Number.isFinite(i.high) ? i.high : null });
+    energy.push({ group: 'all', alpha: ef.alpha, beta: ef.beta, alpha_ci: ci(ef.alphaCi), beta_ci: ci(ef.betaCi), r2: Number.isFinite(ef.r2) ? ef.r2 : null, n: ef.n });
+  }
+  return {
+    params: {
+      migbench_params: PARAMS_VERSION,
+      created_at: (o.now ?? new Date()).toISOString(),
+      goodput,
+      sync_s: o.syncS ?? DEFAULT_SYNC_S,
+      hotcold,
+      energy,
+      sources: runs.map((r) => ({
+        run_dir: r.runDir, name: r.name, spec_hash: r.specHash,
+        duration_migrations: [...byDuration.get(r.runDir)!].sort(),
+        energy_migrations: [...byEnergy.get(r.runDir)!].sort(),
+        traced_workloads: [...traced.get(r.runDir)!].sort(),
+      })),
+    },
+    lowCoverage,
+  };
+}

@@ -1,8 +1,10 @@
 import type { Argv, CommandModule } from 'yargs';
-import { parseDuration, parseRate } from '../spec/units.ts';
+import type { z } from 'zod';
+import { checkExperiment } from '../experiment/treatments.ts';
+import { Duration, Rate } from '../spec/schema.ts';
 import { UserError } from '../util/errors.ts';
 import { estimateModel } from '../plan/estimate.ts';
-import { loadPlan } from '../plan/load.ts';
+import { planOf } from '../plan/load.ts';
 import { describePlan, formatGantt, formatPlanList } from '../plan/render.ts';
 import { simulate } from '../plan/simulate.ts';
 
@@ -17,10 +19,15 @@ interface ShowArgs {
   json: boolean;
 }
 
-function option<T>(value: T | null, name: string, expected: string, got: string): T {
-  if (value === null) throw new UserError(`--${name}: expected ${expected}, got '${got}'`);
-  return value;
+/** An option read with the spec's own quantity schema: same syntax, same bounds. */
+function option<T>(schema: z.ZodType<T>, name: string, got: string): T {
+  const r = schema.safeParse(got);
+  if (!r.success) throw new UserError(`--${name}: ${r.error.issues[0].message}, got '${got}'`);
+  return r.data;
 }
+
+/** Wider than any terminal; beyond it the chart is only a way to exhaust memory. */
+const MAX_WIDTH = 1000;
 
 const showCmd: CommandModule<object, ShowArgs> = {
   command: 'show <spec>',
@@ -35,14 +42,18 @@ const showCmd: CommandModule<object, ShowArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print the graph and schedule as JSON' }) as Argv<ShowArgs>,
   // async so a UserError reaches main's handler as a rejection, like the other commands
   handler: async (a) => {
-    const unshapedRateBps = option(parseRate(a['unshaped-rate']), 'unshaped-rate', 'a rate like 1gbit', a['unshaped-rate']);
-    const bootMs = option(parseDuration(a.boot), 'boot', 'a duration like 30s', a.boot);
-    const shutdownMs = option(parseDuration(a.shutdown), 'shutdown', 'a duration like 10s', a.shutdown);
-    if (!(Number.isInteger(a.width) && a.width >= 10)) throw new UserError(`--width: expected an integer >= 10, got ${a.width}`);
-    const { spec, graph } = loadPlan(a.spec);
+    const unshapedRateBps = option(Rate, 'unshaped-rate', a['unshaped-rate']).bps;
+    const bootMs = option(Duration, 'boot', a.boot).ms;
+    const shutdownMs = option(Duration, 'shutdown', a.shutdown).ms;
+    if (!(Number.isInteger(a.width) && a.width >= 10 && a.width <= MAX_WIDTH)) {
+      throw new UserError(`--width: expected an integer from 10 to ${MAX_WIDTH}, got ${a.width}`);
+    }
+    // every treatment, as 'run' checks it: a factor level can break the plan too
+    const { spec, graph } = planOf(checkExperiment(a.spec, 'plan').spec, a.spec);
     const schedule = simulate(graph, estimateModel(spec, { unshapedRateBps, bootMs, shutdownMs }));
     if (a.json) {
-      console.log(JSON.stringify({ graph, schedule: schedule.items.map((i) => ({ id: i.action.id, start_ms: i.start, end_ms: i.end })), completion_ms: schedule.completionMs }, null, 2));
+      const items = schedule.items.map((i) => ({ id: i.action.id, start_ms: i.start, end_ms: i.end }));
+      console.log(JSON.stringify({ graph, schedule: items, completion_ms: schedule.completionMs }, null, 2));
       return;
     }
     console.log(describePlan(graph));

@@ -2,8 +2,17 @@ import type { Argv, CommandModule } from 'yargs';
 import { resumeExperiment, runExperiment, type RunResult } from '../experiment/runner.ts';
 import { counts } from '../experiment/campaign-state.ts';
 import { summaryTable } from '../experiment/summary.ts';
+import { checkExperiment } from '../experiment/treatments.ts';
+import { testbedId } from '../spec/load.ts';
 
-export const runCommand: CommandModule<object, { spec: string; out: string; influx?: string }> = {
+interface RunArgs {
+  spec: string;
+  out: string;
+  influx?: string;
+  'dry-run': boolean;
+}
+
+export const runCommand: CommandModule<object, RunArgs> = {
   command: 'run <spec>',
   describe: 'run an experiment end to end: testbed, guests, measured migrations, run directory',
   builder: (y) =>
@@ -11,8 +20,19 @@ export const runCommand: CommandModule<object, { spec: string; out: string; infl
       type: 'string', default: 'runs', describe: 'parent folder of the run directory',
     }).option('influx', {
       type: 'string', describe: 'also stream samples to InfluxDB 1.x, e.g. http://127.0.0.1:8086/migbench',
-    }) as Argv<{ spec: string; out: string; influx?: string }>,
+    }).option('dry-run', {
+      type: 'boolean', default: false, describe: 'check the spec, every treatment and its plan, print the campaign; build and run nothing',
+    }) as Argv<RunArgs>,
   handler: async (a) => {
+    // every check that needs no testbed, before the image build and the testbed
+    const { spec, treatments } = checkExperiment(a.spec);
+    if (a['dry-run']) {
+      console.log(`${a.spec}: valid; testbed '${testbedId(spec)}', ${treatments.length} treatment(s) x ${spec.repetitions} repetition(s)`);
+      const shown = 100;
+      for (const t of treatments.slice(0, shown)) console.log(`  ${t.id} ${JSON.stringify(t.levels)}`);
+      if (treatments.length > shown) console.log(`  ... and ${treatments.length - shown} more`);
+      return;
+    }
     const t0 = Date.now();
     const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s]`;
     const res = await runExperiment({ specFile: a.spec, outDir: a.out, influx: a.influx, log: (l) => console.error(`${stamp()} ${l}`) });

@@ -1,5 +1,4 @@
 import { run } from '../util/exec.ts';
-import { parseSize } from '../spec/units.ts';
 import type { VmSpecT, WorkloadSpec } from '../spec/schema.ts';
 import { guestIp, type HostNode, type Topology } from '../testbed/topology.ts';
 import { startVm, type VmProcess } from '../hypervisor/qemu.ts';
@@ -64,7 +63,7 @@ function vmOptions(env: VmEnv, vm: VmSpecT, index: number, host: HostNode) {
   return {
     name: vm.name,
     netns: host.ns,
-    memoryMiB: Math.round(parseSize(vm.memory)! / 2 ** 20),
+    memoryMiB: Math.round(vm.memory.bytes / 2 ** 20),
     vcpus: vm.vcpus,
     image: env.image,
     accel: env.accel,

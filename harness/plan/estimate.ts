@@ -1,5 +1,4 @@
 import type { Spec } from '../spec/schema.ts';
-import { parseSize } from '../spec/units.ts';
 import { testbedId } from '../spec/load.ts';
 import { UserError } from '../util/errors.ts';
 import { buildTopology, pathBetween, type Topology } from '../testbed/topology.ts';
@@ -45,7 +44,7 @@ export function transferResources(topo: Topology, from: string, to: string): str
 
 export function estimateModel(spec: Spec, opts: EstimateOptions): ProgressModel {
   const topo = buildTopology(spec.testbed, testbedId(spec));
-  const memory = new Map(spec.vms.map((v) => [v.name, parseSize(v.memory) ?? 0]));
+  const memory = new Map(spec.vms.map((v) => [v.name, v.memory.bytes]));
   const rateOf = new Map(topo.links.map((l) => [l.name, l.constraint.rateBps ?? opts.unshapedRateBps]));
   const goodput = opts.goodput ?? 0.956;
   return fairShareModel({

@@ -1,6 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
-import { formatPath, parseSpecText } from '../spec/load.ts';
+import { formatPath, loadSpec } from '../spec/load.ts';
 import type { Spec } from '../spec/schema.ts';
 import { UserError } from '../util/errors.ts';
 import { movesFromSpec } from './estimate.ts';
@@ -8,10 +6,10 @@ import { buildPlanGraph, type PlanGraph } from './graph.ts';
 import { PlanSpec, type PlanSpecT } from './schema.ts';
 
 /**
- * Reads a spec and its migration plan. The plan is validated with
- * harness/plan/schema.ts and the rest of the spec with the spec schema, so
- * plans with groups/after/sync/boot/shutdown work whether or not the spec
- * schema has adopted the full plan schema yet.
+ * A spec's migration plan, built from the validated spec (the spec schema
+ * includes harness/plan/schema.ts), so anchors, aliases and merge keys in
+ * the file work as everywhere else. validatePlanSpec checks a plan object
+ * on its own (tests, callers without a spec).
  */
 
 export function validatePlanSpec(raw: unknown, file?: string, path = 'migration.plan'): PlanSpecT {
@@ -33,25 +31,13 @@ export interface LoadedPlan {
   graph: PlanGraph;
 }
 
-export function loadPlan(file: string): LoadedPlan {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read spec '${file}': ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
-  const doc = parseDocument(text, { uniqueKeys: true });
-  // syntax errors: let the spec loader word them (with line and column)
-  if (doc.errors.length) {
-    parseSpecText(text, file);
-    throw new UserError(`${file}: not valid YAML`);
-  }
-  const rawPlan: unknown = doc.getIn(['migration', 'plan'], false);
-  const planJs: unknown = rawPlan && typeof rawPlan === 'object' && 'toJSON' in rawPlan ? (rawPlan as { toJSON(): unknown }).toJSON() : rawPlan;
-  const plan = validatePlanSpec(planJs, file);
-  if (doc.hasIn(['migration', 'plan'])) doc.deleteIn(['migration', 'plan']);
-  const { spec } = parseSpecText(doc.toString(), file);
+/** The plan of an already-validated spec; `file` names the spec in errors. */
+export function planOf(spec: Spec, file: string): LoadedPlan {
   if (!spec.migration) throw new UserError(`${file}: migration: missing; 'plan show' needs migration.moves and migration.plan`);
-  const graph = buildPlanGraph(movesFromSpec(spec, file), plan, { file });
-  return { spec, plan, graph };
+  const plan = spec.migration.plan;
+  return { spec, plan, graph: buildPlanGraph(movesFromSpec(spec, file), plan, { file }) };
+}
+
+export function loadPlan(file: string): LoadedPlan {
+  return planOf(loadSpec(file).spec, file);
 }

@@ -3,7 +3,6 @@ import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } 
 import { join } from 'node:path';
 import type { Sample } from '../store/sample.ts';
 import type { Topology } from '../testbed/topology.ts';
-import { parseDuration } from '../spec/units.ts';
 import type { Spec } from '../spec/schema.ts';
 import { excessEnergy, type EnergyResult, type PowerPoint } from './energy.ts';
 import { HostPowerModel, type NicCounters } from './host-power.ts';
@@ -24,8 +23,8 @@ export function powerModelFrom(spec: NonNullable<Spec['measure']['power']>): Pow
     ...(spec.idle_w !== undefined ? { idleW: spec.idle_w } : {}),
     ...(spec.cpu_w_per_core !== undefined ? { cpuWPerCore: spec.cpu_w_per_core } : {}),
     ...(spec.nic_w_per_mbit !== undefined ? { nicWPerMbit: spec.nic_w_per_mbit } : {}),
-    ...(spec.boot ? { bootMs: parseDuration(spec.boot)! } : {}),
-    ...(spec.shutdown ? { shutdownMs: parseDuration(spec.shutdown)! } : {}),
+    ...(spec.boot ? { bootMs: spec.boot.ms } : {}),
+    ...(spec.shutdown ? { shutdownMs: spec.shutdown.ms } : {}),
   };
 }
 
@@ -102,7 +101,7 @@ export class TestbedPower {
         await model.start();
         models.push(model);
       }
-      const intervalMs = parseDuration(spec.interval)!;
+      const intervalMs = spec.interval.ms;
       const self: { it: TestbedPower | null } = { it: null };
       poller = new PowerPoller(
         topo.hosts.map((h) => ({ host: h.name, address: h.mgmtIp!, port: 623, credentials, netns: topo.clientNs!, reading: { kind: 'sensor' as const, name: 'Power' } })),

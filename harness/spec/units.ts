@@ -1,7 +1,9 @@
 /**
  * Parsers for the quantities a spec writes as strings: rates, durations,
  * sizes and percentages. Each returns null on anything it does not
- * recognise so the schema can say what was expected.
+ * recognise so the schema can say what was expected. Only the schema
+ * (harness/spec/schema.ts) calls them: it resolves every quantity once into
+ * the classes below, and the rest of the code reads those numbers.
  */
 
 const RATE_UNITS: Record<string, number> = {
@@ -50,6 +52,47 @@ export function parsePercent(s: string): number | null {
   if (!m) return null;
   const v = Number(m[1]);
   return v <= 100 ? v : null;
+}
+
+/**
+ * A quantity as the spec resolves it: the value in a base unit, and the text
+ * the user wrote. It prints and serialises as that text, so messages and the
+ * manifest keep the user's words; code reads the number (`.ms`, `.bytes`,
+ * `.bps`, `.pct`) and never parses a quantity again.
+ */
+abstract class Quantity {
+  constructor(readonly text: string) {}
+  toString(): string {
+    return this.text;
+  }
+  toJSON(): string {
+    return this.text;
+  }
+}
+
+/** A duration; `ms` in milliseconds. */
+export class Duration extends Quantity {
+  constructor(text: string, readonly ms: number) {
+    super(text);
+  }
+}
+/** A size; `bytes`. */
+export class Size extends Quantity {
+  constructor(text: string, readonly bytes: number) {
+    super(text);
+  }
+}
+/** A rate; `bps` in bits per second. */
+export class Rate extends Quantity {
+  constructor(text: string, readonly bps: number) {
+    super(text);
+  }
+}
+/** A percentage; `pct` in 0..100. */
+export class Percent extends Quantity {
+  constructor(text: string, readonly pct: number) {
+    super(text);
+  }
 }
 
 /** Formats bits/s the way tc accepts it ('50000kbit'), avoiding float rounding in tc. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseSpecText } from '../spec/load.ts';
+import { parseSpecText, testbedId } from '../spec/load.ts';
+import { GUEST_NET_BASE } from '../spec/names.ts';
 import { formatStep, planUp } from './plan.ts';
 import { nftLossRuleset, queueLimitBytes, type KernelCaps } from './shaping.ts';
 import { buildTopology, expectedPath, pathBetween } from './topology.ts';
@@ -120,5 +121,37 @@ describe('plan (spec -> commands)', () => {
 
   it('renders nft rulesets with 0.01 % resolution', () => {
     expect(nftLossRuleset('t', ['mb-x1'], 0.25)).toContain('< 25 drop');
+  });
+});
+
+describe('the largest testbed a spec may describe fits the address and name plan', () => {
+  // the spec limits (harness/spec/names.ts) are derived from this plan; check them against what is built
+  const yaml = (racks: string) => `name: big-experiment-name-x\ntestbed:\n  racks: [${racks}]\n  aggregation: {delay: 1ms}\n`;
+  const cases = {
+    '99 racks of 1 host': yaml(Array.from({ length: 99 }, (_, i) => `{name: r${i + 1}, hosts: 1}`).join(', ')),
+    '1 rack of 99 named hosts': yaml(`{name: r1, hosts: [${Array.from({ length: 99 }, (_, i) => `host-${String(i).padStart(7, '0')}`).join(', ')}]}`),
+    '3 racks of 99 hosts': yaml(Array.from({ length: 3 }, (_, i) => `{name: rack${i + 1}, hosts: 99}`).join(', ')),
+  };
+  it.each(Object.entries(cases))('%s', (_name, text) => {
+    const { spec } = parseSpecText(text, 't.yaml');
+    const id = testbedId(spec);
+    const t = buildTopology(spec.testbed, id, { mgmt: true });
+    const addrs = t.links.flatMap((l) => [l.a.addr, l.b.addr]).filter((a): a is string => !!a).map((a) => a.split('/')[0]);
+    addrs.push(...t.hosts.map((h) => h.dataIp));
+    expect(new Set(addrs).size).toBe(addrs.length);
+    for (const a of addrs) {
+      const [, , third, fourth] = a.split('.').map(Number);
+      expect(third, a).toBeLessThan(GUEST_NET_BASE); // below the guests' 10.231.100.x
+      expect(fourth, a).toBeGreaterThanOrEqual(1);
+      expect(fourth, a).toBeLessThanOrEqual(250);
+    }
+    const namespaces = [t.switchNs, t.clientNs, ...t.hosts.map((h) => h.ns)];
+    expect(new Set(namespaces).size).toBe(namespaces.length);
+    // every interface, with the delay forwarder's extra ends, within IFNAMSIZ (15 characters)
+    const plan = planUp(t, NO_NETEM, 'mb-delayfwd');
+    const isIfname = (argv: string[], i: number) => ['dev', 'name'].includes(argv[i - 1]) || (argv[i - 1] === 'add' && argv[i - 2] === 'link');
+    const ifnames = plan.steps.flatMap((s) => s.argv.filter((a, i) => /^mb-/.test(a) && isIfname(s.argv, i)));
+    expect(ifnames.length).toBeGreaterThan(0);
+    for (const n of ifnames) expect(n.length, n).toBeLessThanOrEqual(15);
   });
 });

@@ -1,5 +1,7 @@
 import type { LinkConstraintSpec, TestbedSpecT } from '../spec/schema.ts';
-import { parseDuration, parsePercent, parseRate } from '../spec/units.ts';
+import { CLIENT_HOST_OCTET, DATA_NET, GUEST_NET_BASE, GUESTS_PER_SUBNET, hostNames, MGMT_NET, MIG_NET, nsName } from '../spec/names.ts';
+
+export { DATA_NET, GUEST_NET_BASE, hostNames, linkNames, MGMT_NET, MIG_NET, nsName } from '../spec/names.ts';
 
 /**
  * The local testbed as data: which namespaces, bridges, links and addresses
@@ -87,34 +89,18 @@ export interface Topology {
   prefixLen: number;
 }
 
-/** Address plan: data 10.231.0.0/16, migration 10.232.0.0/16, guests 10.231.100+.x. */
-export const DATA_NET = '10.231';
-export const MIG_NET = '10.232';
-/** Management network (BMCs), flat and never shaped, like a cluster's out-of-band network. */
-export const MGMT_NET = '10.233';
-export const GUEST_NET_BASE = 100;
-
 export function guestIp(vmIndex: number): string {
-  return `${DATA_NET}.${GUEST_NET_BASE + Math.floor(vmIndex / 250)}.${(vmIndex % 250) + 1}`;
+  return `${DATA_NET}.${GUEST_NET_BASE + Math.floor(vmIndex / GUESTS_PER_SUBNET)}.${(vmIndex % GUESTS_PER_SUBNET) + 1}`;
 }
 
-export function nsName(id: string, what: string): string {
-  return `mb-${id}-${what}`;
-}
-
-export function hostNames(rack: TestbedSpecT['racks'][number]): string[] {
-  return typeof rack.hosts === 'number'
-    ? Array.from({ length: rack.hosts }, (_, i) => `${rack.name}-h${i + 1}`)
-    : rack.hosts;
-}
-
+/** The spec's resolved constraint in base units. */
 export function toConstraint(c: LinkConstraintSpec | undefined): Constraint {
   const out: Constraint = {};
   if (!c) return out;
-  if (c.rate !== undefined) out.rateBps = parseRate(c.rate) ?? undefined;
-  if (c.delay !== undefined) out.delayMs = parseDuration(c.delay) ?? undefined;
-  if (c.jitter !== undefined) out.jitterMs = parseDuration(c.jitter) ?? undefined;
-  if (c.loss !== undefined) out.lossPct = parsePercent(c.loss) ?? undefined;
+  if (c.rate !== undefined) out.rateBps = c.rate.bps;
+  if (c.delay !== undefined) out.delayMs = c.delay.ms;
+  if (c.jitter !== undefined) out.jitterMs = c.jitter.ms;
+  if (c.loss !== undefined) out.lossPct = c.loss.pct;
   return out;
 }
 
@@ -129,18 +115,6 @@ export function mergeConstraints(...cs: Constraint[]): Constraint {
 
 export function isShaped(c: Constraint): boolean {
   return !!(c.rateBps || c.delayMs || c.jitterMs || c.lossPct);
-}
-
-/** Names the user can shape, without building anything (for spec validation). */
-export function linkNames(tb: TestbedSpecT): string[] {
-  const nets: Network[] = tb.migration_network === 'dedicated' ? ['data', 'mig'] : ['data'];
-  const names: string[] = [];
-  for (const rack of tb.racks) {
-    for (const h of hostNames(rack)) for (const n of nets) names.push(n === 'data' ? h : `${h}/mig`);
-    if (tb.racks.length > 1) for (const n of nets) names.push(n === 'data' ? `${rack.name}/up` : `${rack.name}/up/mig`);
-  }
-  if (tb.client) names.push('client');
-  return names;
 }
 
 export interface TopologyOptions {
@@ -229,7 +203,7 @@ export function buildTopology(tb: TestbedSpecT, id: string, opts: TopologyOption
   let clientMgmtIp: string | null = null;
   if (tb.client) {
     clientNs = nsName(id, 'client');
-    clientIp = `${DATA_NET}.0.250`;
+    clientIp = `${DATA_NET}.0.${CLIENT_HOST_OCTET}`;
     links.push({
       name: 'client',
       network: 'data',
@@ -240,7 +214,7 @@ export function buildTopology(tb: TestbedSpecT, id: string, opts: TopologyOption
       constraint: shapeFor('client'),
     });
     if (opts.mgmt) {
-      clientMgmtIp = `${MGMT_NET}.0.250`;
+      clientMgmtIp = `${MGMT_NET}.0.${CLIENT_HOST_OCTET}`;
       links.push({
         name: 'client/mgmt', network: 'mgmt', kind: 'mgmt',
         a: { ns: clientNs, ifname: 'mb-mgmt', addr: `${clientMgmtIp}/${prefixLen}` },

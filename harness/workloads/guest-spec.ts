@@ -4,9 +4,8 @@
  * in workloads/<dir>/ and document the same parameters.
  */
 import type { WorkloadSpec } from '../spec/schema.ts';
-import { parseDuration, parsePercent, parseSize } from '../spec/units.ts';
-import { UserError } from '../util/errors.ts';
-import { dirtyWorkloadSpec } from '../../workloads/dirty/spec.ts';
+import type { Duration } from '../spec/units.ts';
+import { dirtyWorkloadSpec } from './dirty.ts';
 
 type Running = Exclude<WorkloadSpec, { kind: 'idle' }>;
 
@@ -20,51 +19,50 @@ function guestSize(bytes: number): string {
 }
 
 /** Milliseconds as the guest programs read them (bare = ms would lose "s"). */
-function guestMs(d: string): string {
-  return `${parseDuration(d)!}ms`;
+function guestMs(d: Duration): string {
+  return `${d.ms}ms`;
 }
 
 /** Items /init handles itself: swap, and tracing once the workload runs. */
 function initItems(w: Running): string[] {
   const items: string[] = [];
-  if (w.kind === 'mempressure') items.push(`swap=${guestSize(parseSize(w.swap)!)}`);
+  if (w.kind === 'mempressure') items.push(`swap=${guestSize(w.swap.bytes)}`);
   if (w.trace) {
     items.push(`trace=${w.trace.windows.map(guestMs).join(':')}`);
     if (w.trace.reps !== 1) items.push(`trace_reps=${w.trace.reps}`);
     const delay = w.trace.delay ?? w.warmup;
-    if (parseDuration(delay)! > 0) items.push(`trace_delay=${guestMs(delay)}`);
+    if (delay.ms > 0) items.push(`trace_delay=${guestMs(delay)}`);
   }
   return items;
 }
 
+/** Bounds (util >= 1 %, percent 1-99 %) are the schema's: a spec that got here is in range. */
 function programString(w: Running): string {
   switch (w.kind) {
     case 'dirty':
       return dirtyWorkloadSpec({
-        wsetBytes: parseSize(w.wset)!,
-        periodMs: parseDuration(w.period)!,
+        wsetBytes: w.wset.bytes,
+        periodMs: w.period.ms,
         bpc: w.bpc,
-        fill: parsePercent(w.fill)!,
-        hotBytes: w.hot ? parseSize(w.hot)! : undefined,
-        hotPeriodMs: w.hot_period ? parseDuration(w.hot_period)! : undefined,
+        fill: w.fill.pct,
+        hotBytes: w.hot?.bytes,
+        hotPeriodMs: w.hot_period?.ms,
         mlock: w.mlock,
       });
     case 'cpu': {
-      const util = Math.round(parsePercent(w.util)!);
-      if (util < 1) throw new UserError(`cpu workload: util must be at least 1% (got ${w.util})`);
+      const util = Math.round(w.util.pct);
       const items = [`util=${util}`, `slice=${guestMs(w.slice)}`];
       if (w.threads) items.push(`threads=${w.threads}`);
       return `cpu:${items.join(',')}`;
     }
     case 'stress': {
-      const items = [`vm=${w.vm}`, `vm_bytes=${guestSize(parseSize(w.vm_bytes)!)}`, `vm_stride=${w.vm_stride}`];
+      const items = [`vm=${w.vm}`, `vm_bytes=${guestSize(w.vm_bytes.bytes)}`, `vm_stride=${w.vm_stride}`];
       if (w.vm_hang) items.push(`vm_hang=${guestMs(w.vm_hang)}`);
       if (w.vm_keep) items.push('vm_keep');
       return `stress:${items.join(',')}`;
     }
     case 'mempressure': {
-      const pct = Math.round(parsePercent(w.percent)!);
-      if (pct < 1 || pct > 99) throw new UserError(`mempressure workload: percent must be 1%..99% (got ${w.percent})`);
+      const pct = Math.round(w.percent.pct);
       return `mempressure:percent=${pct},rate=${w.rate}`;
     }
   }
@@ -99,5 +97,5 @@ export function guestWorkloadLabel(w: WorkloadSpec): string {
 
 /** Warm-up after MB-WORKLOAD-RUNNING, in ms (0 for idle). */
 export function workloadWarmupMs(w: WorkloadSpec): number {
-  return w.kind === 'idle' ? 0 : parseDuration(w.warmup)!;
+  return w.kind === 'idle' ? 0 : w.warmup.ms;
 }

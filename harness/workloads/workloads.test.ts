@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ExperimentSpec } from '../spec/schema.ts';
+import { ClientSpec, ExperimentSpec } from '../spec/schema.ts';
 import { clientId, opPath } from './clients.ts';
 import { parseGuestReport, parseTraceLine, reportSample, WORKLOAD_HEARTBEAT } from './guest-reports.ts';
 import { guestWorkloadLabel, guestWorkloadString, workloadWarmupMs } from './guest-spec.ts';
@@ -76,7 +76,9 @@ describe('guest workload strings', () => {
     expect(() => vmWith({ kind: 'cpu', util: '150%' })).toThrow();
     expect(() => vmWith({ kind: 'stress', vm: 0, vm_bytes: '10KiB' })).toThrow();
     expect(() => vmWith({ kind: 'burn' })).toThrow(/kind 'dirty', 'cpu'/);
-    expect(() => guestWorkloadString(vmWith({ kind: 'mempressure', percent: '100%' }).workload)).toThrow(/percent must be 1%..99%/);
+    // bounds are the schema's, so a bad value fails at validation, not at guest boot
+    expect(() => vmWith({ kind: 'mempressure', percent: '100%' })).toThrow(/expected 1% to 99%, got '100%'/);
+    expect(() => vmWith({ kind: 'cpu', util: '0%' })).toThrow(/expected 1% to 100%, got '0%'/);
     expect(() => vmWith({ kind: 'idle' }, [{ kind: 'probe', op: 'rm -rf' }])).toThrow(/expected op/);
     expect(() => vmWith({ kind: 'idle' }, [{ kind: 'httperf', rate: 100, uri: 'x;y' }])).toThrow(/URI path/);
   });
@@ -114,7 +116,9 @@ Reply status: 1xx=0 2xx=98 3xx=0 4xx=0 5xx=0
 Errors: total 2 client-timo 2 socket-timo 0 connrefused 0 connreset 0
 Errors: fd-unavail 0 addrunavail 0 ftab-full 0 other 0`;
   it('parses the summary', () => {
-    expect(parseHttperf(out)).toMatchObject({ connections: 100, replies: 98, status2xx: 98, errors: 2, clientTimeouts: 2, responseMs: 3.1, connMsAvg: 3.5, connMsMax: 40.2 });
+    expect(parseHttperf(out)).toMatchObject({
+      connections: 100, replies: 98, status2xx: 98, errors: 2, clientTimeouts: 2, responseMs: 3.1, connMsAvg: 3.5, connMsMax: 40.2,
+    });
     expect(parseHttperf(out)!.replyRate).toBeCloseTo(98 / 1.012, 6);
     expect(parseHttperf('httperf: connection refused')).toBeNull();
   });
@@ -125,7 +129,7 @@ Errors: fd-unavail 0 addrunavail 0 ftab-full 0 other 0`;
   it('maps clients to ids and paths', () => {
     expect(opPath('page')).toBe('/index.html');
     expect(opPath('write20m')).toBe('/cgi-bin/op?write20m');
-    expect(clientId({ kind: 'httperf', rate: 200, window: '1s', uri: '/', timeout: '2s' })).toBe('httperf-200');
+    expect(clientId(ClientSpec.parse({ kind: 'httperf', rate: 200, uri: '/' }))).toBe('httperf-200');
   });
 });
 

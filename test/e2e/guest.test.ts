@@ -12,7 +12,7 @@ import { probeAccelerator, qemuVersion, type AccelChoice } from '../../harness/h
 import { startVm, type VmProcess } from '../../harness/hypervisor/qemu.ts';
 import type { QmpEvent } from '../../harness/hypervisor/qmp.ts';
 import { run } from '../../harness/util/exec.ts';
-import { dirtyWorkloadSpec, parseDirtyReport } from '../../workloads/dirty/spec.ts';
+import { dirtyWorkloadSpec, parseDirtyReport } from '../../harness/workloads/dirty.ts';
 
 const NS = 'mb-g-ns';
 const BR = 'mb-g-br';

@@ -9,7 +9,7 @@ import { migrateVm } from '../../harness/migration/migrate.ts';
 import { bootVm, deleteTap, tapName, type PlacedVm, type VmEnv } from '../../harness/migration/placement.ts';
 import { delayForwarderPath } from '../../harness/native/programs.ts';
 import { loadSpec } from '../../harness/spec/load.ts';
-import type { Spec } from '../../harness/spec/schema.ts';
+import { ClientSpec, type Spec } from '../../harness/spec/schema.ts';
 import type { Sample } from '../../harness/store/sample.ts';
 import { down, up } from '../../harness/testbed/local.ts';
 import { buildTopology, type Topology } from '../../harness/testbed/topology.ts';
@@ -18,7 +18,7 @@ import { startClients } from '../../harness/workloads/clients.ts';
 import { parseTraceLine, watchGuestReports } from '../../harness/workloads/guest-reports.ts';
 import { PhaseClock } from '../../harness/workloads/phases.ts';
 import { dirtyRateSupport, measureDirtyRate, MIN_CALC_MS } from '../../harness/workloads/qmp-dirty-rate.ts';
-import { parseDirtyReport } from '../../workloads/dirty/spec.ts';
+import { parseDirtyReport } from '../../harness/workloads/dirty.ts';
 import { ROOT, waitFor } from '../support/cli.ts';
 
 /**
@@ -126,7 +126,7 @@ describe('web service clients and migrations', () => {
     const dirtied: Record<number, { traceMiB: number; qmpMiB: number }> = {};
     for (const rate of [100, 200]) {
       const samples: Sample[] = [];
-      const set = await startClients({ ns: topo.clientNs!, vm: 'web', ip: web.ip, clients: [{ kind: 'httperf', rate, window: '1s', uri: '/index.html', timeout: '2s' }],
+      const set = await startClients({ ns: topo.clientNs!, vm: 'web', ip: web.ip, clients: [ClientSpec.parse({ kind: 'httperf', rate })],
         clock, tags: { test: 'httperf' }, emit: (s) => samples.push(...s), log });
       try {
         await waitFor(() => samples.length >= 2, 60_000, 'two httperf windows (warm-up)');

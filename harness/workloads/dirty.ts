@@ -1,8 +1,8 @@
 /**
- * Host-side view of mb-dirty (workloads/dirty/dirty.c): builds the guest's
+ * Host-side view of mb-dirty (workloads/dirty/dirty.c, the C tree): builds the guest's
  * `mb.workload=` string and parses the report lines the guest prints.
  */
-import { UserError } from '../../harness/util/errors.ts';
+import { UserError } from '../util/errors.ts';
 
 /** Salfner et al.'s parameters plus mVM's hot/cold split. Sizes in bytes, times in ms. */
 export interface DirtyParams {

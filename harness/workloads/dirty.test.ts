@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { compileC } from '../../harness/util/compile.ts';
-import { PACKAGE_ROOT } from '../../harness/util/paths.ts';
-import { UserError } from '../../harness/util/errors.ts';
-import { dirtyWorkloadSpec, parseDirtyReport } from './spec.ts';
+import { compileC } from '../util/compile.ts';
+import { PACKAGE_ROOT } from '../util/paths.ts';
+import { UserError } from '../util/errors.ts';
+import { dirtyWorkloadSpec, parseDirtyReport } from './dirty.ts';
 
 const build = () => compileC({ name: 'mb-dirty', sources: [join(PACKAGE_ROOT, 'workloads', 'dirty', 'dirty.c')], static: true });
 

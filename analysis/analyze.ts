@@ -7,7 +7,8 @@ import { fitEnergy, type EnergyReport } from './models/energy.ts';
 import type { CurvePoint } from './models/hotcold.ts';
 import { analyzePlans, type PlanAnalysis } from './plans.ts';
 import { DEFAULT_GOODPUT, predictMigrations, workloadParams, type DurationReport } from './prediction.ts';
-import { streamSamples, type RunDir } from './rundir.ts';
+import { PeakAccumulator } from '../harness/experiment/peak-power.ts';
+import { observations, streamSamples, type Migration, type RunDir } from './rundir.ts';
 import { VARIABILITY_METRICS, variabilityTable, type VariabilityTable } from './variability.ts';
 
 export interface RunCounts {
@@ -26,9 +27,29 @@ export interface PowerPoint {
   watts: number;
 }
 
+/** Energy figures covering less of their migration than this (power readings missing) are left out of the fits. */
+export const ENERGY_MIN_COVERAGE = 0.8;
+
+/** Per-treatment totals from treatments.jsonl, with the peak computed from the samples when there are any. */
+export interface TreatmentEnergy {
+  treatment: string;
+  migrations: number;
+  completed: number;
+  energyJ: number | null;
+  /** Lowest coverage of the treatment's interval by power readings over its hosts (0..1). */
+  coverage: number | null;
+  peakPowerW: number | null;
+}
+
 export interface AnalysisResult {
   counts: RunCounts;
-  energy: { pooled: EnergyReport; perWorkload: EnergyReport };
+  energy: {
+    pooled: EnergyReport;
+    perWorkload: EnergyReport;
+    /** Completed migrations whose energy was left out for low power coverage. */
+    lowCoverage: number;
+  };
+  treatments: TreatmentEnergy[];
   duration: DurationReport;
   curves: Map<string, CurvePoint[]>;
   variability: VariabilityTable[];
@@ -75,8 +96,8 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
 
   const curves = new Map<string, CurvePoint[]>();
   const points: PowerPoint[] = [];
-  // Peak of summed host power per treatment: per (treatment, second) keep each host's latest watts.
-  const perSecond = new Map<string, Map<string, number>>();
+  // Peak power per treatment, defined once (harness/experiment/peak-power.ts) for the harness and analysis.
+  const peaks = new Map<string, PeakAccumulator>();
   let powerSamples = 0;
   await streamSamples(run, (s) => {
     if (s.measurement === 'dirty_trace') {
@@ -96,24 +117,30 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
     if (window && t >= window.start && t <= window.end) points.push({ t, host, watts });
     const tr = s.tags.treatment;
     if (tr) {
-      const key = `${tr}|${Math.floor(t / 1000)}`;
-      let m = perSecond.get(key);
-      if (!m) perSecond.set(key, (m = new Map()));
-      m.set(host, watts);
+      let acc = peaks.get(tr);
+      if (!acc) peaks.set(tr, (acc = new PeakAccumulator()));
+      acc.add(t, host, watts);
     }
   }, ['dirty_trace', 'power']);
   const peak = new Map<string, number>();
-  for (const [key, hosts] of perSecond) {
-    const tr = key.slice(0, key.lastIndexOf('|'));
-    let sum = 0;
-    for (const w of hosts.values()) sum += w;
-    if (sum > (peak.get(tr) ?? -Infinity)) peak.set(tr, sum);
+  for (const [tr, acc] of peaks) {
+    const total = acc.result().total;
+    if (total !== null) peak.set(tr, total);
   }
+  const treatments = treatmentEnergy(run, peak);
+  // plans without power samples in the run directory still get the harness's per-treatment peak
+  for (const t of treatments) if (!peak.has(t.treatment) && t.peakPowerW !== null) peak.set(t.treatment, t.peakPowerW);
 
   const params = workloadParams(run.migrations, curves, goodput);
+  const forEnergy = energyMigrations(run);
   return {
     counts: countRun(run),
-    energy: { pooled: fitEnergy(run.migrations, 'pooled', opts.seed), perWorkload: fitEnergy(run.migrations, 'per-workload', opts.seed) },
+    energy: {
+      pooled: fitEnergy(forEnergy.migrations, 'pooled', opts.seed),
+      perWorkload: fitEnergy(forEnergy.migrations, 'per-workload', opts.seed),
+      lowCoverage: forEnergy.lowCoverage,
+    },
+    treatments,
     duration: predictMigrations(run.migrations, params, goodput),
     curves,
     variability: VARIABILITY_METRICS.map((m) => variabilityTable(run, m)).filter((t): t is VariabilityTable => t !== null),
@@ -121,4 +148,34 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
     power: { window, points, samples: powerSamples },
     powerWindowMigrations: window ? inWindow : [],
   };
+}
+
+/**
+ * The migrations for energy fits: an energy figure whose migration was
+ * covered by power readings for less than ENERGY_MIN_COVERAGE (the poller
+ * missed readings) is left out (energy_j null), and counted.
+ */
+export function energyMigrations(run: RunDir): { migrations: Migration[]; lowCoverage: number } {
+  let lowCoverage = 0;
+  const migrations = run.migrations.map((m) => {
+    if (m.energy_j === null || typeof m.energy_coverage !== 'number' || m.energy_coverage >= ENERGY_MIN_COVERAGE) return m;
+    if (observations([m]).length) lowCoverage++;
+    return { ...m, energy_j: null };
+  });
+  return { migrations, lowCoverage };
+}
+
+/** Per-treatment energy and peak power from treatments.jsonl (the last line per treatment: a resumed run appends again). */
+export function treatmentEnergy(run: RunDir, peakFromSamples: Map<string, number> = new Map()): TreatmentEnergy[] {
+  const last = new Map(run.treatmentTotals.map((t) => [t.treatment, t]));
+  return [...last.values()].map((t) => {
+    const cov = Object.values(t.hosts).map((h) => h.coverage).filter((c): c is number => c !== null);
+    const hostPeaks = Object.values(t.hosts).map((h) => h.peak_w).filter((w): w is number => w !== null);
+    return {
+      treatment: t.treatment, migrations: t.migrations, completed: t.completed, energyJ: t.energy_j,
+      coverage: cov.length ? Math.min(...cov) : null,
+      // older run directories hold only per-host peaks: their sum bounds the summed peak from above
+      peakPowerW: peakFromSamples.get(t.treatment) ?? t.peak_w ?? (hostPeaks.length ? hostPeaks.reduce((a, b) => a + b, 0) : null),
+    };
+  }).sort((a, b) => a.treatment.localeCompare(b.treatment, undefined, { numeric: true }));
 }

@@ -6,17 +6,26 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { streamSamples, type Migration, type RunDir } from './rundir.ts';
 
+/** A plain decimal number (negative and exponent forms included): safe as a cell, and kept as a number. */
+const PLAIN_NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
+/**
+ * One CSV cell. Text starting with =, +, - or @ would be run as a formula
+ * by spreadsheet programs (CSV injection via a workload label, a failure
+ * reason): it gets a leading single quote, plain numbers excepted.
+ */
 export function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
-  const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  let s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  if (/^[=+\-@\t\r]/.test(s) && !(typeof v === 'number' || PLAIN_NUMBER.test(s))) s = `'${s}`;
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 const MIGRATION_COLUMNS: (keyof Migration | 'plan_kind' | 'plan_action_id' | 'plan_start_ms' | 'plan_end_ms')[] = [
   'id', 'treatment', 'rep', 'vm', 'src', 'dst', 'status', 'reason', 'partial', 'plan_kind', 'plan_action_id', 'plan_start_ms', 'plan_end_ms',
   't_cmd', 't_stop', 't_resume', 't_done', 'total_ms', 'downtime_reported_ms', 'downtime_event_ms', 'downtime_observed_ms',
-  'preop_ms', 'postop_ms', 'transferred_bytes', 'passes', 'setup_ms', 'energy_j', 'link_rate_mbit', 'memory_mib', 'workload',
-  'downtime_limit_ms', 'healthy',
+  'preop_ms', 'postop_ms', 'transferred_bytes', 'passes', 'setup_ms', 'energy_j', 'energy_coverage', 'link_rate_mbit', 'memory_mib', 'workload',
+  'downtime_limit_ms', 'healthy', 'attempt',
 ];
 
 export function migrationsCsv(run: RunDir): string {
@@ -24,7 +33,9 @@ export function migrationsCsv(run: RunDir): string {
   const levels = new Map(run.manifest.treatments.map((t) => [t.id, t.levels]));
   const lines = [[...MIGRATION_COLUMNS, ...factorCols].map(csvCell).join(',')];
   for (const m of run.migrations) {
-    const rec: Record<string, unknown> = { ...m, plan_kind: m.plan?.kind, plan_action_id: m.plan?.action_id, plan_start_ms: m.plan?.start_ms, plan_end_ms: m.plan?.end_ms };
+    const rec: Record<string, unknown> = {
+      ...m, plan_kind: m.plan?.kind, plan_action_id: m.plan?.action_id, plan_start_ms: m.plan?.start_ms, plan_end_ms: m.plan?.end_ms,
+    };
     const lv = levels.get(m.treatment) ?? {};
     lines.push([...MIGRATION_COLUMNS.map((c) => csvCell(rec[c])), ...factorCols.map((f) => csvCell(lv[f]))].join(','));
   }

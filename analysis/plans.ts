@@ -55,6 +55,18 @@ function scenarioKey(levels: Record<string, unknown>): string {
   return JSON.stringify(Object.entries(levels).filter(([k]) => !isPlanFactor(k)).sort(([a], [b]) => a.localeCompare(b)));
 }
 
+/** Completion time (ms) per "treatment|rep" from plans.jsonl; the latest attempt wins (a redone unit). */
+function completionFromPlans(run: RunDir): Map<string, number> {
+  const best = new Map<string, { attempt: number; ms: number }>();
+  for (const p of run.plans) {
+    if (p.completion_ms === null) continue;
+    const key = `${p.treatment}|${p.rep}`;
+    const cur = best.get(key);
+    if (!cur || p.attempt >= cur.attempt) best.set(key, { attempt: p.attempt, ms: p.completion_ms });
+  }
+  return new Map([...best].map(([k, v]) => [k, v.ms]));
+}
+
 export function analyzePlans(run: RunDir, peakPowerByTreatment: Map<string, number> = new Map()): PlanAnalysis {
   const obs = observations(run.migrations).filter((m) => m.plan);
   if (obs.length === 0) return { plans: [], curves: [], gantt: [], note: 'no migration belongs to a plan' };
@@ -65,6 +77,7 @@ export function analyzePlans(run: RunDir, peakPowerByTreatment: Map<string, numb
     a.push(m);
   }
   const plans: PlanSummary[] = [];
+  const planCompletion = completionFromPlans(run);
   const completionByTRep = new Map<string, Map<number, number>>();
   const gantt: PlanAnalysis['gantt'] = [];
   for (const [t, ms] of byT) {
@@ -77,8 +90,11 @@ export function analyzePlans(run: RunDir, peakPowerByTreatment: Map<string, numb
     const completions = new Map<number, number>();
     const energies: number[] = [];
     for (const [rep, rms] of reps) {
+      // the executor's completion time (plans.jsonl) where recorded, else the span of the migrations
+      const recorded = planCompletion.get(`${t}|${rep}`);
       const spans = rms.map(span).filter((s): s is { start: number; end: number } => s !== null);
-      if (spans.length) completions.set(rep, (max(spans.map((s) => s.end)) - min(spans.map((s) => s.start))) / 1000);
+      if (recorded !== undefined) completions.set(rep, recorded / 1000);
+      else if (spans.length) completions.set(rep, (max(spans.map((s) => s.end)) - min(spans.map((s) => s.start))) / 1000);
       const e = rms.map((m) => m.energy_j);
       if (e.every((x) => x !== null)) energies.push((e as number[]).reduce((s, x) => s + x, 0));
     }

@@ -1,14 +1,25 @@
 /**
- * Loads a run directory (manifest.json, migrations.jsonl, samples/*.jsonl)
- * into typed records. Lenient with missing optional fields: absent numbers
- * become null, absent labels empty. Samples are streamed, never slurped,
- * because a campaign can hold millions of power readings.
+ * Loads a run directory (manifest.json, migrations.jsonl, plans.jsonl,
+ * treatments.jsonl, state.json, samples/*.jsonl) with the schemas the harness
+ * writes by (harness/store/schema). Damage is reported, not fatal: a torn
+ * last line is skipped and counted, every other bad line (garbage, `null`, a
+ * record failing the schema) is skipped and listed with file, line and field
+ * in `problems`, which the analysis output and the report show. Samples are
+ * streamed, never slurped: a campaign can hold millions of readings.
  */
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import type { z } from 'zod';
+import { forEachJsonlLine, jsonlLines, parseJsonlLine, type LineProblem } from '../harness/store/jsonl.ts';
+import {
+  CampaignStateSchema, issueText, isSample, MANIFEST_SCHEMA_VERSION, ManifestSchema, MigrationRecordSchema, PlanLineSchema, SampleSchema,
+  TreatmentEntrySchema, TreatmentLineSchema,
+  type CampaignState, type Manifest as ManifestFile, type ManifestFields, type MigrationRecord, type PlanLine, type Sample,
+  type TreatmentLine,
+} from '../harness/store/schema/index.ts';
 import { UserError } from '../harness/util/errors.ts';
-import type { Sample } from '../harness/store/sample.ts';
+
+export type { CompareSettings, MigrationStatus, PlanRef, PlanLine, TreatmentLine } from '../harness/store/schema/index.ts';
 
 export type Level = string | number | boolean;
 
@@ -18,70 +29,14 @@ export interface Treatment {
   workload?: string;
 }
 
-export interface CompareSettings {
-  threshold?: number;
-  alpha?: number;
-  metrics?: string[];
-}
-
-export interface Manifest {
-  name: string;
-  spec: Record<string, unknown>;
-  spec_hash?: string;
-  harness?: { version?: string; commit?: string };
-  qemu_version?: string;
-  accelerator?: string;
-  host_kernel?: string;
-  guest_kernel?: string;
-  shaping_mechanisms?: Record<string, string>;
-  power_source?: 'measured' | 'modelled' | 'none';
-  started_at?: string;
-  ended_at?: string;
+/** The manifest as analysis uses it: factor levels flattened to Level. */
+export type Manifest = Omit<ManifestFields, 'factors' | 'treatments'> & {
   factors: Record<string, Level[]>;
   treatments: Treatment[];
-  compare?: CompareSettings;
-}
+};
 
-export type MigrationStatus = 'completed' | 'failed' | 'cancelled';
-
-export interface PlanRef {
-  kind: string;
-  action_id?: string;
-  start_ms?: number;
-  end_ms?: number;
-}
-
-export interface Migration {
-  id: string;
-  treatment: string;
-  rep: number;
-  vm: string;
-  src: string;
-  dst: string;
-  status: MigrationStatus;
-  reason?: string;
-  partial?: boolean;
-  plan?: PlanRef;
-  t_cmd: string | null;
-  t_stop: string | null;
-  t_resume: string | null;
-  t_done: string | null;
-  total_ms: number | null;
-  downtime_reported_ms: number | null;
-  downtime_event_ms: number | null;
-  downtime_observed_ms: number | null;
-  preop_ms: number | null;
-  postop_ms: number | null;
-  transferred_bytes: number | null;
-  passes: number | null;
-  setup_ms: number | null;
-  energy_j: number | null;
-  link_rate_mbit: number | null;
-  memory_mib: number | null;
-  workload: string;
-  downtime_limit_ms: number | null;
-  healthy: boolean;
-}
+/** A migration record as read (defaults filled for fields older harnesses did not write). */
+export type Migration = MigrationRecord;
 
 /** Numeric per-migration responses analyses can use. */
 export const NUMERIC_METRICS = [
@@ -90,21 +45,49 @@ export const NUMERIC_METRICS = [
 ] as const;
 export type NumericMetric = (typeof NUMERIC_METRICS)[number];
 
-export interface RunDir {
-  dir: string;
-  manifest: Manifest;
-  migrations: Migration[];
-  /** Files under samples/, absolute paths. */
-  sampleFiles: string[];
+/** Durations that cannot be negative; a negative one (a clock step?) is warned about. */
+const DURATION_FIELDS = ['total_ms', 'downtime_reported_ms', 'downtime_event_ms', 'downtime_observed_ms', 'preop_ms', 'postop_ms', 'setup_ms'] as const;
+
+/**
+ * Something wrong in the run directory that analysis worked around. `line`
+ * is null for whole-file or manifest problems. Kinds from the line reader,
+ * plus manifest (a damaged manifest piece) and warning (kept, but suspect).
+ */
+export interface Problem {
+  file: string;
+  line: number | null;
+  kind: LineProblem['kind'] | 'manifest' | 'warning';
+  message: string;
 }
 
-function num(v: unknown): number | null {
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
-  return null;
+export interface RunDir {
+  dir: string;
+  /** Layout version of the run directory (manifest schema_version; 1 when absent). */
+  schemaVersion: number;
+  manifest: Manifest;
+  migrations: Migration[];
+  /** plans.jsonl: one line per executed plan (empty in older run directories). */
+  plans: PlanLine[];
+  /** treatments.jsonl: per-treatment energy and peak power. */
+  treatmentTotals: TreatmentLine[];
+  state: CampaignState | null;
+  /** Files under samples/, absolute paths. */
+  sampleFiles: string[];
+  /** Grows while samples are streamed (bad sample lines are found then). */
+  problems: Problem[];
 }
-function str(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
+
+/** At most this many bad lines per sample file are listed; the rest are counted. */
+const LISTED_PER_FILE = 20;
+
+/** "file:line: message", the file relative to the run directory. */
+export function problemText(run: Pick<RunDir, 'dir'>, p: Problem): string {
+  const f = relative(run.dir, p.file) || p.file;
+  return `${f}${p.line !== null ? `:${p.line}` : ''}: ${p.message}`;
+}
+
+export function truncatedLines(run: RunDir): number {
+  return run.problems.filter((p) => p.kind === 'truncated').length;
 }
 
 function readJsonFile(path: string): unknown {
@@ -126,93 +109,110 @@ export function toLevel(v: unknown): Level {
   return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : JSON.stringify(v);
 }
 
-function levelsRecord(v: unknown): Record<string, Level> {
-  if (typeof v !== 'object' || v === null) return {};
+function levelsRecord(v: Record<string, unknown>): Record<string, Level> {
   return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toLevel(x)]));
 }
 
-/** Shaping mechanism per link as one word each ('htb', 'htb+delayfwd'); older manifests nest them. */
-function shapingText(v: unknown): Record<string, string> {
-  if (typeof v !== 'object' || v === null) return {};
-  const out: Record<string, string> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = typeof x === 'string' ? x : JSON.stringify(x);
-  return out;
-}
-
-export function normalizeManifest(raw: unknown, path: string): Manifest {
-  if (typeof raw !== 'object' || raw === null) throw new UserError(`${path}: expected a JSON object`);
-  const m = raw as Record<string, unknown>;
-  const treatments = Array.isArray(m.treatments)
-    ? (m.treatments as Record<string, unknown>[]).map((t, i) => ({
-        id: String(t.id ?? `t${i}`),
-        levels: levelsRecord(t.levels),
-        workload: str(t.workload) ?? undefined,
-      }))
-    : [];
-  const spec = (typeof m.spec === 'object' && m.spec !== null ? m.spec : {}) as Record<string, unknown>;
-  const compare = (m.compare ?? spec.compare) as CompareSettings | undefined;
-  return {
-    ...(m as object),
-    name: String(m.name ?? 'unnamed'),
-    spec,
-    factors: Object.fromEntries(Object.entries(typeof m.factors === 'object' && m.factors !== null ? m.factors : {}).map(([k, v]) => [k, Array.isArray(v) ? v.map(toLevel) : []])),
-    shaping_mechanisms: shapingText(m.shaping_mechanisms),
-    treatments,
-    compare: typeof compare === 'object' && compare !== null ? compare : undefined,
-  } as Manifest;
-}
-
-export function normalizeMigration(raw: Record<string, unknown>, line: number): Migration {
-  const status = raw.status === 'completed' || raw.status === 'failed' || raw.status === 'cancelled' ? raw.status : 'failed';
-  const plan = typeof raw.plan === 'object' && raw.plan !== null ? (raw.plan as PlanRef) : undefined;
-  return {
-    id: String(raw.id ?? `m${line}`),
-    treatment: String(raw.treatment ?? ''),
-    rep: num(raw.rep) ?? 0,
-    vm: String(raw.vm ?? ''),
-    src: String(raw.src ?? ''),
-    dst: String(raw.dst ?? ''),
-    status,
-    reason: str(raw.reason) ?? undefined,
-    partial: raw.partial === true,
-    plan,
-    t_cmd: str(raw.t_cmd),
-    t_stop: str(raw.t_stop),
-    t_resume: str(raw.t_resume),
-    t_done: str(raw.t_done),
-    total_ms: num(raw.total_ms),
-    downtime_reported_ms: num(raw.downtime_reported_ms),
-    downtime_event_ms: num(raw.downtime_event_ms),
-    downtime_observed_ms: num(raw.downtime_observed_ms),
-    preop_ms: num(raw.preop_ms),
-    postop_ms: num(raw.postop_ms),
-    transferred_bytes: num(raw.transferred_bytes),
-    passes: num(raw.passes),
-    setup_ms: num(raw.setup_ms),
-    energy_j: num(raw.energy_j),
-    link_rate_mbit: num(raw.link_rate_mbit),
-    memory_mib: num(raw.memory_mib),
-    workload: String(raw.workload ?? ''),
-    downtime_limit_ms: num(raw.downtime_limit_ms),
-    healthy: raw.healthy !== false,
-  };
-}
-
-/** Parses JSON Lines text; a torn last line is ignored, any other bad line is a UserError. */
-export function parseJsonlText(text: string, path: string): Record<string, unknown>[] {
-  const lines = text.split('\n');
-  const out: Record<string, unknown>[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i];
-    if (line.trim() === '') continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch (e) {
-      if (i === lines.length - 1) break;
-      throw new UserError(`${path}:${i + 1}: not valid JSON (${(e as Error).message})`);
+/**
+ * Parses an object key by key, so one damaged field is one problem and a
+ * default, not a lost manifest. Keys the schema does not know are kept.
+ */
+function parseFieldwise<S extends z.ZodObject>(schema: S, raw: Record<string, unknown>, report: (field: string, msg: string) => void): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...raw };
+  for (const [k, field] of Object.entries(schema.shape) as [string, z.ZodType][]) {
+    const r = field.safeParse(raw[k]);
+    if (r.success) {
+      if (r.data === undefined) delete out[k];
+      else out[k] = r.data;
+      continue;
     }
+    report(k, issueText(r.error));
+    const d = field.safeParse(undefined);
+    if (d.success && d.data !== undefined) out[k] = d.data;
+    else delete out[k];
   }
   return out;
+}
+
+/** Reads manifest.json; refuses a newer layout; damaged pieces become problems. */
+export function readManifest(path: string, problems: Problem[]): { manifest: Manifest; schemaVersion: number } {
+  const raw = readJsonFile(path);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(`${path}: expected a JSON object; is this a migbench run directory?`);
+  const m = raw as Record<string, unknown>;
+  const problem = (message: string) => problems.push({ file: path, line: null, kind: 'manifest', message });
+  const v = m.schema_version;
+  if (typeof v === 'number' && Number.isInteger(v) && v > MANIFEST_SCHEMA_VERSION) {
+    throw new UserError(`${path}: written by a newer migbench (schema ${v}); upgrade migbench to analyse it (this version reads schema ${MANIFEST_SCHEMA_VERSION} and older)`);
+  }
+  const input: Record<string, unknown> = { ...m };
+  // the compare settings lived only in the spec before they were copied to the manifest
+  if (input.compare === undefined && typeof m.spec === 'object' && m.spec !== null) input.compare = (m.spec as Record<string, unknown>).compare;
+  for (const key of ['factors', 'treatments'] as const) if (m[key] === undefined) problem(`${key}: missing; analysed as empty`);
+  if (Array.isArray(m.treatments)) {
+    // one damaged treatment entry costs that entry, not the manifest
+    input.treatments = m.treatments.filter((t, i) => {
+      const r = TreatmentEntrySchema.safeParse(t);
+      if (!r.success) problem(`treatments[${i}]: ${t === null ? 'null instead of a treatment' : issueText(r.error)}; skipped`);
+      return r.success;
+    });
+  }
+  const parsed = parseFieldwise(ManifestSchema, input, (field, msg) => problem(`${field}: ${msg.replace(/^\S+: /, '')} (${field === 'name' ? 'using "unnamed"' : 'ignored'})`));
+  const file = parsed as ManifestFile & Record<string, unknown>;
+  const manifest: Manifest = {
+    ...file,
+    name: typeof file.name === 'string' ? file.name : 'unnamed',
+    factors: Object.fromEntries(Object.entries(file.factors ?? {}).map(([k, xs]) => [k, xs.map(toLevel)])),
+    treatments: (file.treatments ?? []).map((t) => ({ id: t.id, levels: levelsRecord(t.levels), workload: t.workload })),
+    shaping_mechanisms: file.shaping_mechanisms ?? {},
+  };
+  return { manifest, schemaVersion: typeof file.schema_version === 'number' ? file.schema_version : 1 };
+}
+
+/** Reads one JSONL file with a schema: good records out, bad lines into `problems`. */
+export function readJsonlWith<S extends z.ZodType>(path: string, schema: S, problems: Problem[]): z.output<S>[] {
+  if (!existsSync(path)) return [];
+  const out: z.output<S>[] = [];
+  for (const l of jsonlLines(readFileSync(path, 'utf8'))) {
+    const r = parseJsonlLine(l.text, l.unterminated);
+    if (r === null) continue;
+    if (!r.ok) {
+      problems.push({ file: path, line: l.line, kind: r.kind, message: r.message });
+      continue;
+    }
+    const p = schema.safeParse(r.value);
+    if (p.success) out.push(p.data);
+    else problems.push({ file: path, line: l.line, kind: 'invalid', message: `${issueText(p.error)}; skipped` });
+  }
+  return out;
+}
+
+/** A migration record from a partial object (tests, synthetic data): absent required fields get neutral values. */
+export function normalizeMigration(raw: Record<string, unknown>, line: number): Migration {
+  return MigrationRecordSchema.parse({ id: `m${line}`, treatment: '', rep: 0, vm: '', src: '', dst: '', status: 'failed', ...raw });
+}
+
+function warnNegativeDurations(path: string, migrations: readonly Migration[], problems: Problem[]): void {
+  migrations.forEach((m) => {
+    const neg = DURATION_FIELDS.filter((f) => typeof m[f] === 'number' && (m[f] as number) < 0);
+    if (neg.length) {
+      problems.push({ file: path, line: null, kind: 'warning', message: `migration ${m.id}: negative duration ${neg.map((f) => `${f}=${m[f]}`).join(', ')} (clock step?); analysed as recorded` });
+    }
+  });
+}
+
+function readStateFile(path: string, problems: Problem[]): CampaignState | null {
+  if (!existsSync(path)) return null;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    problems.push({ file: path, line: null, kind: 'garbage', message: `not valid JSON (${(e as Error).message}); campaign state ignored` });
+    return null;
+  }
+  const r = CampaignStateSchema.safeParse(raw);
+  if (r.success) return r.data;
+  problems.push({ file: path, line: null, kind: 'invalid', message: `${issueText(r.error)}; campaign state ignored` });
+  return null;
 }
 
 export function loadRunDir(dir: string): RunDir {
@@ -221,16 +221,19 @@ export function loadRunDir(dir: string): RunDir {
   }
   const manifestPath = join(dir, 'manifest.json');
   if (!existsSync(manifestPath)) throw new UserError(`${dir} has no manifest.json; is it a migbench run directory?`);
-  const manifest = normalizeManifest(readJsonFile(manifestPath), manifestPath);
+  const problems: Problem[] = [];
+  const { manifest, schemaVersion } = readManifest(manifestPath, problems);
   const migPath = join(dir, 'migrations.jsonl');
-  const migrations = existsSync(migPath)
-    ? parseJsonlText(readFileSync(migPath, 'utf8'), migPath).map((r, i) => normalizeMigration(r, i + 1))
-    : [];
+  const migrations = readJsonlWith(migPath, MigrationRecordSchema, problems);
+  warnNegativeDurations(migPath, migrations, problems);
+  const plans = readJsonlWith(join(dir, 'plans.jsonl'), PlanLineSchema, problems);
+  const treatmentTotals = readJsonlWith(join(dir, 'treatments.jsonl'), TreatmentLineSchema, problems);
+  const state = readStateFile(join(dir, 'state.json'), problems);
   const sdir = join(dir, 'samples');
   const sampleFiles = existsSync(sdir)
     ? readdirSync(sdir).filter((f) => f.endsWith('.jsonl')).sort().map((f) => join(sdir, f))
     : [];
-  return { dir, manifest, migrations, sampleFiles };
+  return { dir, schemaVersion, manifest, migrations, plans, treatmentTotals, state, sampleFiles, problems };
 }
 
 /** Migrations that count as observations: completed and not partial. */
@@ -238,10 +241,34 @@ export function observations(migrations: readonly Migration[]): Migration[] {
   return migrations.filter((m) => m.status === 'completed' && !m.partial);
 }
 
+/** Bad sample lines already reported per run (files are streamed more than once, e.g. by export). */
+const seen = new WeakMap<RunDir, { keys: Set<string>; perFile: Map<string, number> }>();
+
+function reportSampleProblem(run: RunDir, p: Problem): void {
+  let s = seen.get(run);
+  if (!s) seen.set(run, (s = { keys: new Set(), perFile: new Map() }));
+  const key = `${p.file}:${p.line}`;
+  if (s.keys.has(key)) return;
+  s.keys.add(key);
+  const n = (s.perFile.get(p.file) ?? 0) + 1;
+  s.perFile.set(p.file, n);
+  if (n <= LISTED_PER_FILE) {
+    run.problems.push(p);
+    return;
+  }
+  const more = `${n - LISTED_PER_FILE} more bad line(s) not listed; skipped`;
+  const i = run.problems.findIndex((x) => x.file === p.file && x.line === null && x.message.endsWith('not listed; skipped'));
+  const summary: Problem = { file: p.file, line: null, kind: 'invalid', message: more };
+  if (i >= 0) run.problems[i] = summary;
+  else run.problems.push(summary);
+}
+
 /**
  * Streams every sample of the run, calling `onSample` for those whose
- * measurement is in `measurements` (all when omitted). A cheap substring
- * test skips lines of other measurements before JSON.parse.
+ * measurement is in `measurements` (all when omitted). Files are named by
+ * measurement, so other files are not read; a cheap substring test skips
+ * lines of other measurements before JSON.parse. Bad lines are skipped and
+ * added to `run.problems` (a torn last line counted as truncated).
  */
 export async function streamSamples(
   run: RunDir,
@@ -249,29 +276,33 @@ export async function streamSamples(
   measurements?: readonly string[],
 ): Promise<number> {
   let count = 0;
-  // Substring prefilter on the quoted name; robust to whitespace in the JSON.
   const needles = measurements?.map((m) => `"${m}"`);
   for (const file of run.sampleFiles) {
-    const rl = createInterface({ input: createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity });
-    let lineNo = 0;
-    let pendingError: string | null = null;
-    for await (const line of rl) {
-      lineNo++;
-      if (line === '') continue;
-      if (pendingError) throw new UserError(pendingError);
-      if (needles && !needles.some((n) => line.includes(n))) continue;
-      let s: Sample;
-      try {
-        s = JSON.parse(line) as Sample;
-      } catch (e) {
-        // Only the last line may be torn; defer the error until we know it is not last.
-        pendingError = `${file}:${lineNo}: not valid JSON (${(e as Error).message})`;
-        continue;
+    if (measurements && !measurements.includes(basename(file, '.jsonl'))) continue;
+    await forEachJsonlLine(file, (text, line, unterminated) => {
+      if (needles && !unterminated && !needles.some((n) => text.includes(n))) return;
+      const r = parseJsonlLine(text, unterminated);
+      if (r === null) return;
+      if (!r.ok) {
+        reportSampleProblem(run, { file, line, kind: r.kind, message: r.message });
+        return;
       }
-      if (measurements && !measurements.includes(s.measurement)) continue;
+      let s: Sample;
+      if (isSample(r.value)) {
+        s = r.value;
+        if (s.tags === undefined) s.tags = {};
+      } else {
+        const p = SampleSchema.safeParse(r.value);
+        if (!p.success) {
+          reportSampleProblem(run, { file, line, kind: 'invalid', message: `${issueText(p.error)}; skipped` });
+          return;
+        }
+        s = p.data;
+      }
+      if (measurements && !measurements.includes(s.measurement)) return;
       count++;
       onSample(s);
-    }
+    });
   }
   return count;
 }
@@ -279,4 +310,13 @@ export async function streamSamples(
 /** Treatment levels by id (empty when the manifest does not list it). */
 export function levelsOf(run: RunDir): Map<string, Record<string, Level>> {
   return new Map(run.manifest.treatments.map((t) => [t.id, t.levels]));
+}
+
+/** A RunDir held in memory (tests, synthetic analyses): absent parts empty. */
+export function inMemoryRun(p: { dir?: string; manifest: Partial<Manifest> & { name: string }; migrations?: Migration[]; plans?: PlanLine[] }): RunDir {
+  const manifest: Manifest = { schema_version: MANIFEST_SCHEMA_VERSION, spec: {}, factors: {}, treatments: [], shaping_mechanisms: {}, ...p.manifest };
+  return {
+    dir: p.dir ?? '/nonexistent', schemaVersion: manifest.schema_version, manifest, migrations: p.migrations ?? [], plans: p.plans ?? [],
+    treatmentTotals: [], state: null, sampleFiles: [], problems: [],
+  };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { variabilityTable } from './variability.ts';
-import { normalizeMigration, type RunDir } from './rundir.ts';
+import { inMemoryRun, normalizeMigration, type RunDir } from './rundir.ts';
 
 function run(): RunDir {
   const vals: [string, number][] = [['A', 1], ['A', 2], ['A', 3], ['B', 4], ['B', 6], ['B', 8]];
@@ -8,15 +8,13 @@ function run(): RunDir {
   // A failed and a partial migration must not count.
   migrations.push(normalizeMigration({ id: 'f', treatment: 'A', status: 'failed', total_ms: 1000 }, 7));
   migrations.push(normalizeMigration({ id: 'p', treatment: 'B', status: 'completed', partial: true, total_ms: 1000 }, 8));
-  return {
-    dir: '/nonexistent',
+  return inMemoryRun({
     manifest: {
       name: 'hand', spec: {}, factors: { x: [1, 2] },
       treatments: [{ id: 'A', levels: { x: 1 } }, { id: 'B', levels: { x: 2 } }],
     },
     migrations,
-    sampleFiles: [],
-  };
+  });
 }
 
 describe('variability table (hand-computed, 2 treatments x 3 values)', () => {

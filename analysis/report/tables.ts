@@ -4,7 +4,8 @@
  */
 import type { AnalysisResult } from '../analyze.ts';
 import { MVM_ENERGY, type EnergyReport } from '../models/energy.ts';
-import type { RunDir } from '../rundir.ts';
+import { problemText, type RunDir } from '../rundir.ts';
+import { ENERGY_MIN_COVERAGE } from '../analyze.ts';
 
 export interface Table {
   title: string;
@@ -38,11 +39,14 @@ export function runInfo(run: RunDir, a: AnalysisResult): Table {
   return { title: 'Run', headers: ['', ''], rows };
 }
 
-export function energyTable(pooled: EnergyReport, perWorkload?: EnergyReport): Table {
+export function energyTable(pooled: EnergyReport, perWorkload?: EnergyReport, lowCoverage = 0): Table {
   const fits = [...pooled.fits, ...(perWorkload && perWorkload.fits.length > 1 ? perWorkload.fits : [])];
+  const left = lowCoverage
+    ? ` ${lowCoverage} migration(s) left out: power readings covered less than ${ENERGY_MIN_COVERAGE * 100} % of the migration.`
+    : '';
   return {
     title: 'Energy model E = α·V + β',
-    caption: `V in MB transferred. mVM's calibration: α = ${MVM_ENERGY.alpha} J/MB, β = ${MVM_ENERGY.beta} J. 95 % intervals by seeded bootstrap.`,
+    caption: `V in MB transferred. mVM's calibration: α = ${MVM_ENERGY.alpha} J/MB, β = ${MVM_ENERGY.beta} J. 95 % intervals by seeded bootstrap.${left}`,
     headers: ['group', 'n', 'α (J/MB)', 'α 95 % CI', 'β (J)', 'β 95 % CI', 'R²'],
     rows: fits.map((f) => [f.group === 'all' ? 'pooled' : f.group, String(f.n), num(f.alpha, 4), `[${num(f.alphaCi.low, 4)}, ${num(f.alphaCi.high, 4)}]`, num(f.beta), `[${num(f.betaCi.low)}, ${num(f.betaCi.high)}]`, num(f.r2, 4)]),
     note: fits.length ? undefined : pooled.note,
@@ -85,7 +89,9 @@ export function variabilitySummary(a: AnalysisResult): Table {
     title: 'Variability (Salfner et al., Table II)',
     caption: 'All values in ms. Ratios are max:min.',
     headers: ['response', 'n', 'overall mean', 'max:min treatment means', 'max:min all', 'largest within-treatment sd', 'overall sd'],
-    rows: a.variability.map((t) => [t.metric, String(t.n), num(t.overallMean), num(t.treatmentMeansRatio), num(t.allRatio), num(t.maxWithinSd), num(t.overallSd)]),
+    rows: a.variability.map((t) => [
+      t.metric, String(t.n), num(t.overallMean), num(t.treatmentMeansRatio), num(t.allRatio), num(t.maxWithinSd), num(t.overallSd),
+    ]),
     note: a.variability.length ? undefined : 'no completed migrations with a migration time or downtime',
   };
 }
@@ -126,11 +132,43 @@ export function planTable(a: AnalysisResult): Table {
   return {
     title: 'Migration plans (Kherbache et al., Table 1)',
     headers: ['treatment', 'plan', 'reps', 'completion (s)', 'mean duration (s)', 'sd duration (s)', 'energy (J)', 'peak power (W)'],
-    rows: a.plans.plans.map((p) => [p.treatment, p.label, String(p.reps), num(p.completionS), num(p.meanDurationS), num(p.sdDurationS), num(p.energyJ), num(p.peakPowerW)]),
+    rows: a.plans.plans.map((p) => [
+      p.treatment, p.label, String(p.reps), num(p.completionS), num(p.meanDurationS), num(p.sdDurationS), num(p.energyJ), num(p.peakPowerW),
+    ]),
     note: a.plans.plans.length ? undefined : a.plans.note,
   };
 }
 
+/** Per-treatment energy and peak power (treatments.jsonl; peak from the power samples where present). */
+export function treatmentEnergyTable(a: AnalysisResult): Table {
+  return {
+    title: 'Energy and peak power per treatment',
+    caption: 'Energy above idle summed over the hosts for the whole treatment; coverage is the lowest share of the interval covered by power readings.',
+    headers: ['treatment', 'migrations (completed)', 'energy (J)', 'coverage', 'peak power (W)'],
+    rows: a.treatments.map((t) => [t.treatment, `${t.migrations} (${t.completed})`, num(t.energyJ), t.coverage === null ? '–' : pct(t.coverage), num(t.peakPowerW)]),
+    note: a.treatments.length ? undefined : 'no treatments.jsonl (a run without a power source, or written before it existed)',
+  };
+}
+
+/** What analysis skipped or doubts, by file and line: damaged lines, damaged manifest pieces, suspect values. */
+export function problemsTable(run: RunDir): Table {
+  const truncated = run.problems.filter((p) => p.kind === 'truncated').length;
+  return {
+    title: 'Problems in the run directory',
+    caption: truncated ? `${truncated} truncated last line(s) (a crash mid-write) skipped.` : undefined,
+    headers: ['where', 'kind', 'problem'],
+    rows: run.problems.map((p) => {
+      const t = problemText(run, p);
+      const at = t.indexOf(': ');
+      return [t.slice(0, at), p.kind, t.slice(at + 2)];
+    }),
+    note: 'none: every line read',
+  };
+}
+
 export function allTables(run: RunDir, a: AnalysisResult): Table[] {
-  return [runInfo(run, a), energyTable(a.energy.pooled, a.energy.perWorkload), hotColdTable(a), predictionSummary(a), predictionRows(a), variabilitySummary(a), mainEffectsTable(a), planTable(a), perTreatmentTable(run, a)];
+  return [
+    runInfo(run, a), problemsTable(run), energyTable(a.energy.pooled, a.energy.perWorkload, a.energy.lowCoverage), treatmentEnergyTable(a),
+    hotColdTable(a), predictionSummary(a), predictionRows(a), variabilitySummary(a), mainEffectsTable(a), planTable(a), perTreatmentTable(run, a),
+  ];
 }

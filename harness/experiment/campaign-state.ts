@@ -1,5 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CampaignStateSchema, issueText, type CampaignState, type UnitState, type UnitStatus } from '../store/schema/index.ts';
+import { UserError } from '../util/errors.ts';
 import type { Treatment } from './treatments.ts';
 
 /**
@@ -9,30 +11,7 @@ import type { Treatment } from './treatments.ts';
  * written atomically, so after a crash every unit is either done (kept) or
  * not (redone, its partial records marked).
  */
-export type UnitStatus = 'pending' | 'running' | 'done' | 'failed';
-
-export interface UnitState {
-  treatment: string;
-  rep: number;
-  status: UnitStatus;
-  /** Attempts started so far (an interrupted or failed attempt counts). */
-  attempts: number;
-  reason?: string;
-  started_at?: string;
-  ended_at?: string;
-  /** Wall time of the last attempt, for the ETA. */
-  duration_ms?: number;
-}
-
-export interface CampaignState {
-  version: 1;
-  units: UnitState[];
-  /**
-   * Attempts cut off by a crash: their samples (tagged treatment, rep,
-   * attempt) and migration records (marked partial) are not observations.
-   */
-  interrupted?: Array<{ treatment: string; rep: number; attempt: number; detected_at: string }>;
-}
+export type { CampaignState, UnitState, UnitStatus } from '../store/schema/state.ts';
 
 export function initialState(treatments: readonly Treatment[], repetitions: number): CampaignState {
   return {
@@ -44,7 +23,15 @@ export function initialState(treatments: readonly Treatment[], repetitions: numb
 export function readState(runDir: string): CampaignState | null {
   const p = join(runDir, 'state.json');
   if (!existsSync(p)) return null;
-  return JSON.parse(readFileSync(p, 'utf8')) as CampaignState;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(p, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${p}: not valid JSON (${(e as Error).message}); the campaign state is damaged, cannot resume`);
+  }
+  const r = CampaignStateSchema.safeParse(raw);
+  if (!r.success) throw new UserError(`${p}: ${issueText(r.error)}; the campaign state is damaged, cannot resume`);
+  return r.data;
 }
 
 /** Units whose attempt was cut off (harness killed, machine crashed): redo them. */

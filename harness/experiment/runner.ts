@@ -8,22 +8,20 @@ import { probeAccelerator } from '../hypervisor/accel.ts';
 import { assertQemuUsable } from '../hypervisor/version.ts';
 import { loadSpec, parseSpecText, testbedId } from '../spec/load.ts';
 import type { Spec } from '../spec/schema.ts';
-import { down, inUseByLiveRun, up } from '../testbed/local.ts';
+import { down, inUseByLiveRun, ownerAlive, up } from '../testbed/local.ts';
 import { loadState, type TestbedState } from '../testbed/state.ts';
 import { buildTopology } from '../testbed/topology.ts';
 import { delayForwarderPath } from '../native/programs.ts';
 import { UserError, errorMessage } from '../util/errors.ts';
 import { PACKAGE_ROOT, stateDir } from '../util/paths.ts';
 import { Interrupted, registerCleanup } from '../util/signals.ts';
-import { pidExists } from '../util/procs.ts';
 import { InfluxSink } from '../store/influx.ts';
 import { powerModelFrom, TestbedPower } from '../power/testbed-power.ts';
-import { deleteTap, tapName, workloadLabel, type PlacedVm } from '../migration/placement.ts';
-import type { MigrationRecord } from '../migration/migrate.ts';
-import type { ProbeStream } from '../migration/probe-stream.ts';
-import type { ClientSet } from '../workloads/clients.ts';
-import { readJsonl } from '../store/jsonl.ts';
+import { workloadLabel } from '../migration/placement.ts';
+import { jsonlLines, parseJsonlLine } from '../store/jsonl.ts';
+import { issueText, MANIFEST_SCHEMA_VERSION, ManifestSchema, type Manifest, type MigrationRecord, type TreatmentLine } from '../store/schema/index.ts';
 import { counts, initialState, prepareResume, readState, type CampaignState, type UnitState } from './campaign-state.ts';
+import { peakPower } from './peak-power.ts';
 import { Progress } from './progress.ts';
 import { runTreatment } from './treatment.ts';
 import { expandTreatments, type Treatment } from './treatments.ts';
@@ -73,7 +71,9 @@ function preflight(spec: Spec, file: string): void {
 }
 
 /** Brings the treatment's testbed up, reusing one already up with the same topology. */
-async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState | null, log: (l: string) => void, beforeDown: () => Promise<void>, runDir: string): Promise<{ state: TestbedState; ours: boolean }> {
+async function ensureTestbed(
+  spec: Spec, specFile: string, current: TestbedState | null, log: (l: string) => void, beforeDown: () => Promise<void>, runDir: string,
+): Promise<{ state: TestbedState; ours: boolean }> {
   if (spec.testbed.driver !== 'local') throw new UserError(`${specFile}: testbed.driver: 'run' drives the local testbed only in this version`);
   const id = testbedId(spec);
   const topology = buildTopology(spec.testbed, id, { mgmt: !!spec.measure.power });
@@ -87,7 +87,7 @@ async function ensureTestbed(spec: Spec, specFile: string, current: TestbedState
   if (existing && inUseByLiveRun(existing)) {
     throw new UserError(`testbed '${id}' is in use by another running 'migbench run' (pid ${existing.upPid}, ${existing.ownerRun}); wait for it, or give this spec another testbed.id`);
   }
-  if (existing?.ownerRun && !pidExists(existing.upPid)) {
+  if (existing?.ownerRun && !ownerAlive(existing)) {
     // left behind by a run that was killed (kill -9, crash): its guests may still be running there
     log(`removing testbed '${id}' left by a run that ended abnormally (${existing.ownerRun})`);
     await down(id);
@@ -110,36 +110,19 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   const treatments = expandTreatments(spec, raw, o.specFile);
   mkdirSync(o.outDir, { recursive: true });
   const rd = RunDir.create(o.outDir, spec.name);
-  const manifest: Record<string, unknown> = {
-    name: spec.name,
-    spec,
-    spec_file: resolve(o.specFile),
-    spec_text: text,
-    spec_hash: createHash('sha256').update(text).digest('hex'),
-    harness: { version: harnessVersion(), commit: await gitCommit() },
-    started_at: new Date().toISOString(),
-    ended_at: null,
-    factors: spec.factors,
-    repetitions: spec.repetitions,
-    order: spec.order,
-    treatments: treatments.map((t) => ({ id: t.id, levels: t.levels, workload: t.spec.vms.map((v) => workloadLabel(v.workload)).join('; ') })),
-    power_source: spec.measure.power ? 'modelled' : 'none',
-    power_model: spec.measure.power ? powerModelFrom(spec.measure.power) : null,
-    shaping_mechanisms: {},
-    compare: spec.compare,
-  };
+  const manifest = buildManifest({ spec, specFile: o.specFile, text, treatments, harness: { version: harnessVersion(), commit: await gitCommit() } });
   const state = initialState(treatments, spec.repetitions);
-  rd.writeJson('state.json', state);
-  rd.writeJson('manifest.json', manifest);
+  rd.writeState(state);
+  rd.writeManifest(manifest);
   o.log(`run directory: ${rd.path}`);
-  return campaign(rd, spec, treatments, state, manifest, o.specFile, o.log, o.influx);
+  return campaign({ rd, spec, treatments, state, manifest, specFile: o.specFile, log: o.log, influx: o.influx });
 }
 
 export async function resumeExperiment(o: ResumeOptions): Promise<RunResult> {
   const dir = resolve(o.runDir);
   const mpath = join(dir, 'manifest.json');
   if (!existsSync(mpath)) throw new UserError(`${o.runDir}: not a run directory (no manifest.json)`);
-  const manifest = JSON.parse(readFileSync(mpath, 'utf8')) as Record<string, unknown>;
+  const manifest = readManifestForResume(mpath);
   const state = readState(dir);
   if (!state || typeof manifest.spec_text !== 'string') throw new UserError(`${o.runDir}: no campaign state to resume (state.json or the spec text is missing)`);
   // the spec as it was when the run started, not as the file is now
@@ -149,7 +132,9 @@ export async function resumeExperiment(o: ResumeOptions): Promise<RunResult> {
   const { interrupted, retried } = prepareResume(state, !!o.retryFailed);
   if (interrupted.length) {
     markPartial(dir, interrupted);
-    state.interrupted = [...(state.interrupted ?? []), ...interrupted.map((u) => ({ treatment: u.treatment, rep: u.rep, attempt: u.attempts, detected_at: new Date().toISOString() }))];
+    const detectedAt = new Date().toISOString();
+    const cut = interrupted.map((u) => ({ treatment: u.treatment, rep: u.rep, attempt: u.attempts, detected_at: detectedAt }));
+    state.interrupted = [...(state.interrupted ?? []), ...cut];
     o.log(`resuming: ${interrupted.length} interrupted unit(s) will be redone, their partial records are marked partial`);
   }
   if (retried.length) o.log(`resuming: retrying ${retried.length} failed unit(s)`);
@@ -158,30 +143,89 @@ export async function resumeExperiment(o: ResumeOptions): Promise<RunResult> {
     o.log(`nothing to resume: ${c.done} done, ${c.failed} failed${c.failed ? ' (pass --retry-failed to retry them)' : ''}`);
     return { dir, records: [], state };
   }
-  manifest.resumed_at = [...((manifest.resumed_at as string[]) ?? []), new Date().toISOString()];
+  manifest.resumed_at = [...(manifest.resumed_at ?? []), new Date().toISOString()];
   manifest.ended_at = null;
-  const rd = new RunDir(dir);
-  rd.writeJson('state.json', state);
-  rd.writeJson('manifest.json', manifest);
-  return campaign(rd, spec, treatments, state, manifest, String(manifest.spec_file), o.log, o.influx);
+  manifest.schema_version = MANIFEST_SCHEMA_VERSION;
+  const rd = new RunDir(dir, o.log);
+  rd.writeState(state);
+  rd.writeManifest(manifest);
+  return campaign({ rd, spec, treatments, state, manifest, specFile: String(manifest.spec_file), log: o.log, influx: o.influx });
+}
+
+/** The manifest as written by `run`, for `resume`; a newer layout is refused rather than rewritten. */
+function readManifestForResume(path: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${path}: not valid JSON (${errorMessage(e)}); cannot resume this run directory`);
+  }
+  const v = (raw as { schema_version?: unknown } | null)?.schema_version;
+  if (typeof v === 'number' && v > MANIFEST_SCHEMA_VERSION) throw new UserError(`${path}: written by a newer migbench (schema ${v}); upgrade migbench to resume it`);
+  const r = ManifestSchema.safeParse(raw);
+  if (!r.success) throw new UserError(`${path}: ${issueText(r.error)}; cannot resume this run directory`);
+  return r.data;
+}
+
+/** The manifest at the start of a run; facts found later (QEMU version, shaping, power) are filled in by `campaign`. */
+export function buildManifest(o: {
+  spec: Spec; specFile: string; text: string; treatments: readonly Treatment[]; harness: { version: string; commit: string | null };
+}): Manifest {
+  const { spec } = o;
+  return {
+    schema_version: MANIFEST_SCHEMA_VERSION,
+    name: spec.name,
+    spec: spec as unknown as Record<string, unknown>,
+    spec_file: resolve(o.specFile),
+    spec_text: o.text,
+    spec_hash: createHash('sha256').update(o.text).digest('hex'),
+    harness: o.harness,
+    started_at: new Date().toISOString(),
+    ended_at: null,
+    factors: spec.factors as Record<string, unknown[]>,
+    repetitions: spec.repetitions,
+    order: spec.order,
+    treatments: o.treatments.map((t) => ({ id: t.id, levels: t.levels, workload: t.spec.vms.map((v) => workloadLabel(v.workload)).join('; ') })),
+    power_source: spec.measure.power ? 'modelled' : 'none',
+    power_model: spec.measure.power ? powerModelFrom(spec.measure.power) : null,
+    shaping_mechanisms: {},
+    compare: spec.compare,
+  };
 }
 
 /**
  * Rewrites migrations.jsonl (atomically) so the records of interrupted
- * attempts say so; analysis leaves partial records out.
+ * attempts say so; analysis leaves partial records out. Lines that do not
+ * parse are kept as they are (analysis reports them), except a torn tail.
  */
-function markPartial(dir: string, units: UnitState[]): void {
+export function markPartial(dir: string, units: readonly UnitState[]): void {
   const p = join(dir, 'migrations.jsonl');
   if (!existsSync(p)) return;
-  const hit = (r: MigrationRecord) => units.some((u) => u.treatment === r.treatment && u.rep === r.rep && (r.attempt ?? 1) === u.attempts);
-  const lines = readJsonl<MigrationRecord>(p).map((r) => (hit(r) ? { ...r, partial: true, partial_reason: 'unit interrupted; redone on resume' } : r));
-  writeFileAtomic(p, lines.map((l) => JSON.stringify(l)).join('\n') + (lines.length ? '\n' : ''));
+  const hit = (r: Partial<MigrationRecord>) => units.some((u) => u.treatment === r.treatment && u.rep === r.rep && (r.attempt ?? 1) === u.attempts);
+  const out: string[] = [];
+  for (const l of jsonlLines(readFileSync(p, 'utf8'))) {
+    const r = parseJsonlLine(l.text, l.unterminated);
+    if (r?.ok === false && r.kind === 'truncated') continue;
+    const rec = r?.ok ? (r.value as Partial<MigrationRecord>) : null;
+    out.push(rec && hit(rec) ? JSON.stringify({ ...rec, partial: true, partial_reason: 'unit interrupted; redone on resume' }) : l.text);
+  }
+  writeFileAtomic(p, out.map((l) => l + '\n').join(''));
 }
 
-async function campaign(
-  rd: RunDir, spec: Spec, treatments: Treatment[], state: CampaignState, manifest: Record<string, unknown>,
-  specFile: string, rawLog: (l: string) => void, influx: string | undefined,
-): Promise<RunResult> {
+interface CampaignOptions {
+  rd: RunDir;
+  spec: Spec;
+  treatments: Treatment[];
+  state: CampaignState;
+  manifest: Manifest;
+  specFile: string;
+  log: (l: string) => void;
+  influx?: string;
+}
+
+async function campaign(o: CampaignOptions): Promise<RunResult> {
+  const { rd, spec, treatments, state, manifest, specFile, influx } = o;
+  const rawLog = o.log;
   const c0 = counts(state);
   const progress = new Progress(state.units.length, c0.done + c0.failed, !!process.stderr.isTTY, (s) => process.stderr.write(s));
   const log = (l: string) => (process.stderr.isTTY ? progress.log(l) : rawLog(l));
@@ -191,38 +235,35 @@ async function campaign(
   const accel = await probeAccelerator(image);
   const qemu = await assertQemuUsable(accel.accel);
   log(`accelerator: ${accel.accel} (${accel.reason}); QEMU ${qemu.raw}`);
-  Object.assign(manifest, {
-    qemu_version: qemu.raw, accelerator: accel.accel, accelerator_reason: accel.reason,
-    host_kernel: (await execa('uname', ['-r'])).stdout.trim(), guest_kernel: image.kernelVersion, guest_image: image.hash,
-  });
-  rd.writeJson('manifest.json', manifest);
+  rd.setLog(log);
+  manifest.qemu_version = qemu.raw;
+  manifest.accelerator = accel.accel;
+  manifest.accelerator_reason = accel.reason;
+  manifest.host_kernel = (await execa('uname', ['-r'])).stdout.trim();
+  manifest.guest_kernel = image.kernelVersion;
+  manifest.guest_image = image.hash;
+  rd.writeManifest(manifest);
 
   const sink = influx ? new InfluxSink(influx, { runDir: rd.path, log }) : null;
   if (sink) rd.onSample((smp) => sink.write(smp));
   const records: MigrationRecord[] = [];
   let testbed: { state: TestbedState; ours: boolean } | null = null;
   let power: { it: TestbedPower; testbed: string } | null = null;
-  const placed = new Map<string, PlacedVm>();
-  const probes: ProbeStream[] = [];
-  const clients: ClientSet[] = [];
-  const saveState = () => rd.writeJson('state.json', state);
-  const stopVms = async () => {
-    for (const cl of clients.splice(0)) await cl.stop().catch(() => undefined);
-    for (const p of probes.splice(0)) await p.stop().catch(() => undefined);
-    for (const vm of placed.values()) {
-      await vm.proc.kill().catch(() => undefined);
-      await deleteTap(vm.host.ns, tapName(vm.index));
+  const saveState = () => {
+    try {
+      rd.writeState(state);
+    } catch (e) {
+      // without state.json on disk, resume would redo or skip the wrong units: stop here
+      throw new UserError(`cannot save ${rd.path}/state.json (${errorMessage(e)}); free space and run 'migbench resume ${rd.path}'`);
     }
-    placed.clear();
   };
   const stopPower = async () => {
     if (!power) return;
     const report = await power.it.stop();
-    manifest.power_poller = { ...((manifest.power_poller as object) ?? {}), [power.testbed]: report };
+    manifest.power_poller = { ...(manifest.power_poller ?? {}), [power.testbed]: report };
     power = null;
   };
   const unregister = registerCleanup(async () => {
-    await stopVms();
     await stopPower().catch(() => undefined);
     if (testbed?.ours) await down(testbed.state.id);
   });
@@ -241,22 +282,25 @@ async function campaign(
       if (t.spec.measure.power && !power) {
         log(`starting ${testbed.state.topology.hosts.length} BMCs (ipmi_sim) and the power poller`);
         const bmcDir = join(stateDir(), `${testbed.state.id}-bmc`);
-        power = { testbed: testbed.state.id, it: await TestbedPower.start(testbed.state.topology, t.spec.measure.power, { dir: bmcDir, onSample: (smp) => rd.appendSamples([smp]), log, tags: { experiment: spec.name } }) };
+        const it = await TestbedPower.start(testbed.state.topology, t.spec.measure.power, {
+          dir: bmcDir, onSample: (smp) => rd.appendSamples([smp]), log, tags: { experiment: spec.name },
+        });
+        power = { testbed: testbed.state.id, it };
       }
       power?.it.setTags({ experiment: spec.name, treatment: t.id });
       // per link, the mechanisms that shaped it (e.g. 'htb+delayfwd'), over all treatments
-      const shaping = manifest.shaping_mechanisms as Record<string, string>;
+      const shaping = manifest.shaping_mechanisms;
       for (const [link, m] of Object.entries(testbed.state.mechanisms)) {
         const how = [m.rate, m.delay, m.loss].filter((x) => x !== 'none').join('+') || 'unshaped';
         shaping[link] = shaping[link] && !shaping[link].split(' | ').includes(how) ? `${shaping[link]} | ${how}` : how;
       }
-      rd.writeJson('manifest.json', manifest);
+      rd.writeManifest(manifest);
       const tStart = Date.now();
       let unitStart = Date.now();
       try {
         const recs = await runTreatment({
           treatment: t, units, testbed: testbed.state, image, accel: accel.accel, rd, experiment: spec.name, power: power?.it ?? null,
-          placed, probes, clients, log,
+          log,
           unitStarted: (u) => {
             unitStart = Date.now();
             u.status = 'running';
@@ -283,44 +327,63 @@ async function campaign(
           u.reason = errorMessage(e);
         }
         saveState();
-      } finally {
-        await stopVms();
       }
-      rd.appendTreatment(await treatmentSummary(t.id, tStart, Date.now(), records.filter((r) => r.treatment === t.id), testbed.state.topology.hosts.map((h) => h.name), power?.it ?? null));
+      const hostNames = testbed.state.topology.hosts.map((h) => h.name);
+      const totals = await treatmentSummary(t.id, tStart, Date.now(), records.filter((r) => r.treatment === t.id), hostNames, power?.it ?? null);
+      try {
+        rd.appendTreatment(totals);
+      } catch (e) {
+        // derivable again from the samples and migrations; not worth stopping the campaign for
+        log(`treatment totals of ${t.id} not recorded: ${errorMessage(e)}`);
+      }
     }
   } finally {
     unregister();
     progress.end();
-    await stopVms();
     await stopPower().catch((e) => log(`stopping the power poller: ${errorMessage(e)}`));
     if (testbed?.ours) await down(testbed.state.id);
     if (sink) {
       const st = await sink.close(30_000);
-      manifest.influx = { url: influx, ...st };
+      manifest.influx = { url: sink.url, ...st }; // sink.url carries no credentials
       if (st.pendingOnDisk) log(`InfluxDB: ${st.pendingOnDisk} points still buffered in ${rd.path}/influx-buffer; replay with 'migbench export ${rd.path} --influx URL'`);
     }
     manifest.ended_at = new Date().toISOString();
-    rd.writeJson('manifest.json', manifest);
+    if (Object.keys(rd.samplesNotRecorded).length) {
+      manifest.samples_not_recorded = { ...(manifest.samples_not_recorded ?? {}), ...rd.samplesNotRecorded };
+      log(`samples not recorded (disk full?): ${Object.entries(rd.samplesNotRecorded).map(([f, n]) => `${f}: ${n}`).join(', ')}`);
+    }
+    try {
+      rd.writeManifest(manifest);
+    } catch (e) {
+      // a full disk must not hide the error that stopped the campaign; the manifest on disk is the previous one
+      log(`could not update ${rd.path}/manifest.json: ${errorMessage(e)}`);
+    }
     rd.close();
   }
   return { dir: rd.path, records, state };
 }
 
-/** Per-treatment totals for the run summary: energy and peak power per host, migrations. */
-async function treatmentSummary(id: string, from: number, to: number, recs: MigrationRecord[], hosts: string[], power: TestbedPower | null) {
-  const perHost: Record<string, { energy_j: number; coverage: number; peak_w: number | null }> = {};
+/** Per-treatment totals for the run summary: energy and peak power per host and summed, migrations. */
+async function treatmentSummary(
+  id: string, from: number, to: number, recs: MigrationRecord[], hosts: string[], power: TestbedPower | null,
+): Promise<TreatmentLine> {
+  const perHost: TreatmentLine['hosts'] = {};
+  let peakTotal: number | null = null;
   if (power) {
     await power.readingsAfter(to, hosts);
+    const inside = hosts.flatMap((h) => power.pointsOf(h).filter((p) => p.tMs >= from && p.tMs <= to).map((p) => ({ tMs: p.tMs, host: h, watts: p.watts })));
+    const peak = peakPower(inside);
+    peakTotal = peak.total;
     for (const h of hosts) {
       const e = power.energy(h, from, to);
-      const inside = power.pointsOf(h).filter((p) => p.tMs >= from && p.tMs <= to && p.watts !== null).map((p) => p.watts!);
-      perHost[h] = { energy_j: e.joules, coverage: e.coveredFraction, peak_w: inside.length ? Math.max(...inside) : null };
+      perHost[h] = { energy_j: e.joules, coverage: e.coveredFraction, peak_w: peak.perHost[h] ?? null };
     }
   }
   return {
     treatment: id, t_start: new Date(from).toISOString(), t_end: new Date(to).toISOString(),
     migrations: recs.length, completed: recs.filter((r) => r.status === 'completed').length,
     energy_j: power ? Object.values(perHost).reduce((a, b) => a + b.energy_j, 0) : null,
+    peak_w: peakTotal,
     hosts: perHost,
   };
 }

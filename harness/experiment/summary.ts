@@ -1,4 +1,4 @@
-import type { MigrationRecord } from '../migration/migrate.ts';
+import type { MigrationRecord } from '../store/schema/index.ts';
 
 /** The table `migbench run` prints at the end: one row per treatment. */
 export function summaryTable(records: readonly MigrationRecord[]): string {

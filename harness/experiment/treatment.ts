@@ -1,17 +1,18 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GuestImage } from '../image/build.ts';
-import { migrateVm, type MigrationRecord } from '../migration/migrate.ts';
-import { bootVm, workloadLabel, type PlacedVm, type VmEnv } from '../migration/placement.ts';
+import { migrateVm } from '../migration/migrate.ts';
+import { bootVm, deleteTap, tapName, workloadLabel, type PlacedVm, type VmEnv } from '../migration/placement.ts';
 import { ProbeStream } from '../migration/probe-stream.ts';
 import { buildPlanGraph, type PlanMove } from '../plan/graph.ts';
 import { executePlan, type ActionResult } from '../plan/execute.ts';
 import type { TestbedPower } from '../power/testbed-power.ts';
-import { parseDuration } from '../spec/units.ts';
-import type { Sample } from '../store/sample.ts';
+import { JsonlAppendError } from '../store/jsonl.ts';
+import type { MigrationRecord, PlanLine, Sample } from '../store/schema/index.ts';
 import type { TestbedState } from '../testbed/state.ts';
-import { checkInterrupted } from '../util/signals.ts';
-import { parseDirtyReport } from '../../workloads/dirty/spec.ts';
+import { UserError } from '../util/errors.ts';
+import { checkInterrupted, registerCleanup } from '../util/signals.ts';
+import { parseDirtyReport } from '../workloads/dirty.ts';
 import { watchGuestReports } from '../workloads/guest-reports.ts';
 import { PhaseClock } from '../workloads/phases.ts';
 import { startClients, type ClientSet } from '../workloads/clients.ts';
@@ -34,17 +35,51 @@ export interface TreatmentContext {
   rd: RunDir;
   experiment: string;
   power: TestbedPower | null;
-  /** VMs, probes and client load generators alive, so the caller can stop them on any exit. */
-  placed: Map<string, PlacedVm>;
-  probes: ProbeStream[];
-  clients: ClientSet[];
   log: (l: string) => void;
   /** Called around each unit so the campaign can persist state. */
   unitStarted: (u: UnitState) => void;
   unitEnded: (u: UnitState, records: MigrationRecord[]) => void;
 }
 
+/**
+ * A migration (or plan) record measured but not written (disk full). The
+ * unit stays 'running' in state.json, so 'migbench resume' redoes it.
+ */
+export class NotRecorded extends UserError {
+  constructor(what: string, reason: string, runDir: string) {
+    super(`${what} measured but NOT recorded: ${reason}; free space and run 'migbench resume ${runDir}'`);
+  }
+}
+
+/** What a treatment starts (guests, probes, client load); it stops them on every exit, Ctrl-C and crashes included. */
+class Started {
+  readonly placed = new Map<string, PlacedVm>();
+  readonly probes: ProbeStream[] = [];
+  readonly clients: ClientSet[] = [];
+
+  async stop(): Promise<void> {
+    for (const cl of this.clients.splice(0)) await cl.stop().catch(() => undefined);
+    for (const p of this.probes.splice(0)) await p.stop().catch(() => undefined);
+    for (const vm of this.placed.values()) {
+      await vm.proc.kill().catch(() => undefined);
+      await deleteTap(vm.host.ns, tapName(vm.index));
+    }
+    this.placed.clear();
+  }
+}
+
 export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord[]> {
+  const own = new Started();
+  const unregister = registerCleanup(() => own.stop());
+  try {
+    return await runUnits(c, own);
+  } finally {
+    unregister();
+    await own.stop();
+  }
+}
+
+async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRecord[]> {
   const { treatment: t, testbed, rd } = c;
   const spec = t.spec;
   const mig = spec.migration!;
@@ -53,7 +88,7 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
   mkdirSync(dir, { recursive: true });
   const env: VmEnv = { topo, image: c.image, accel: c.accel, dir, bootTimeoutMs: 180_000 };
   const emit = (s: Sample[]) => rd.appendSamples(s);
-  const probeIntervalMs = parseDuration(spec.measure.probe_interval)!;
+  const probeIntervalMs = spec.measure.probe_interval.ms;
   const attempt = Math.max(...c.units.map((u) => u.attempts + 1));
   const baseTags = { experiment: c.experiment, treatment: t.id, attempt: String(attempt) };
 
@@ -75,17 +110,17 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
     const host = topo.hosts.find((h) => h.name === v.host)!;
     c.log(`  booting ${v.name} on ${host.name} (${v.memory}, ${workloadLabel(v.workload)})`);
     const vm = await bootVm(env, v, i, host);
-    c.placed.set(v.name, vm);
+    own.placed.set(v.name, vm);
     watchSerial(vm);
     if (topo.clientNs) {
       const p = new ProbeStream(topo.clientNs, vm.ip, probeIntervalMs, { ...baseTags, vm: v.name }, emit);
-      c.probes.push(p);
+      own.probes.push(p);
       await p.start();
       vmProbes.set(v.name, p);
     }
     if (v.clients.length && topo.clientNs) {
       c.log(`  starting ${v.clients.length} client(s) of ${v.name}: ${v.clients.map((x) => x.kind).join(', ')}`);
-      c.clients.push(await startClients({ ns: topo.clientNs, vm: v.name, ip: vm.ip, clients: v.clients, clock: phases, tags: baseTags, emit, log: c.log }));
+      own.clients.push(await startClients({ ns: topo.clientNs, vm: v.name, ip: vm.ip, clients: v.clients, clock: phases, tags: baseTags, emit, log: c.log }));
     }
   }
   // warm-up from the spec: let workloads and clients settle before the first migration
@@ -97,14 +132,14 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
 
   const home = new Map(spec.vms.map((v) => [v.name, v.host]));
   const all: MigrationRecord[] = [];
-  const pauseMs = parseDuration(mig.pause)!;
+  const pauseMs = mig.pause.ms;
   for (const unit of c.units) {
     checkInterrupted();
     await sleepInterruptible(pauseMs);
     const rep = unit.rep;
     // ping-pong: away from home, or back home from wherever the guest is
     const moves: PlanMove[] = mig.moves.map((m) => {
-      const at = c.placed.get(m.vm)!.host.name;
+      const at = own.placed.get(m.vm)!.host.name;
       return { vm: m.vm, from: at, to: at === m.to ? home.get(m.vm)! : m.to };
     });
     const graph = buildPlanGraph(moves, mig.plan, { file: 'spec', planPath: 'migration.plan', movesPath: 'migration.moves' });
@@ -113,19 +148,19 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
     const records: MigrationRecord[] = [];
     const ctxBase = {
       env, experiment: c.experiment, treatment: t.id, rep, attempt: unit.attempts, migration: mig, probeIntervalMs,
-      progressIntervalMs: parseDuration(spec.measure.progress_interval)!, network: topo.networks.includes('mig') ? 'mig' as const : 'data' as const,
+      progressIntervalMs: spec.measure.progress_interval.ms, network: topo.networks.includes('mig') ? 'mig' as const : 'data' as const,
       emit, log: c.log, phases,
     };
     const run = await executePlan(graph, async (action): Promise<ActionResult> => {
       if (action.kind !== 'migrate') return powerAction(c, action.kind, action.host);
-      const vm = c.placed.get(action.vm)!;
+      const vm = own.placed.get(action.vm)!;
       const dst = topo.hosts.find((h) => h.name === action.to)!;
       const { record, vm: after } = await migrateVm({ ...ctxBase, probe: vmProbes.get(action.vm) ?? null }, vm, dst);
       record.plan = { kind: mig.plan.kind, k: mig.plan.k ?? null, action_id: action.id, start_ms: null, end_ms: null };
       await addEnergy(c.power, record);
       records.push(record);
       if (after !== vm) {
-        c.placed.set(action.vm, after);
+        own.placed.set(action.vm, after);
         watchSerial(after);
       }
       c.log(`  ${record.id}: ${record.status}${record.reason ? ` (${record.reason})` : ''}` + (record.status === 'completed'
@@ -135,14 +170,26 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
       return record.status === 'completed' ? { ok: true } : { ok: false, reason: record.reason ?? record.status };
     });
     // the executor's clock is the plan's: action start/end and completion time
+    const notRecorded: string[] = [];
+    let why = '';
     for (const r of records) {
       const a = run.records.find((x) => x.action.id === r.plan!.action_id);
       r.plan!.start_ms = a?.start ?? null;
       r.plan!.end_ms = a?.end ?? null;
       r.plan_completion_ms = run.completionMs;
-      rd.appendMigration(r);
+      try {
+        rd.appendMigration(r);
+      } catch (e) {
+        if (!(e instanceof JsonlAppendError)) throw e;
+        notRecorded.push(r.id);
+        why ||= e.message;
+      }
     }
-    rd.appendPlan({
+    if (notRecorded.length) {
+      const more = notRecorded.length > 1 ? ` (and ${notRecorded.length - 1} more of this unit)` : '';
+      throw new NotRecorded(`migration ${notRecorded[0]}${more}`, why, rd.path);
+    }
+    appendPlanOrStop(rd, `plan of ${t.id} rep ${rep}`, {
       experiment: c.experiment, treatment: t.id, rep, attempt: unit.attempts, kind: mig.plan.kind, k: mig.plan.k ?? null,
       start: run.start, end: run.end, completion_ms: run.completionMs, ok: run.ok,
       actions: run.records.map((a) => ({ id: a.action.id, kind: a.action.kind, vm: a.action.kind === 'migrate' ? a.action.vm : null,
@@ -153,6 +200,16 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
     all.push(...records);
   }
   return all;
+}
+
+/** The plan line completes a unit's records: without it the unit is not done. */
+function appendPlanOrStop(rd: RunDir, what: string, line: PlanLine): void {
+  try {
+    rd.appendPlan(line);
+  } catch (e) {
+    if (e instanceof JsonlAppendError) throw new NotRecorded(what, e.message, rd.path);
+    throw e;
+  }
 }
 
 /** Host power actions go through the BMC; without BMCs they are recorded as not possible. */

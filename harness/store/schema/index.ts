@@ -1,0 +1,8 @@
+/** The run directory's files, one schema module each; writers use the types, readers the schemas. */
+export * from './manifest.ts';
+export * from './migration.ts';
+export * from './treatment.ts';
+export * from './plan.ts';
+export * from './state.ts';
+export * from './sample.ts';
+export { issueText } from './fields.ts';

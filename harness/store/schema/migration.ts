@@ -1,0 +1,79 @@
+/**
+ * migrations.jsonl: one line per measured migration. The harness writes
+ * `MigrationRecord`; analysis reads each line with `MigrationRecordSchema`.
+ * Unknown keys are kept (loose objects), so a record with fields added by a
+ * newer harness still reads; fields older harnesses did not write default.
+ */
+import { z } from 'zod';
+import { nullableBoolean, nullableNumber, nullableString } from './fields.ts';
+
+export const MIGRATION_STATUSES = ['completed', 'failed', 'cancelled'] as const;
+export type MigrationStatus = (typeof MIGRATION_STATUSES)[number];
+
+/** The plan action a migration belongs to and its executor times (epoch ms). */
+export const PlanRefSchema = z.looseObject({
+  kind: z.string(),
+  k: nullableNumber(),
+  action_id: z.string().default(''),
+  start_ms: nullableNumber(),
+  end_ms: nullableNumber(),
+});
+
+export const HealthSchema = z.looseObject({
+  answers: nullableBoolean(),
+  workload_running: nullableBoolean(),
+  problems: z.array(z.string()).default([]),
+});
+
+export const MigrationRecordSchema = z.looseObject({
+  id: z.string(),
+  experiment: z.string().default(''),
+  treatment: z.string(),
+  rep: z.number().int().nonnegative(),
+  /** Attempt of the campaign unit (a redone unit has a higher one); absent before attempts were counted. */
+  attempt: z.number().int().positive().optional(),
+  vm: z.string(),
+  src: z.string(),
+  dst: z.string(),
+  status: z.enum(MIGRATION_STATUSES),
+  reason: nullableString(),
+  /** Part of a unit cut off by a crash: not an observation. */
+  partial: z.boolean().default(false),
+  partial_reason: z.string().optional(),
+  t_cmd: nullableString(),
+  t_stop: nullableString(),
+  t_resume: nullableString(),
+  t_done: nullableString(),
+  total_ms: nullableNumber(),
+  total_ms_harness: nullableNumber(),
+  downtime_reported_ms: nullableNumber(),
+  downtime_event_ms: nullableNumber(),
+  downtime_observed_ms: nullableNumber(),
+  preop_ms: nullableNumber(),
+  postop_ms: nullableNumber(),
+  setup_ms: nullableNumber(),
+  transferred_bytes: nullableNumber(),
+  passes: nullableNumber(),
+  /** Energy of source + destination above idle over the migration (J), and its parts. */
+  energy_j: nullableNumber(),
+  energy_src_j: z.number().nullable().optional(),
+  energy_dst_j: z.number().nullable().optional(),
+  /** Share of the migration interval covered by power readings on both hosts (0..1). */
+  energy_coverage: z.number().nullable().optional(),
+  link_rate_mbit: nullableNumber(),
+  memory_mib: nullableNumber(),
+  workload: z.string().default(''),
+  downtime_limit_ms: nullableNumber(),
+  probe_interval_ms: nullableNumber(),
+  /** null: not checked (e.g. the migration failed). Never read as true. */
+  healthy: nullableBoolean(),
+  health: HealthSchema.default({ answers: null, workload_running: null, problems: [] }),
+  source_running: nullableBoolean(),
+  migration_uri: z.string().default(''),
+  plan: PlanRefSchema.optional(),
+  plan_completion_ms: z.number().nullable().optional(),
+});
+
+/** What the harness writes (every field present) and analysis gets after parsing. */
+export type MigrationRecord = z.output<typeof MigrationRecordSchema>;
+export type PlanRef = z.output<typeof PlanRefSchema>;

@@ -9,6 +9,8 @@ import { listStates, loadState } from '../testbed/state.ts';
 import { buildTopology, type Constraint, type Topology } from '../testbed/topology.ts';
 import { isProcessAlive } from '../util/procs.ts';
 import { delayForwarderPath } from '../native/programs.ts';
+import { serversDir } from '../testbed/servers.ts';
+import { formatServerStep, planServers, serversInventory } from '../testbed/servers-plan.ts';
 
 export function describeConstraint(c: Constraint): string {
   const parts: string[] = [];
@@ -18,38 +20,46 @@ export function describeConstraint(c: Constraint): string {
   return parts.join(', ') || 'unshaped';
 }
 
-function topologyFromSpec(file: string): { id: string; topology: Topology } {
+function topologyFromSpec(file: string, servers = false): { id: string; topology: Topology } {
   const { spec } = loadSpec(file);
   if (spec.testbed.driver !== 'local') throw new UserError(`${file}: testbed.driver: only the 'local' driver can be brought up with 'testbed up'`);
   const id = testbedId(spec);
-  return { id, topology: buildTopology(spec.testbed, id, { mgmt: !!spec.measure.power }) };
+  return { id, topology: buildTopology(spec.testbed, id, { mgmt: !!spec.measure.power || servers }) };
 }
 
-/** Resolves "spec file or testbed id" to a testbed id. */
+/** Resolves "spec file or testbed id" to a testbed id (and, for a spec, the topology it builds). */
+function targetOf(target: string | undefined): { id?: string; topology?: Topology } {
+  if (!target) return {};
+  if (/\.ya?ml$/.test(target)) return topologyFromSpec(target);
+  return { id: target };
+}
+
 function idOf(target: string | undefined): string | undefined {
-  if (!target) return undefined;
-  if (/\.ya?ml$/.test(target)) return topologyFromSpec(target).id;
-  return target;
+  return targetOf(target).id;
 }
 
-const upCmd: CommandModule<object, { spec: string; 'dry-run': boolean }> = {
+const upCmd: CommandModule<object, { spec: string; 'dry-run': boolean; servers: boolean }> = {
   command: 'up <spec>',
   describe: 'build the local testbed described in a spec',
   builder: (y) =>
     y.positional('spec', { type: 'string', demandOption: true }).option('dry-run', {
       type: 'boolean', default: false, describe: 'print the commands instead of running them',
-    }) as Argv<{ spec: string; 'dry-run': boolean }>,
+    }).option('servers', {
+      type: 'boolean', default: false,
+      describe: "make every host an SSH server (own sshd and libvirtd, private /run): an emulated cluster; see 'testbed inventory'",
+    }) as Argv<{ spec: string; 'dry-run': boolean; servers: boolean }>,
   handler: async (a) => {
-    const { id, topology } = topologyFromSpec(a.spec);
+    const { id, topology } = topologyFromSpec(a.spec, a.servers);
     if (a['dry-run']) {
       const plan = planUp(topology, { netem: false, htb: true, nftNetdev: true }, 'mb-delayfwd');
       for (const s of plan.steps) console.log(formatStep(s) + (s.input ? `  <<< ${JSON.stringify(s.input)}` : ''));
+      if (a.servers) for (const s of planServers(topology, serversDir(id)).steps) console.log(formatServerStep(s));
       return;
     }
     const isTty = process.stderr.isTTY;
     const t0 = Date.now();
     const state = await up({
-      id, specFile: a.spec, topology, delayForwarder: delayForwarderPath,
+      id, specFile: a.spec, topology, delayForwarder: delayForwarderPath, servers: a.servers,
       onProgress: (done, total) => {
         if (isTty) process.stderr.write(`\rbuilding testbed '${id}': step ${done}/${total}`);
         else if (done === total || done % 50 === 0) process.stderr.write(`building testbed '${id}': step ${done}/${total}\n`);
@@ -59,6 +69,10 @@ const upCmd: CommandModule<object, { spec: string; 'dry-run': boolean }> = {
     console.log(`testbed '${id}' is up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${topology.hosts.length} hosts in ${topology.racks.length} rack(s), ${state.namespaces.length} namespaces, ${state.processes.length} helper process(es)`);
     console.log(`kernel: netem ${state.caps?.netem ? 'yes' : 'no'}, htb ${state.caps?.htb ? 'yes' : 'no'}, nftables netdev ${state.caps?.nftNetdev ? 'yes' : 'no'}`);
     printLinks(state.topology, state.mechanisms);
+    if (state.servers) {
+      console.log(`servers: ${state.servers.servers.map((s) => `${s.name} ${s.address}`).join(', ')} (sshd + libvirtd each; controller ${state.servers.controllerAddr})`);
+      console.log(`inventory: migbench testbed inventory ${id}`);
+    }
   },
 };
 
@@ -75,14 +89,22 @@ const downCmd: CommandModule<object, { target?: string; force: boolean }> = {
   describe: 'remove a testbed (spec file or id; all testbeds when omitted), also after a crash',
   builder: (y) =>
     y.positional('target', { type: 'string' }).option('force', {
-      type: 'boolean', default: false, describe: "also remove a testbed that a running 'migbench run' is using",
+      type: 'boolean', default: false,
+      describe: "also remove a testbed a running 'migbench run' is using, or (no state file) every namespace carrying the id's prefix",
     }) as Argv<{ target?: string; force: boolean }>,
   handler: async (a) => {
-    const results = await down(idOf(a.target), { force: a.force, log: (l) => console.log(l) });
+    const { id, topology } = targetOf(a.target);
+    const results = await down(id, { force: a.force, topology });
     if (results.length === 0) console.log('no testbed to remove');
-    for (const r of results) console.log(`testbed '${r.id}' removed: ${r.namespaces.length} namespaces, ${r.processes} process(es) ended`);
-    const left = (await listNamespaces()).filter((n) => n.startsWith('mb-'));
+    for (const r of results) {
+      if (r.refused) process.stderr.write(`migbench: ${r.refused}\n`);
+      else console.log(`testbed '${r.id}' removed: ${r.namespaces.length} namespaces, ${r.processes} process(es) ended`);
+    }
+    const claimed = new Set(listStates().flatMap((s) => s.namespaces ?? []));
+    const left = (await listNamespaces()).filter((n) => n.startsWith('mb-') && !claimed.has(n));
     if (left.length && !a.target) console.log(`note: namespaces not created by a recorded testbed remain: ${left.join(', ')}`);
+    // a refusal is the user's to resolve (stop the run, or --force): exit 2 like any user error
+    if (results.some((r) => r.refused)) process.exitCode = 2;
   },
 };
 
@@ -132,9 +154,28 @@ const probeCmd: CommandModule<object, { target?: string; seconds: number; json: 
   },
 };
 
+const inventoryCmd: CommandModule<object, { target?: string; hypervisor: 'libvirt' | 'qemu' }> = {
+  command: 'inventory [target]',
+  describe: "print the inventory (YAML) of an emulated cluster built with 'testbed up --servers'",
+  builder: (y) =>
+    y.positional('target', { type: 'string' }).option('hypervisor', {
+      choices: ['libvirt', 'qemu'] as const, default: 'libvirt' as const, describe: 'hypervisor back end written for every host',
+    }) as Argv<{ target?: string; hypervisor: 'libvirt' | 'qemu' }>,
+  handler: (a) => {
+    const id = idOf(a.target) ?? listStates().find((s) => s.servers)?.id;
+    const state = id ? loadState(id) : null;
+    if (!state || !state.complete) {
+      throw new UserError(id ? `testbed '${id}' is not up; run 'migbench testbed up <spec> --servers'` : "no emulated cluster is up; run 'migbench testbed up <spec> --servers'");
+    }
+    if (!state.servers) throw new UserError(`testbed '${id}' has no SSH servers; it was built without --servers (run 'migbench testbed down ${id}', then up with --servers)`);
+    process.stdout.write(serversInventory(state.id, state.servers, { hypervisor: a.hypervisor }));
+  },
+};
+
 export const testbedCommand: CommandModule = {
   command: 'testbed',
   describe: 'build, inspect, probe and remove the local testbed',
-  builder: (y) => y.command(upCmd).command(downCmd).command(statusCmd).command(probeCmd).demandCommand(1, 'name a testbed command: up, down, status, probe'),
+  builder: (y) => y.command(upCmd).command(downCmd).command(statusCmd).command(probeCmd).command(inventoryCmd)
+    .demandCommand(1, 'name a testbed command: up, down, status, probe, inventory'),
   handler: () => {},
 };

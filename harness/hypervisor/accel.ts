@@ -74,7 +74,8 @@ async function bootProbe(image: GuestImage, opts: ProbeOptions): Promise<AccelCh
   let vm: VmProcess | undefined;
   const t0 = Date.now();
   try {
-    vm = await startVm({ name: 'accel-probe', accel: 'kvm', cpu: opts.cpu, memoryMiB: 128, image, runDir, startTimeoutMs: bootTimeoutMs });
+    // dieWithHarness: a kill -9 of the harness must not leave this QEMU behind (it runs in no testbed namespace)
+    vm = await startVm({ name: 'accel-probe', accel: 'kvm', cpu: opts.cpu, memoryMiB: 128, image, runDir, startTimeoutMs: bootTimeoutMs, dieWithHarness: true });
     await vm.waitForSerial(/MB-READY/, bootTimeoutMs);
     return { accel: 'kvm', reason: `a KVM guest booted to MB-READY in ${Date.now() - t0} ms` };
   } catch (e) {

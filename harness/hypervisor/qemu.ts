@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
-import { spawnProcess, haveCommand } from '../util/exec.ts';
+import { spawnProcess, haveCommand, withPdeathsig } from '../util/exec.ts';
 import { UserError } from '../util/errors.ts';
 import type { GuestImage } from '../image/build.ts';
 import { QmpClient } from './qmp.ts';
@@ -53,6 +53,8 @@ export interface StartVmOptions {
   cpu?: string;
   /** q35 boots slightly faster than pc under TCG here. */
   machine?: 'q35' | 'pc';
+  /** Killed by the kernel when the harness dies, even by kill -9 (short-lived VMs outside any testbed: the KVM probe). */
+  dieWithHarness?: boolean;
   /** Bound for QEMU to start and answer on QMP (default 60 s). */
   startTimeoutMs?: number;
   /** Extra QEMU arguments (appended). */
@@ -177,6 +179,12 @@ function socketAnswers(path: string): Promise<boolean> {
 let qemuChecked: Promise<boolean> | undefined;
 
 /** Starts QEMU and returns once its QMP socket answers (an incoming VM is paused then). */
+/** Program and arguments that start QEMU for `o` (in its namespace; under setpriv when it must die with us). */
+export function qemuCommand(o: Pick<StartVmOptions, 'netns' | 'dieWithHarness'>, args: string[]): [string, string[]] {
+  const [cmd, argv]: [string, string[]] = o.netns ? ['ip', ['netns', 'exec', o.netns, QEMU_BINARY, ...args]] : [QEMU_BINARY, args];
+  return o.dieWithHarness ? withPdeathsig(cmd, argv) : [cmd, argv];
+}
+
 export async function startVm(o: StartVmOptions): Promise<VmProcess> {
   qemuChecked ??= haveCommand(QEMU_BINARY);
   if (!(await qemuChecked)) {
@@ -198,7 +206,7 @@ export async function startVm(o: StartVmOptions): Promise<VmProcess> {
   }
 
   const args = qemuArgs(o, { qmp: qmpPath, serialLog });
-  const [cmd, argv] = o.netns ? ['ip', ['netns', 'exec', o.netns, QEMU_BINARY, ...args]] : [QEMU_BINARY, args];
+  const [cmd, argv] = qemuCommand(o, args);
   const child: ResultPromise = spawnProcess(cmd, argv, {
     stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, encoding: 'utf8', cleanup: true,
   });

@@ -1,9 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnChild } from '../util/exec.ts';
 import { createInterface } from 'node:readline';
 import { parseProbeLine, probeArgs, probePath, type ProbeRecord } from '../native/programs.ts';
 import type { Sample } from '../store/sample.ts';
 import { iso } from '../experiment/rundir.ts';
+import { errorMessage } from '../util/errors.ts';
 import { endProcess, ownProcess, type OwnedProcess } from '../util/procs.ts';
+import { safeInterval } from '../util/timers.ts';
 
 /**
  * A fixed-rate ICMP probe from the client namespace to a guest, running for
@@ -21,19 +24,27 @@ export class ProbeStream {
   private pending: Sample[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private exited: Promise<void> = Promise.resolve();
+  /** Last error of handing samples to `onSamples` (e.g. disk full); null once a flush succeeds again. */
+  failure: unknown = null;
 
+  /**
+   * `onError` hears when samples could not be handed over (they stay queued and are retried
+   * on the next flush); default: one line on stderr per new failure.
+   */
   constructor(
     readonly ns: string,
     readonly target: string,
     readonly intervalMs: number,
     private tags: Record<string, string>,
     private onSamples: (s: Sample[]) => void,
+    private onError: (e: unknown) => void = (e) =>
+      process.stderr.write(`probe to ${target}: samples not recorded yet (${errorMessage(e)}); kept in memory and retried\n`),
   ) {}
 
   async start(): Promise<void> {
     const bin = await probePath();
     const args = ['netns', 'exec', this.ns, bin, ...probeArgs({ target: this.target, intervalMs: this.intervalMs, rt: true, timeoutMs: 1000 })];
-    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnChild('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.owned = ownProcess(child.pid!, 'probe');
     this.exited = new Promise((r) => child.once('exit', () => r()));
@@ -58,7 +69,10 @@ export class ProbeStream {
         }
       }
     });
-    this.flushTimer = setInterval(() => this.flush(), 1000);
+    this.flushTimer = safeInterval(() => this.flush(), 1000, (e) => {
+      if (this.failure === null) this.onError(e); // once per failure episode, not every second
+      this.failure = e;
+    });
     // the probe is useful only once the guest answers: wait for the first reply
     await this.waitFor((r) => r.recvUs !== null, 30_000, `first probe reply from ${this.target}`).catch((e) => {
       throw new Error(`${(e as Error).message}${stderr ? `; mb-probe said: ${stderr.trim()}` : ''}`);
@@ -95,11 +109,18 @@ export class ProbeStream {
     this.tags = tags;
   }
 
+  /** Hands queued samples over; if that throws, they stay queued (in order) for the next flush. */
   flush(): void {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    this.onSamples(batch);
+    try {
+      this.onSamples(batch);
+      this.failure = null;
+    } catch (e) {
+      this.pending = batch.concat(this.pending);
+      throw e;
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { run } from '../util/exec.ts';
+import type { ChildProcess } from 'node:child_process';
+import { run, spawnChild } from '../util/exec.ts';
 import type { BmcCredentials } from './credentials.ts';
 import { classifySessionFailure, type SessionFailure } from './ipmi-parse.ts';
 
@@ -84,7 +84,7 @@ export class IpmiShell {
     if (this.proc) throw new Error('IpmiShell already started');
     const [cmd, args] = withNetns(this.endpoint, 'ipmitool', ipmitoolArgs(this.endpoint, ['shell']));
     // `exec "$@" 2>&1`: a fixed script, arguments passed separately (never interpolated).
-    const p = spawn('sh', ['-c', 'exec "$@" 2>&1', 'sh', cmd, ...args], {
+    const p = spawnChild('sh', ['-c', 'exec "$@" 2>&1', 'sh', cmd, ...args], {
       stdio: ['pipe', 'pipe', 'ignore'],
       env: { ...envWithoutSecrets(), IPMI_PASSWORD: this.endpoint.credentials.password },
     });

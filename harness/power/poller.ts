@@ -213,7 +213,7 @@ export class PowerPoller {
     }
     this.readings += 1;
     this.latencies.push(rep - req);
-    this.opts.onSample({
+    this.emit({
       t: new Date((req + rep) / 2).toISOString(),
       measurement: 'power',
       tags: { ...this.opts.tags, host },
@@ -224,7 +224,7 @@ export class PowerPoller {
   private emitGap(host: string, tMs: number, reason: string, latency?: number): void {
     this.gaps += 1;
     this.gapsByReason[reason] = (this.gapsByReason[reason] ?? 0) + 1;
-    this.opts.onSample({
+    this.emit({
       t: new Date(tMs).toISOString(),
       measurement: 'power',
       tags: { ...this.opts.tags, host },
@@ -232,7 +232,24 @@ export class PowerPoller {
     });
   }
 
-  private reportOnce(st: BmcState, msg: string): void {
+  private emitFailing = false;
+
+  /**
+   * Runs in timer callbacks: a failing sink (e.g. disk full) is logged once per episode instead
+   * of becoming an uncaught exception that would end the run without its cleanup.
+   */
+  private emit(sample: Sample): void {
+    try {
+      this.opts.onSample(sample);
+      if (this.emitFailing) this.log('power: samples are recorded again');
+      this.emitFailing = false;
+    } catch (e) {
+      if (!this.emitFailing) this.log(`power: samples not recorded (${e instanceof Error ? e.message : String(e)}); polling goes on`);
+      this.emitFailing = true;
+    }
+  }
+
+    private reportOnce(st: BmcState, msg: string): void {
     if (st.reported === msg) return;
     st.reported = msg;
     this.log(msg);

@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
-import { haveCommand } from '../util/exec.ts';
+import { haveCommand, spawnChild } from '../util/exec.ts';
 import type { BmcCredentials } from './credentials.ts';
 
 /** A simulated BMC (ipmi_sim) for one testbed host. */
@@ -177,7 +176,8 @@ export async function startSimBmc(spec: SimBmcSpec): Promise<SimBmc> {
   writeFileSync(join(spec.dir, 'bmc.emu'), emuCommands(spec, powerFile));
   const args = ['-c', join(spec.dir, 'lan.conf'), '-f', join(spec.dir, 'bmc.emu'), '-s', join(spec.dir, 'state'), '-n'];
   const [cmd, argv] = spec.netns ? ['ip', ['netns', 'exec', spec.netns, 'ipmi_sim', ...args]] : ['ipmi_sim', args];
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+  // own process group: a terminal Ctrl-C reaches the harness only, which stops the BMCs in order
+  const child = spawnChild(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

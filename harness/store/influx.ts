@@ -2,11 +2,17 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InfluxDB, type IPoint } from 'influx';
 import { UserError, errorMessage } from '../util/errors.ts';
+import { redactInText, redactUrl } from '../util/redact.ts';
 import { readJsonl } from './jsonl.ts';
 import type { Sample } from './sample.ts';
 import { InfluxDiskBuffer } from './influx-buffer.ts';
 
-/** Where to write: `http://[user:password@]host:port/<database>` (database default 'migbench'). */
+/**
+ * Where to write: `http://host:port/<database>` (database default 'migbench').
+ * The login comes from MIGBENCH_INFLUX_USER / MIGBENCH_INFLUX_PASSWORD (preferred: a URL
+ * on the command line is visible in `ps`) or, if given, from `user:password@` in the URL.
+ * Either way it is never stored or printed: see `redactUrl`.
+ */
 export interface InfluxTarget {
   protocol: 'http' | 'https';
   host: string;
@@ -21,9 +27,9 @@ export function parseInfluxUrl(url: string): InfluxTarget {
   try {
     u = new URL(url);
   } catch {
-    throw new UserError(`--influx: '${url}' is not a URL; expected e.g. http://127.0.0.1:8086/migbench`);
+    throw new UserError(`--influx: '${redactUrl(url)}' is not a URL; expected e.g. http://127.0.0.1:8086/migbench`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UserError(`--influx: '${url}' must start with http:// or https://`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UserError(`--influx: '${redactUrl(url)}' must start with http:// or https://`);
   const db = decodeURIComponent(u.pathname.replace(/^\/+|\/+$/g, '')) || 'migbench';
   if (!/^[A-Za-z0-9_-]+$/.test(db)) throw new UserError(`--influx: database name '${db}' may only contain letters, digits, _ and -`);
   return {
@@ -36,8 +42,8 @@ export function parseInfluxUrl(url: string): InfluxTarget {
   };
 }
 
-/** The URL without credentials, for messages. */
-function shown(t: InfluxTarget): string {
+/** The URL without credentials, for messages and the manifest. */
+export function shown(t: InfluxTarget): string {
   return `${t.protocol}://${t.host}:${t.port}/${t.database}`;
 }
 
@@ -90,6 +96,8 @@ export interface InfluxSinkStats {
   failures: number;
   bufferedToDisk: number;
   pendingOnDisk: number;
+  /** Points that could neither be sent nor buffered (e.g. disk full): lost to InfluxDB, still in the run directory. */
+  dropped: number;
 }
 
 /**
@@ -113,7 +121,7 @@ export class InfluxSink {
   private dbReady = false;
   private closed = false;
   private readonly log: (msg: string) => void;
-  private readonly st: InfluxSinkStats = { written: 0, batches: 0, failures: 0, bufferedToDisk: 0, pendingOnDisk: 0 };
+  private readonly st: InfluxSinkStats = { written: 0, batches: 0, failures: 0, bufferedToDisk: 0, pendingOnDisk: 0, dropped: 0 };
 
   constructor(url: string, private readonly opts: InfluxSinkOptions) {
     this.target = parseInfluxUrl(url);
@@ -129,6 +137,11 @@ export class InfluxSink {
     }
   }
 
+  /** The target without credentials: what the manifest records. */
+  get url(): string {
+    return shown(this.target);
+  }
+
   write(s: Sample): void {
     this.queue.push(s);
     if (this.queue.length >= (this.opts.batchSize ?? 5000)) void this.flush();
@@ -140,12 +153,18 @@ export class InfluxSink {
 
   /** Sends (or buffers to disk) everything queued so far. */
   flush(): Promise<void> {
-    this.chain = this.chain.then(() => this.sendQueued());
+    this.chain = this.chain.then(() => this.sendQueued()).catch((e: unknown) => this.log(`influx: ${redactInText(errorMessage(e))}`));
     return this.chain;
   }
 
   stats(): InfluxSinkStats {
-    return { ...this.st, pendingOnDisk: this.buffer.pendingPoints() };
+    let pendingOnDisk = 0;
+    try {
+      pendingOnDisk = this.buffer.pendingPoints();
+    } catch {
+      pendingOnDisk = -1; // unreadable buffer: reported, not fatal
+    }
+    return { ...this.st, pendingOnDisk };
   }
 
   /**
@@ -206,16 +225,27 @@ export class InfluxSink {
     }
   }
 
+  /**
+   * A failing disk buffer (ENOSPC, EIO) must not reject the flush chain: the
+   * timer that drives it has no one to report to, and an unhandled rejection
+   * would end the run without cleanup. The points stay in the run directory's
+   * samples/ (replayable with `migbench export`), so they are counted and logged.
+   */
   private toDisk(batch: readonly Sample[]): void {
-    this.buffer.append(batch);
-    this.st.bufferedToDisk += batch.length;
+    try {
+      this.buffer.append(batch);
+      this.st.bufferedToDisk += batch.length;
+    } catch (e) {
+      if (this.st.dropped === 0) this.log(`influx: cannot buffer points in ${this.buffer.dir} (${errorMessage(e)}); they stay in samples/ for 'migbench export'`);
+      this.st.dropped += batch.length;
+    }
   }
 
   private goOffline(e: unknown): void {
     this.st.failures += 1;
     if (!this.offline) {
       this.offline = true;
-      this.log(`influx: ${shown(this.target)} unreachable (${errorMessage(e)}); buffering points in ${this.buffer.dir} and retrying`);
+      this.log(`influx: ${shown(this.target)} unreachable (${redactInText(errorMessage(e))}); buffering points in ${this.buffer.dir} and retrying`);
     }
     this.client = this.newClient(); // a fresh pool: the old one keeps the host marked down for its own backoff
     this.scheduleRetry(this.backoff);
@@ -227,7 +257,7 @@ export class InfluxSink {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      this.chain = this.chain.then(() => this.drain());
+      this.chain = this.chain.then(() => this.drain()).catch((e: unknown) => this.log(`influx: ${redactInText(errorMessage(e))}`));
     }, ms);
   }
 
@@ -256,7 +286,11 @@ export class InfluxSink {
  * `migbench export <runDir> --influx URL`. Safe to repeat: identical points
  * overwrite themselves.
  */
-export async function replayRunDir(runDir: string, url: string, opts: { batchSize?: number; requestTimeoutMs?: number } = {}): Promise<{ files: number; points: number }> {
+export async function replayRunDir(
+  runDir: string,
+  url: string,
+  opts: { batchSize?: number; requestTimeoutMs?: number } = {},
+): Promise<{ files: number; points: number }> {
   const target = parseInfluxUrl(url);
   const dir = join(runDir, 'samples');
   let files: string[];
@@ -273,7 +307,8 @@ export async function replayRunDir(runDir: string, url: string, opts: { batchSiz
   try {
     await client.createDatabase(target.database);
   } catch (e) {
-    throw new UserError(`cannot reach InfluxDB at ${shown(target)}: ${errorMessage(e)}; check that influxd runs and the URL`);
+    const why = redactInText(errorMessage(e));
+    throw new UserError(`cannot reach InfluxDB at ${shown(target)}: ${why}; check that influxd runs and the URL`);
   }
   const size = opts.batchSize ?? 5000;
   let points = 0;

@@ -1,15 +1,16 @@
-import { closeSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { UserError } from '../util/errors.ts';
 import { run } from '../util/exec.ts';
 import { stateDir } from '../util/paths.ts';
-import { endProcess, ownProcess } from '../util/procs.ts';
-import { checkInterrupted } from '../util/signals.ts';
+import { endProcess, isProcessAlive, ownProcess, pidExists, procStartTime } from '../util/procs.ts';
+import { checkInterrupted, registerCleanup } from '../util/signals.ts';
 import { formatStep, planUp } from './plan.ts';
 import type { KernelCaps, Step } from './shaping.ts';
-import { listStates, loadState, removeState, saveState, type TestbedState } from './state.ts';
+import { listStates, loadState, namespacesClaimedByOthers, removeState, saveState, type TestbedState } from './state.ts';
 import type { Topology } from './topology.ts';
+import { checkServersFree, teardownServers, upServers } from './servers.ts';
 
 /** The local driver: builds a topology out of namespaces, veths, bridges, tc. */
 
@@ -36,10 +37,26 @@ export async function detectCaps(ns: string): Promise<KernelCaps> {
   return { netem, htb, nftNetdev };
 }
 
+/** The namespaces a topology is built from (what `up` creates, in that order). */
+export function topologyNamespaces(topo: Topology): string[] {
+  return [topo.switchNs, ...topo.hosts.map((h) => h.ns), ...(topo.clientNs ? [topo.clientNs] : [])];
+}
+
+/** Log file (in stateDir()) of one daemon of a testbed. */
+function daemonLogName(id: string, tag: string): string {
+  return `${id}-${tag.replace(/[^a-zA-Z0-9.-]/g, '_')}.log`;
+}
+
 async function runStep(step: Step, logDir: string, state: TestbedState): Promise<void> {
   const argv = step.ns ? ['ip', 'netns', 'exec', step.ns, ...step.argv] : step.argv;
   if (step.daemon) {
-    const log = openSync(join(logDir, `${state.id}-${step.daemon.tag.replace(/[^a-zA-Z0-9.-]/g, '_')}.log`), 'a');
+    const logName = daemonLogName(state.id, step.daemon.tag);
+    // recorded before it exists, like namespaces: teardown removes exactly these files
+    if (!(state.logs ??= []).includes(logName)) {
+      state.logs.push(logName);
+      saveState(state);
+    }
+    const log = openSync(join(logDir, logName), 'a');
     // detached: a daemon outlives this harness process; `down` ends it by PID
     const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', log, log] });
     closeSync(log);
@@ -66,6 +83,8 @@ export interface UpOptions {
   onProgress?: (done: number, total: number, what: string) => void;
   /** Run directory of the `migbench run` that owns this testbed. */
   ownerRun?: string;
+  /** Also turn every host into an SSH server (servers.ts). */
+  servers?: boolean;
 }
 
 /** Builds the testbed. On any failure or interrupt, everything created so far is removed. */
@@ -78,15 +97,30 @@ export async function up(opts: UpOptions): Promise<TestbedState> {
         `(created ${existing.createdAt} from ${existing.specFile}); run 'migbench testbed down ${opts.id}' first`,
     );
   }
-  const present = (await listNamespaces()).filter((n) => n.startsWith(`mb-${opts.id}-`));
-  if (present.length) {
-    throw new UserError(`namespaces of testbed '${opts.id}' already exist (${present.join(', ')}) without a state file; run 'migbench testbed down ${opts.id}' to remove them`);
-  }
   const topo = opts.topology;
+  if (opts.servers) await checkServersFree(opts.id);
+  // exactly the names this topology needs (a prefix match would also see testbed '<id>-x')
+  const existingNs = new Set(await listNamespaces());
+  const present = topologyNamespaces(topo).filter((n) => existingNs.has(n));
+  if (present.length) {
+    const owners = listStates().filter((s) => s.id !== opts.id && s.namespaces?.some((n) => present.includes(n))).map((s) => `'${s.id}'`);
+    throw new UserError(
+      owners.length
+        ? `namespaces ${present.join(', ')} needed by testbed '${opts.id}' belong to testbed ${owners.join(', ')}; give this spec another testbed.id`
+        : `namespaces of testbed '${opts.id}' already exist (${present.join(', ')}) without a state file; ` +
+            `run 'migbench testbed down ${opts.specFile}' to remove exactly those`,
+    );
+  }
   const state: TestbedState = {
     id: opts.id, specFile: opts.specFile, createdAt: new Date().toISOString(), upPid: process.pid,
-    complete: false, ownerRun: opts.ownerRun, namespaces: [], processes: [], topology: topo, caps: null, mechanisms: {},
+    upStartTime: procStartTime(process.pid) ?? undefined,
+    complete: false, ownerRun: opts.ownerRun, namespaces: [], processes: [], logs: [], topology: topo, caps: null, mechanisms: {},
   };
+  // registered before anything exists: a crash or signal mid-way removes what this up created
+  let tornDown = false;
+  const unregister = registerCleanup(async () => {
+    if (!tornDown) await teardown(state);
+  });
   saveState(state);
   const logDir = stateDir();
   mkdirSync(logDir, { recursive: true });
@@ -115,24 +149,32 @@ export async function up(opts: UpOptions): Promise<TestbedState> {
       opts.onProgress?.(i + 1, steps.length, formatStep(s));
       await runStep(s, logDir, state);
     }
+    if (opts.servers) await upServers(state, saveState, opts.onProgress);
     state.complete = true;
     saveState(state);
+    unregister(); // from here on the testbed is its owner's (a `run` registers its own cleanup)
     return state;
   } catch (e) {
+    unregister();
+    tornDown = true;
     await teardown(state);
     throw e;
   }
 }
 
-/** Ends owned processes, then deletes namespaces (which removes their interfaces, qdiscs, nft tables). */
-export async function teardown(state: Pick<TestbedState, 'id' | 'namespaces' | 'processes'>): Promise<{ namespaces: string[]; processes: number }> {
+/**
+ * Ends owned processes, then deletes namespaces (which removes their interfaces, qdiscs, nft tables).
+ * Acts on exactly what `state` records, never on names that merely share its prefix: testbed
+ * 'a' must not touch 'mb-a-b-sw' of testbed 'a-b'.
+ */
+export async function teardown(
+  state: Pick<TestbedState, 'id' | 'namespaces' | 'processes' | 'logs' | 'servers'>,
+): Promise<{ namespaces: string[]; processes: number }> {
   let ended = 0;
   for (const p of state.processes) if (await endProcess(p)) ended++;
   const existing = new Set(await listNamespaces());
-  // also anything with this testbed's prefix, e.g. created in the instant before a kill -9 recorded it
-  const ours = new Set([...state.namespaces, ...[...existing].filter((n) => n.startsWith(`mb-${state.id}-`))]);
   const removed: string[] = [];
-  for (const ns of ours) {
+  for (const ns of new Set(state.namespaces)) {
     if (!existing.has(ns)) continue;
     // processes still inside our namespaces were started by us (QEMU, probes, forwarders)
     const pids = await run('ip', ['netns', 'pids', ns], { allowFail: true });
@@ -142,51 +184,81 @@ export async function teardown(state: Pick<TestbedState, 'id' | 'namespaces' | '
     await run('ip', ['netns', 'del', ns], { allowFail: true });
     removed.push(ns);
   }
+  await teardownServers(state.servers);
   removeState(state.id);
-  for (const f of safeList(stateDir())) if (f.startsWith(`${state.id}-`) && f.endsWith('.log')) rmSync(join(stateDir(), f), { force: true });
+  // old state files have no `logs`: their daemons' log names follow from the recorded tags
+  const logs = state.logs ?? state.processes.map((p) => daemonLogName(state.id, p.tag));
+  for (const f of logs) if (!f.includes('/')) rmSync(join(stateDir(), f), { force: true });
   // BMC files of a run killed before it could stop its BMCs (they hold that run's BMC password)
   rmSync(join(stateDir(), `${state.id}-bmc`), { recursive: true, force: true });
   return { namespaces: removed, processes: ended };
 }
 
-function safeList(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
+/** True while the process that ran `up` for this testbed lives (checked by PID and start time). */
+export function ownerAlive(s: Pick<TestbedState, 'upPid' | 'upStartTime'>): boolean {
+  if (s.upStartTime !== undefined && s.upStartTime >= 0) return isProcessAlive({ pid: s.upPid, startTime: s.upStartTime, tag: 'owner' });
+  return pidExists(s.upPid); // state file of an older version: no start time recorded
 }
 
-/** True while the `migbench run` that built this testbed is alive (and it is not us). */
+/**
+ * True while another live process owns this testbed: the `migbench run` that built it,
+ * or an `up` still in progress. Pulling the network from under it would wreck its measurements.
+ */
 export function inUseByLiveRun(s: TestbedState): boolean {
-  if (!s.ownerRun || s.upPid === process.pid) return false;
-  try {
-    process.kill(s.upPid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  if (s.upPid === process.pid) return false;
+  if (!s.ownerRun && s.complete) return false;
+  return ownerAlive(s);
 }
 
+export interface DownResult {
+  id: string;
+  namespaces: string[];
+  processes: number;
+  /** Why nothing was removed (in use, or unowned namespaces that need --force). */
+  refused?: string;
+}
+
+/**
+ * Removes testbed `id` (or every recorded testbed). Without a state file for `id`, removes the
+ * namespaces `topology` (the id's own spec) would produce and no other state file claims; with
+ * only an id, namespaces carrying its prefix are removed only with `force` (they may belong to
+ * a testbed '<id>-x' whose state file is gone too).
+ */
 export async function down(
   id?: string,
-  opts: { force?: boolean; log?: (l: string) => void } = {},
-): Promise<Array<{ id: string; namespaces: string[]; processes: number }>> {
+  opts: { force?: boolean; log?: (l: string) => void; topology?: Topology } = {},
+): Promise<DownResult[]> {
   const states = id ? [loadState(id)].filter((s): s is TestbedState => s !== null) : listStates();
-  const out: Array<{ id: string; namespaces: string[]; processes: number }> = [];
+  const out: DownResult[] = [];
   for (const s of states) {
     if (!opts.force && inUseByLiveRun(s)) {
-      // pulling the network from under a running campaign would wreck its measurements
-      opts.log?.(`testbed '${s.id}' is in use by a running 'migbench run' (pid ${s.upPid}, ${s.ownerRun}); stop that run or pass --force`);
+      const by = s.ownerRun ? `a running 'migbench run' (pid ${s.upPid}, ${s.ownerRun})` : `an 'up' still in progress (pid ${s.upPid})`;
+      const refused = `testbed '${s.id}' is in use by ${by}; stop it first or pass --force`;
+      opts.log?.(refused);
+      out.push({ id: s.id, namespaces: [], processes: 0, refused });
       continue;
     }
     out.push({ id: s.id, ...(await teardown(s)) });
   }
   if (id && states.length === 0) {
-    // no state file (deleted by hand?): still remove namespaces carrying this id
-    const stray = (await listNamespaces()).filter((n) => n.startsWith(`mb-${id}-`));
-    if (stray.length) {
-      out.push({ id, ...(await teardown({ id, namespaces: stray, processes: [] })) });
+    const claimed = namespacesClaimedByOthers(id);
+    const existing = await listNamespaces();
+    if (opts.topology) {
+      const want = new Set(topologyNamespaces(opts.topology));
+      const stray = existing.filter((n) => want.has(n) && !claimed.has(n));
+      if (stray.length) out.push({ id, ...(await teardown({ id, namespaces: stray, processes: [], logs: [] })) });
+    } else {
+      const stray = existing.filter((n) => n.startsWith(`mb-${id}-`) && !claimed.has(n));
+      if (stray.length && opts.force) {
+        out.push({ id, ...(await teardown({ id, namespaces: stray, processes: [], logs: [] })) });
+      } else if (stray.length) {
+        const refused =
+          `testbed '${id}' has no state file; namespaces ${stray.join(', ')} carry its prefix but may belong to another testbed ` +
+          `(e.g. '${id}-...'); run 'migbench testbed down <spec.yaml>' to remove exactly that spec's namespaces, ` +
+          `or 'migbench testbed down ${id} --force' to remove these`;
+        opts.log?.(refused);
+        out.push({ id, namespaces: [], processes: 0, refused });
+      }
     }
   }
   return out;

@@ -55,25 +55,48 @@ async function startIperfServer(ep: Endpoint, port: number): Promise<{ proc: Res
   return { proc: server };
 }
 
+/** The parts of iperf3's JSON report (-J) that are read here. */
+interface IperfSum {
+  bits_per_second?: number;
+  lost_percent?: number;
+  packets?: number;
+}
+interface IperfJson {
+  error?: string;
+  end?: { sum_received?: IperfSum; sum?: IperfSum };
+}
+
 interface IperfOpts {
   seconds: number;
   udpRateBps?: number;
   port?: number;
+  /** Seconds at the start left out of the result (iperf3 -O: slow start, start skew between flows). */
+  omitS?: number;
 }
 
-async function iperf(src: Endpoint, dst: Endpoint, o: IperfOpts): Promise<Record<string, any>> {
+/** Runs the iperf3 client against a server that already listens; returns its JSON report. */
+async function iperfClient(src: Endpoint, dst: Endpoint, o: IperfOpts & { port: number }): Promise<IperfJson> {
+  const args = ['netns', 'exec', src.ns, 'iperf3', '-c', dst.ip, '-B', src.ip, '-p', String(o.port), '-t', String(o.seconds), '-J'];
+  if (o.omitS) args.push('-O', String(o.omitS));
+  if (o.udpRateBps) args.push('-u', '-b', String(Math.round(o.udpRateBps)), '-l', '1200');
+  const r = await run('ip', args, { allowFail: true, timeoutMs: (o.seconds + (o.omitS ?? 0) + 30) * 1000 });
+  const json = JSON.parse(r.stdout || '{}') as IperfJson;
+  if (json.error) throw new Error(`iperf3 ${src.name} -> ${dst.name}: ${json.error}`);
+  return json;
+}
+
+async function stopServer(server: ResultPromise): Promise<void> {
+  if (server.pid && server.exitCode === null) server.kill('SIGTERM');
+  await server;
+}
+
+async function iperf(src: Endpoint, dst: Endpoint, o: IperfOpts): Promise<IperfJson> {
   const port = o.port ?? 5201;
   const { proc: server } = await startIperfServer(dst, port);
   try {
-    const args = ['netns', 'exec', src.ns, 'iperf3', '-c', dst.ip, '-B', src.ip, '-p', String(port), '-t', String(o.seconds), '-J'];
-    if (o.udpRateBps) args.push('-u', '-b', String(Math.round(o.udpRateBps)), '-l', '1200');
-    const r = await run('ip', args, { allowFail: true, timeoutMs: (o.seconds + 30) * 1000 });
-    const json = JSON.parse(r.stdout || '{}') as Record<string, any>;
-    if (json.error) throw new Error(`iperf3 ${src.name} -> ${dst.name}: ${json.error}`);
-    return json;
+    return await iperfClient(src, dst, { ...o, port });
   } finally {
-    if (server.pid && server.exitCode === null) server.kill('SIGTERM');
-    await server;
+    await stopServer(server);
   }
 }
 
@@ -83,9 +106,22 @@ export async function tcpRate(src: Endpoint, dst: Endpoint, seconds: number, por
   return Number(j.end?.sum_received?.bits_per_second ?? NaN);
 }
 
-/** Several TCP flows at once (e.g. two flows sharing an interlink). */
-export function concurrentTcpRates(pairs: Array<[Endpoint, Endpoint]>, seconds: number): Promise<number[]> {
-  return Promise.all(pairs.map(([s, d], i) => tcpRate(s, d, seconds, 5301 + i)));
+/**
+ * Several TCP flows at once (e.g. two flows sharing an interlink), receiver-side bits/s each.
+ * Every server listens before any client starts, and the first `omitS` seconds are left out:
+ * otherwise one flow runs alone for a while (server start-up skew under load), which shows as
+ * an unfair split and a sum above the link rate.
+ */
+export async function concurrentTcpRates(pairs: Array<[Endpoint, Endpoint]>, seconds: number, omitS = 1): Promise<number[]> {
+  const started = await Promise.allSettled(pairs.map(([, d], i) => startIperfServer(d, 5301 + i)));
+  try {
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const reports = await Promise.all(pairs.map(([s, d], i) => iperfClient(s, d, { seconds, omitS, port: 5301 + i })));
+    return reports.map((j) => Number(j.end?.sum_received?.bits_per_second ?? NaN));
+  } finally {
+    for (const r of started) if (r.status === 'fulfilled') await stopServer(r.value.proc);
+  }
 }
 
 /** UDP loss in percent from src to dst at a given send rate. */

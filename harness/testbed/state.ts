@@ -5,6 +5,7 @@ import { stateDir } from '../util/paths.ts';
 import type { OwnedProcess } from '../util/procs.ts';
 import type { KernelCaps, Mechanisms } from './shaping.ts';
 import type { Topology } from './topology.ts';
+import type { ServersState } from './servers-plan.ts';
 
 /**
  * What a testbed created, persisted before each creation so that
@@ -16,14 +17,21 @@ export interface TestbedState {
   createdAt: string;
   /** PID of the harness that ran `up` (to tell an interrupted `up` from a finished one). */
   upPid: number;
+  /** Start time of that process (/proc stat field 22): a recycled PID is not the owner. Absent in old state files. */
+  upStartTime?: number;
   complete: boolean;
   /** Set when a `migbench run` built this testbed for itself (then it is the run's to remove). */
   ownerRun?: string;
+  /** Namespaces, each recorded before it is created: teardown acts on exactly these. */
   namespaces: string[];
   processes: OwnedProcess[];
+  /** Log files in stateDir() written for this testbed (absent in old state files). */
+  logs?: string[];
   topology: Topology;
   caps: KernelCaps | null;
   mechanisms: Record<string, Mechanisms>;
+  /** The emulated cluster of SSH servers (`up --servers`): its directory and controller port, recorded before creation. */
+  servers?: ServersState;
 }
 
 export function statePath(id: string): string {
@@ -45,6 +53,11 @@ export function loadState(id: string): TestbedState | null {
 
 export function removeState(id: string): void {
   rmSync(statePath(id), { force: true });
+}
+
+/** Namespaces recorded by the state files of testbeds other than `id`. */
+export function namespacesClaimedByOthers(id: string): Set<string> {
+  return new Set(listStates().filter((s) => s.id !== id).flatMap((s) => s.namespaces ?? []));
 }
 
 export function listStates(): TestbedState[] {

@@ -1,5 +1,7 @@
 import { execa, type Options, type ResultPromise } from 'execa';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { UserError } from './errors.ts';
+import { endWithHarness } from './procs.ts';
 
 export interface RunResult {
   stdout: string;
@@ -63,9 +65,30 @@ export function runIn(ns: string, cmd: string, args: readonly string[], opts: Pa
   return run('ip', ['netns', 'exec', ns, cmd, ...args], opts);
 }
 
-/** Starts a long-running program; the caller owns the process and must end it by PID. */
+/**
+ * Starts a long-running program in its own process group (a terminal Ctrl-C reaches only the
+ * harness, which stops it in order); the caller owns the process and must end it by PID. It is
+ * also sent SIGTERM when the harness exits (endWithHarness): execa's own `cleanup` skips detached children.
+ */
 export function spawnProcess(cmd: string, args: readonly string[], opts: Options = {}): ResultPromise {
-  return execa(cmd, args, { reject: false, ...opts });
+  const child = execa(cmd, args, { reject: false, ...opts, detached: true });
+  endWithHarness(child, cmd);
+  return child;
+}
+
+/**
+ * Wraps a command so the kernel kills it when the harness dies, even by kill -9
+ * (prctl PR_SET_PDEATHSIG through util-linux `setpriv`, which then execs the command: same PID).
+ */
+export function withPdeathsig(cmd: string, args: readonly string[]): [string, string[]] {
+  return ['setpriv', ['--pdeathsig', 'KILL', cmd, ...args]];
+}
+
+/** node:child_process.spawn with the same process-group rule as spawnProcess. */
+export function spawnChild(cmd: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess {
+  const child = spawn(cmd, args, { ...opts, detached: true });
+  endWithHarness(child, cmd);
+  return child;
 }
 
 /** True when `cmd` is on PATH. */

@@ -77,3 +77,40 @@ export function pidExists(pid: number): boolean {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/**
+ * Children started in their own process group (so a terminal Ctrl-C reaches only the harness,
+ * which then stops them in order) no longer die with the harness by themselves. Those recorded
+ * here get SIGTERM when the harness process exits (normal end, process.exit after cleanup or a
+ * crash); kill -9 of the harness leaves them to `migbench testbed down` (they run in its namespaces).
+ */
+const endAtExit = new Map<number, OwnedProcess>();
+let exitHooked = false;
+
+export function endWithHarness(child: { pid?: number; once(event: 'exit', fn: () => void): unknown }, tag: string): OwnedProcess | null {
+  if (!child.pid) return null;
+  const p = ownProcess(child.pid, tag);
+  endAtExit.set(p.pid, p);
+  child.once('exit', () => {
+    if (endAtExit.get(p.pid) === p) endAtExit.delete(p.pid);
+  });
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on('exit', () => {
+      for (const q of endAtExit.values()) {
+        if (!isSameProcess(q)) continue;
+        try {
+          process.kill(q.pid, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
+      }
+    });
+  }
+  return p;
+}
+
+/** Children recorded by endWithHarness that are still running (for tests and diagnostics). */
+export function childrenEndedWithHarness(): OwnedProcess[] {
+  return [...endAtExit.values()].filter(isProcessAlive);
+}

@@ -6,14 +6,15 @@
  * sample per request). Every sample carries the phase (before / during /
  * after a migration) of its send time, from the PhaseClock.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ClientSpecT } from '../spec/schema.ts';
-import { parseDuration } from '../spec/units.ts';
 import type { Sample } from '../store/sample.ts';
 import { UserError } from '../util/errors.ts';
-import { haveCommand } from '../util/exec.ts';
+import { haveCommand, spawnChild } from '../util/exec.ts';
+import { errorMessage } from '../util/errors.ts';
+import { safeInterval } from '../util/timers.ts';
 import { PACKAGE_ROOT } from '../util/paths.ts';
 import { endProcess, ownProcess, type OwnedProcess } from '../util/procs.ts';
 import type { AgentClient, AgentConfig, AgentResult } from './http-agent.ts';
@@ -66,6 +67,7 @@ class HttperfLoop {
   private child: ChildProcess | null = null;
   private owned: OwnedProcess | null = null;
   private loop: Promise<void> = Promise.resolve();
+  private unsent: Sample[] = [];
   readonly stat: ClientStats;
 
   constructor(private o: StartClientsOptions, private c: Extract<ClientSpecT, { kind: 'httperf' }>) {
@@ -73,14 +75,15 @@ class HttperfLoop {
   }
 
   start(): void {
-    this.loop = this.run();
+    // the loop has no awaiting caller until stop(): report instead of an unhandled rejection
+    this.loop = this.run().catch((e: unknown) => this.o.log?.(`httperf loop against ${this.o.ip} stopped: ${errorMessage(e)}`));
   }
 
   private async run(): Promise<void> {
-    const windowMs = parseDuration(this.c.window)!;
+    const windowMs = this.c.window.ms;
     const args = httperfArgs({
       server: this.o.ip, port: this.o.port, uri: this.c.uri, rate: this.c.rate,
-      numConns: (this.c.rate * windowMs) / 1000, timeoutS: parseDuration(this.c.timeout)! / 1000,
+      numConns: (this.c.rate * windowMs) / 1000, timeoutS: this.c.timeout.ms / 1000,
     });
     while (!this.stopped) {
       const t0 = Date.now();
@@ -94,7 +97,7 @@ class HttperfLoop {
       }
       this.stat.requests += s.requests;
       this.stat.ok += s.status2xx;
-      this.o.emit([{
+      this.unsent.push({
         t: new Date(t0).toISOString(), measurement: 'httperf', tags: { ...this.o.tags, vm: this.o.vm, op: this.stat.id },
         fields: {
           phase: this.o.clock.phaseAt(t0), phase_end: this.o.clock.phaseAt(Date.now()), rate: this.c.rate,
@@ -103,13 +106,20 @@ class HttperfLoop {
           response_ms: s.responseMs, conn_ms_avg: s.connMsAvg, conn_ms_max: s.connMsMax, duration_s: s.testDurationS,
           partial: this.stopped,
         },
-      }]);
+      });
+      try {
+        this.o.emit(this.unsent);
+        this.unsent = [];
+      } catch (e) {
+        // e.g. disk full: keep the windows and hand them over with the next one
+        this.o.log?.(`httperf against ${this.o.ip}: ${this.unsent.length} window(s) not recorded yet (${errorMessage(e)})`);
+      }
     }
   }
 
   private once(args: string[]): Promise<string> {
     return new Promise((resolve) => {
-      const child = spawn('ip', ['netns', 'exec', this.o.ns, 'httperf', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawnChild('ip', ['netns', 'exec', this.o.ns, 'httperf', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       this.child = child;
       this.owned = child.pid ? ownProcess(child.pid, 'httperf') : null;
       let out = '';
@@ -147,7 +157,7 @@ class AgentProcess {
 
   async start(): Promise<void> {
     const cfg: AgentConfig = { host: this.o.ip, port: this.o.port ?? 80, clients: this.clients };
-    const child = spawn('ip', ['netns', 'exec', this.o.ns, process.execPath, '--import', 'tsx', AGENT, JSON.stringify(cfg)], {
+    const child = spawnChild('ip', ['netns', 'exec', this.o.ns, process.execPath, '--import', 'tsx', AGENT, JSON.stringify(cfg)], {
       cwd: PACKAGE_ROOT, stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.child = child;
@@ -165,7 +175,10 @@ class AgentProcess {
         this.record(r);
       });
     });
-    this.timer = setInterval(() => this.flush(), 1000);
+    this.timer = safeInterval(() => this.flush(), 1000, (e) => {
+      if (!this.flushFailing) this.o.log?.(`client agent of ${this.o.vm}: samples not recorded yet (${errorMessage(e)}); kept and retried`);
+      this.flushFailing = true;
+    });
     await Promise.race([ready, new Promise((_, rej) => setTimeout(() => rej(new Error(`HTTP client agent not ready after 30 s: ${stderr.trim()}`)), 30_000))]);
   }
 
@@ -181,11 +194,20 @@ class AgentProcess {
     });
   }
 
+  private flushFailing = false;
+
+  /** Hands queued samples over; if that throws, they stay queued (in order) for the next flush. */
   private flush(): void {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    this.o.emit(batch);
+    try {
+      this.o.emit(batch);
+      this.flushFailing = false;
+    } catch (e) {
+      this.pending = batch.concat(this.pending);
+      throw e;
+    }
   }
 
   async stop(): Promise<void> {
@@ -210,8 +232,8 @@ export async function startClients(o: StartClientsOptions): Promise<ClientSet> {
     const id = `${clientId(c)}#${agentClients.length}`;
     ops.set(id, clientId(c));
     agentClients.push(c.kind === 'probe'
-      ? { id, path: opPath(c.op), mode: 'probe', intervalMs: parseDuration(c.interval)!, timeoutMs: parseDuration(c.timeout)! }
-      : { id, path: c.uri, mode: 'rate', rate: c.rate, timeoutMs: parseDuration(c.timeout)! });
+      ? { id, path: opPath(c.op), mode: 'probe', intervalMs: c.interval.ms, timeoutMs: c.timeout.ms }
+      : { id, path: c.uri, mode: 'rate', rate: c.rate, timeoutMs: c.timeout.ms });
   }
   const agent = agentClients.length ? new AgentProcess(o, agentClients, ops) : null;
   const loops = httperfs.map((c) => new HttperfLoop(o, c));

@@ -44,13 +44,16 @@ describe('local testbed with real shaping', () => {
     expect(Math.abs(bps / (20e6 * GOODPUT_CEILING) - 1)).toBeLessThan(0.1);
   });
 
-  it('two flows crossing the interlink together each get about half', async () => {
-    const [a, b] = await concurrentTcpRates([[ep('r1-h1'), ep('r2-h1')], [ep('client'), ep('r2-h2')]], 8);
-    // the second flow enters rack r2 through the same 20 Mbit/s uplink
+  it('two flows crossing the interlink together share it', async () => {
+    // the second flow enters rack r2 through the same 20 Mbit/s uplink; both start together, first second omitted
+    const [a, b] = await concurrentTcpRates([[ep('r1-h1'), ep('r2-h1')], [ep('client'), ep('r2-h2')]], 8, 1);
     const total = a + b;
-    expect(Math.abs(total / (20e6 * GOODPUT_CEILING) - 1)).toBeLessThan(0.1);
-    expect(a / total).toBeGreaterThan(0.35);
-    expect(b / total).toBeGreaterThan(0.35);
+    // Bounds from 40 runs here: 20 of this method (8 with a core kept busy): total deviation mean -0.016, sd 0.022,
+    // max |dev| 0.069; Jain's index min 0.923 (smaller share min 0.355: TCP flows in one FIFO never split exactly).
+    // 20 runs of the old method (each flow started as soon as its own server listened, no omit) broke the old 0.10 / 0.35 bounds 7 times.
+    expect(Math.abs(total / (20e6 * GOODPUT_CEILING) - 1)).toBeLessThan(0.12);
+    const jain = total ** 2 / (2 * (a * a + b * b));
+    expect(jain, `a ${(a / 1e6).toFixed(2)} Mbit/s, b ${(b / 1e6).toFixed(2)} Mbit/s`).toBeGreaterThan(0.8); // i.e. the smaller flow gets > 25 %
   });
 
   it('25 ms one-way delay each way shows as 50 ms RTT within 5 ms at the median', async () => {

@@ -6,8 +6,9 @@
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { replayRunDir } from '../harness/store/influx.ts';
+import { redactUrl } from '../harness/util/redact.ts';
 import { UserError } from '../harness/util/errors.ts';
-import { analyzeRun } from './analyze.ts';
+import { analyzeRun, energyMigrations } from './analyze.ts';
 import { runCompare } from './compare.ts';
 import { exportCsv } from './export.ts';
 import { fitEnergy } from './models/energy.ts';
@@ -57,7 +58,7 @@ export const fitCommand: CommandModule<object, RunDirArgs & { model: FitModel; p
   handler: async (argv) => {
     const run = loadRunDir(resolve(argv.runDir));
     if (argv.model === 'energy') {
-      const rep = fitEnergy(run.migrations, argv.perWorkload ? 'per-workload' : 'pooled');
+      const rep = fitEnergy(energyMigrations(run).migrations, argv.perWorkload ? 'per-workload' : 'pooled');
       if (rep.fits.length === 0) throw new UserError(`energy fit impossible for ${run.dir}: ${rep.note}`);
       out(tableMarkdown(energyTable(rep)));
       return;
@@ -71,10 +72,10 @@ export const fitCommand: CommandModule<object, RunDirArgs & { model: FitModel; p
   },
 };
 
-interface CompareArgs { baseline: string; candidate: string; junit?: string; threshold?: number; alpha?: number; metrics?: string[] }
+interface CompareArgs { baseline: string; candidate: string; junit?: string; threshold?: number; alpha?: number; metrics?: string[]; failureThreshold?: number }
 export const compareCommand: CommandModule<object, CompareArgs> = {
   command: 'compare <baseline> <candidate>',
-  describe: 'Compare a candidate run with a baseline run; exit 1 on a regression, 2 on unusable input',
+  describe: 'Compare a candidate run with a baseline run; exit 1 on a regression (or an untestable effect), 2 on unusable input',
   builder: (y) =>
     y
       .positional('baseline', { type: 'string', demandOption: true, describe: 'baseline run directory' })
@@ -82,11 +83,12 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
       .option('junit', { type: 'string', describe: 'write JUnit XML here' })
       .option('threshold', { type: 'number', describe: 'relative change of medians counted as a regression (default: spec compare.threshold or 0.1)' })
       .option('alpha', { type: 'number', describe: 'significance level (default: spec compare.alpha or 0.05)' })
-      .option('metrics', { type: 'string', array: true, describe: 'metrics to test (default: spec compare.metrics or all timing/size/energy metrics)' }) as unknown as Argv<CompareArgs>,
+      .option('metrics', { type: 'string', array: true, describe: 'metrics to test (default: spec compare.metrics or all timing/size/energy metrics)' })
+      .option('failure-threshold', { type: 'number', describe: 'absolute rise of the failed+cancelled fraction counted as a regression (default 0.1)' }) as unknown as Argv<CompareArgs>,
   handler: (argv) => {
     process.exitCode = runCompare(resolve(argv.baseline), resolve(argv.candidate), {
       junit: argv.junit ? resolve(argv.junit) : undefined,
-      threshold: argv.threshold, alpha: argv.alpha, metrics: argv.metrics,
+      threshold: argv.threshold, alpha: argv.alpha, metrics: argv.metrics, failureThreshold: argv.failureThreshold,
     });
   },
 };
@@ -97,7 +99,7 @@ export const exportCommand: CommandModule<object, RunDirArgs & { csv?: boolean; 
   builder: (y) =>
     runDirPositional(y)
       .option('csv', { type: 'boolean', describe: 'write CSV files' })
-      .option('influx', { type: 'string', describe: 'InfluxDB 1.x URL, e.g. http://127.0.0.1:8086/migbench' })
+      .option('influx', { type: 'string', describe: 'InfluxDB 1.x URL, e.g. http://127.0.0.1:8086/migbench (login: MIGBENCH_INFLUX_USER/_PASSWORD)' })
       .option('out', { type: 'string', describe: 'output directory for CSV (default <runDir>/csv)' }) as Argv<RunDirArgs & { csv?: boolean; influx?: string; out?: string }>,
   handler: async (argv) => {
     if (!argv.csv && !argv.influx) throw new UserError('export needs a target: pass --csv and/or --influx URL');
@@ -105,7 +107,7 @@ export const exportCommand: CommandModule<object, RunDirArgs & { csv?: boolean; 
     if (argv.csv) for (const p of await exportCsv(run, argv.out ? resolve(argv.out) : join(run.dir, 'csv'))) out(`wrote ${p}`);
     if (argv.influx) {
       const r = await replayRunDir(run.dir, argv.influx);
-      out(`replayed ${r.points} points from ${r.files} sample files into ${argv.influx}`);
+      out(`replayed ${r.points} points from ${r.files} sample files into ${redactUrl(argv.influx)}`);
     }
   },
 };

@@ -91,3 +91,22 @@ export function mannWhitney(xs: readonly number[], ys: readonly number[], altern
   const p = alternative === 'greater' ? pg : alternative === 'less' ? pl : Math.min(1, 2 * Math.min(pg, pl));
   return { u, p, method: 'normal' };
 }
+
+/**
+ * The smallest one-sided p-value the test can return for sample sizes n1, n2:
+ * the p of complete separation (every x above every y). With 3 vs 3 it is
+ * 1/20 = 0.05, so no result can be significant at alpha 0.05; callers use it
+ * to tell "no difference" from "too few repetitions to tell".
+ */
+export function minOneSidedP(n1: number, n2: number): number {
+  if (n1 <= 0 || n2 <= 0) return 1;
+  if (n1 * n2 <= EXACT_LIMIT) {
+    // 1 / C(n1+n2, n1): exactly one arrangement has the largest U (ties only make p larger).
+    let c = 1;
+    for (let k = 1; k <= Math.min(n1, n2); k++) c = (c * (n1 + n2 - Math.min(n1, n2) + k)) / k;
+    return 1 / c;
+  }
+  const xs = Array.from({ length: n1 }, (_, i) => n2 + i);
+  const ys = Array.from({ length: n2 }, (_, i) => i);
+  return mannWhitney(xs, ys, 'greater').p;
+}

@@ -2,7 +2,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateSyntheticRun, synthHotCold, workloadLabel, SYNTH_GOODPUT, SYNTH_DOWNTIME_LIMIT_S } from '../test/fixtures/synthetic-run.ts';
+import {
+  generateSyntheticRun,
+  synthHotCold,
+  workloadLabel,
+  SYNTH_GOODPUT,
+  SYNTH_DOWNTIME_LIMIT_S,
+} from '../test/fixtures/synthetic-run.ts';
 import { analyzeRun } from './analyze.ts';
 import { loadRunDir, streamSamples } from './rundir.ts';
 import { mbitToMiBps, predictDuration } from './models/duration.ts';
@@ -57,7 +63,8 @@ describe('analyzeRun on a synthetic campaign', () => {
       if (!r.converges) throw new Error();
       return r.d;
     };
-    const dSeq = cond(bw), dPar = cond(bw / 3);
+    const dSeq = cond(bw),
+      dPar = cond(bw / 3);
     const curve = a.plans.curves[0];
     expect(curve.label).toBe('parallel');
     const medianSlow = curve.slowdown[Math.floor(curve.slowdown.length / 2)].value;
@@ -76,14 +83,20 @@ describe('loadRunDir leniency and errors', () => {
   it('fills missing optional fields, skips a torn last line, reports (not throws) bad middle lines', async () => {
     const dir = join(root, 'lenient');
     generateSyntheticRun(dir, { seed: 1, reps: 1, wsetsMiB: [16], ratesMbit: [100] });
-    appendFileSync(join(dir, 'migrations.jsonl'), JSON.stringify({ id: 'x', treatment: 't0001', rep: 0, vm: 'vm1', src: 'a', dst: 'b', status: 'completed' }) + '\n{"id":"torn');
+    appendFileSync(
+      join(dir, 'migrations.jsonl'),
+      JSON.stringify({ id: 'x', treatment: 't0001', rep: 0, vm: 'vm1', src: 'a', dst: 'b', status: 'completed' }) + '\n{"id":"torn',
+    );
     const run = loadRunDir(dir);
     const x = run.migrations.find((m) => m.id === 'x')!;
     expect(x.total_ms).toBeNull();
     expect(x.energy_j).toBeNull();
     expect(x.healthy).toBeNull(); // not checked is not healthy
     expect(run.problems.map((p) => p.kind)).toEqual(['truncated']);
-    appendFileSync(join(dir, 'samples', 'power.jsonl'), '{"t": "broken\n{"t":"2026-11-20T00:00:00.000Z","measurement":"power","tags":{},"fields":{"watts":1}}\n');
+    appendFileSync(
+      join(dir, 'samples', 'power.jsonl'),
+      '{"t": "broken\n{"t":"2026-11-20T00:00:00.000Z","measurement":"power","tags":{},"fields":{"watts":1}}\n',
+    );
     const again = loadRunDir(dir);
     const n = await streamSamples(again, () => {});
     expect(n).toBeGreaterThan(0);

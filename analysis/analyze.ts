@@ -90,38 +90,41 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
     .filter((s) => Number.isFinite(s.start) && Number.isFinite(s.end))
     .sort((a, b) => a.start - b.start);
   const inWindow = spans.slice(0, opts.powerWindowMigrations ?? 20);
-  const window = inWindow.length
-    ? { start: inWindow[0].start - 30_000, end: Math.max(...inWindow.map((s) => s.end)) + 30_000 }
-    : null;
+  const window = inWindow.length ? { start: inWindow[0].start - 30_000, end: Math.max(...inWindow.map((s) => s.end)) + 30_000 } : null;
 
   const curves = new Map<string, CurvePoint[]>();
   const points: PowerPoint[] = [];
   // Peak power per treatment, defined once (harness/experiment/peak-power.ts) for the harness and analysis.
   const peaks = new Map<string, PeakAccumulator>();
   let powerSamples = 0;
-  await streamSamples(run, (s) => {
-    if (s.measurement === 'dirty_trace') {
-      const w = s.tags.workload ?? '';
-      const t = Number(s.fields.window_s), d = Number(s.fields.dirtied_mib);
-      if (!Number.isFinite(t) || !Number.isFinite(d)) return;
-      let arr = curves.get(w);
-      if (!arr) curves.set(w, (arr = []));
-      arr.push({ t, d });
-      return;
-    }
-    const watts = Number(s.fields.watts);
-    if (!Number.isFinite(watts)) return;
-    powerSamples++;
-    const t = Date.parse(s.t);
-    const host = s.tags.host ?? '';
-    if (window && t >= window.start && t <= window.end) points.push({ t, host, watts });
-    const tr = s.tags.treatment;
-    if (tr) {
-      let acc = peaks.get(tr);
-      if (!acc) peaks.set(tr, (acc = new PeakAccumulator()));
-      acc.add(t, host, watts);
-    }
-  }, ['dirty_trace', 'power']);
+  await streamSamples(
+    run,
+    (s) => {
+      if (s.measurement === 'dirty_trace') {
+        const w = s.tags.workload ?? '';
+        const t = Number(s.fields.window_s),
+          d = Number(s.fields.dirtied_mib);
+        if (!Number.isFinite(t) || !Number.isFinite(d)) return;
+        let arr = curves.get(w);
+        if (!arr) curves.set(w, (arr = []));
+        arr.push({ t, d });
+        return;
+      }
+      const watts = Number(s.fields.watts);
+      if (!Number.isFinite(watts)) return;
+      powerSamples++;
+      const t = Date.parse(s.t);
+      const host = s.tags.host ?? '';
+      if (window && t >= window.start && t <= window.end) points.push({ t, host, watts });
+      const tr = s.tags.treatment;
+      if (tr) {
+        let acc = peaks.get(tr);
+        if (!acc) peaks.set(tr, (acc = new PeakAccumulator()));
+        acc.add(t, host, watts);
+      }
+    },
+    ['dirty_trace', 'power'],
+  );
   const peak = new Map<string, number>();
   for (const [tr, acc] of peaks) {
     const total = acc.result().total;
@@ -168,14 +171,23 @@ export function energyMigrations(run: RunDir): { migrations: Migration[]; lowCov
 /** Per-treatment energy and peak power from treatments.jsonl (the last line per treatment: a resumed run appends again). */
 export function treatmentEnergy(run: RunDir, peakFromSamples: Map<string, number> = new Map()): TreatmentEnergy[] {
   const last = new Map(run.treatmentTotals.map((t) => [t.treatment, t]));
-  return [...last.values()].map((t) => {
-    const cov = Object.values(t.hosts).map((h) => h.coverage).filter((c): c is number => c !== null);
-    const hostPeaks = Object.values(t.hosts).map((h) => h.peak_w).filter((w): w is number => w !== null);
-    return {
-      treatment: t.treatment, migrations: t.migrations, completed: t.completed, energyJ: t.energy_j,
-      coverage: cov.length ? Math.min(...cov) : null,
-      // older run directories hold only per-host peaks: their sum bounds the summed peak from above
-      peakPowerW: peakFromSamples.get(t.treatment) ?? t.peak_w ?? (hostPeaks.length ? hostPeaks.reduce((a, b) => a + b, 0) : null),
-    };
-  }).sort((a, b) => a.treatment.localeCompare(b.treatment, undefined, { numeric: true }));
+  return [...last.values()]
+    .map((t) => {
+      const cov = Object.values(t.hosts)
+        .map((h) => h.coverage)
+        .filter((c): c is number => c !== null);
+      const hostPeaks = Object.values(t.hosts)
+        .map((h) => h.peak_w)
+        .filter((w): w is number => w !== null);
+      return {
+        treatment: t.treatment,
+        migrations: t.migrations,
+        completed: t.completed,
+        energyJ: t.energy_j,
+        coverage: cov.length ? Math.min(...cov) : null,
+        // older run directories hold only per-host peaks: their sum bounds the summed peak from above
+        peakPowerW: peakFromSamples.get(t.treatment) ?? t.peak_w ?? (hostPeaks.length ? hostPeaks.reduce((a, b) => a + b, 0) : null),
+      };
+    })
+    .sort((a, b) => a.treatment.localeCompare(b.treatment, undefined, { numeric: true }));
 }

@@ -19,7 +19,13 @@ async function cli(args: string[]): Promise<string> {
   vi.spyOn(process.stdout, 'write').mockImplementation((s) => (chunks.push(String(s)), true));
   vi.spyOn(process.stderr, 'write').mockImplementation((s) => (chunks.push(String(s)), true));
   try {
-    await yargs(args).command(analysisCommands).strict().fail((msg, err) => { throw err ?? new Error(msg); }).parseAsync();
+    await yargs(args)
+      .command(analysisCommands)
+      .strict()
+      .fail((msg, err) => {
+        throw err ?? new Error(msg);
+      })
+      .parseAsync();
   } finally {
     vi.restoreAllMocks();
   }
@@ -47,7 +53,12 @@ describe('analysis CLI commands', () => {
 
   it('fit energy prints alpha near the truth; says so when there is no energy', async () => {
     const o = await cli(['fit', base, '--model', 'energy']);
-    const alpha = Number(o.split('\n').find((l) => l.startsWith('| pooled'))!.split('|')[3]);
+    const alpha = Number(
+      o
+        .split('\n')
+        .find((l) => l.startsWith('| pooled'))!
+        .split('|')[3],
+    );
     expect(Math.abs(alpha - 0.512)).toBeLessThan(0.01);
     await expect(cli(['fit', dark, '--model', 'energy'])).rejects.toThrow(UserError);
     expect(await cli(['fit', base, '--model', 'hotcold'])).toContain('dirty wset=64M');
@@ -67,7 +78,9 @@ describe('analysis CLI commands', () => {
   it('export --csv writes migrations.csv and one CSV per measurement', async () => {
     await cli(['export', base, '--csv', '--out', join(root, 'csv')]);
     expect(readdirSync(join(root, 'csv')).sort()).toEqual(['dirty_trace.csv', 'migrations.csv', 'power.csv']);
-    const lines = readFileSync(join(root, 'csv', 'migrations.csv'), 'utf8').trim().split('\n');
+    const lines = readFileSync(join(root, 'csv', 'migrations.csv'), 'utf8')
+      .trim()
+      .split('\n');
     expect(lines.length).toBe(1 + 6 * 2 * 3 * 2 * 3); // header + treatments x reps x VMs
     expect(lines[0]).toContain('migration.plan.kind');
     expect(readFileSync(join(root, 'csv', 'power.csv'), 'utf8').split('\n')[0]).toBe('t,experiment,host,rep,treatment,watts');

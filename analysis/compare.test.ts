@@ -66,12 +66,26 @@ type Row = { values?: Partial<Record<string, number | null>>; status?: 'complete
 function writeRun(name: string, rows: Row[]): string {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
-  const manifest = { name: 'tiny', spec: {}, factors: { 'vms[0].memory': ['64MiB'] }, treatments: [{ id: 't1', levels: { 'vms[0].memory': '64MiB' } }] };
+  const manifest = {
+    name: 'tiny',
+    spec: {},
+    factors: { 'vms[0].memory': ['64MiB'] },
+    treatments: [{ id: 't1', levels: { 'vms[0].memory': '64MiB' } }],
+  };
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
   const lines = rows.map((r, i) => {
     const status = r.status ?? 'completed';
     const v = { total_ms: 1000 + i, downtime_event_ms: 300 + i, transferred_bytes: 1e8 + i, energy_j: 50 + i, ...r.values };
-    const rec = { id: `m${i}`, treatment: 't1', rep: i, vm: 'vm1', src: 'h1', dst: 'h2', status, ...(r.reason ? { reason: r.reason } : {}) };
+    const rec = {
+      id: `m${i}`,
+      treatment: 't1',
+      rep: i,
+      vm: 'vm1',
+      src: 'h1',
+      dst: 'h2',
+      status,
+      ...(r.reason ? { reason: r.reason } : {}),
+    };
     return JSON.stringify(status === 'completed' ? { ...rec, ...v } : rec);
   });
   writeFileSync(join(dir, 'migrations.jsonl'), lines.join('\n') + '\n');
@@ -79,7 +93,10 @@ function writeRun(name: string, rows: Row[]): string {
 }
 const metrics = ['total_ms', 'downtime_event_ms', 'transferred_bytes', 'energy_j'];
 const scaled = (k: number) => ({
-  total_ms: (1000 + k) * 100, downtime_event_ms: (300 + k) * 100, transferred_bytes: (1e8 + k) * 100, energy_j: (50 + k) * 100,
+  total_ms: (1000 + k) * 100,
+  downtime_event_ms: (300 + k) * 100,
+  transferred_bytes: (1e8 + k) * 100,
+  energy_j: (50 + k) * 100,
 });
 
 describe('compare with few repetitions and failures (issue 12 item 3)', () => {
@@ -99,7 +116,10 @@ describe('compare with few repetitions and failures (issue 12 item 3)', () => {
 
   it('every metric x100 with 3 vs 3 repetitions: not a pass but "insufficient repetitions", exit 1, JUnit failures', () => {
     const base = writeRun('x100-base', [{}, {}, {}]);
-    const cand = writeRun('x100-cand', [0, 1, 2].map((k) => ({ values: scaled(k) })));
+    const cand = writeRun(
+      'x100-cand',
+      [0, 1, 2].map((k) => ({ values: scaled(k) })),
+    );
     const r = compareRuns(loadRunDir(base), loadRunDir(cand), { metrics });
     expect(r.rows).toHaveLength(metrics.length);
     for (const row of r.rows) {
@@ -119,7 +139,10 @@ describe('compare with few repetitions and failures (issue 12 item 3)', () => {
 
   it('the same x100 with 4 vs 4 repetitions is a tested regression', () => {
     const base = writeRun('x100-base4', [{}, {}, {}, {}]);
-    const cand = writeRun('x100-cand4', [0, 1, 2, 3].map((k) => ({ values: scaled(k) })));
+    const cand = writeRun(
+      'x100-cand4',
+      [0, 1, 2, 3].map((k) => ({ values: scaled(k) })),
+    );
     const r = compareRuns(loadRunDir(base), loadRunDir(cand), { metrics });
     expect(r.rows.every((x) => x.verdict === 'regression')).toBe(true);
     expect(r.insufficient).toBe(0);
@@ -135,7 +158,11 @@ describe('compare with few repetitions and failures (issue 12 item 3)', () => {
 
   it('two thirds of the candidate failed: a failure-rate regression with counts and reasons, exit 1', () => {
     const base = writeRun('fail-base', [{}, {}, {}]);
-    const cand = writeRun('fail-cand', [{}, { status: 'failed', reason: 'did not converge before max_time' }, { status: 'cancelled', reason: 'interrupted' }]);
+    const cand = writeRun('fail-cand', [
+      {},
+      { status: 'failed', reason: 'did not converge before max_time' },
+      { status: 'cancelled', reason: 'interrupted' },
+    ]);
     const r = compareRuns(loadRunDir(base), loadRunDir(cand), { metrics });
     expect(r.failureRows).toHaveLength(1);
     const f = r.failureRows[0];
@@ -151,19 +178,28 @@ describe('compare with few repetitions and failures (issue 12 item 3)', () => {
 
   it('a candidate whose migrations all failed is a regression, not a crash', () => {
     const base = writeRun('allfail-base', [{}, {}, {}]);
-    const cand = writeRun('allfail-cand', [0, 1, 2].map(() => ({ status: 'failed' as const, reason: 'guest did not answer' })));
+    const cand = writeRun(
+      'allfail-cand',
+      [0, 1, 2].map(() => ({ status: 'failed' as const, reason: 'guest did not answer' })),
+    );
     expect(runCompare(base, cand, quiet)).toBe(1);
   });
 
   it('failures in both at the same rate are not a regression; a significant rise is', () => {
     const same = compareRuns(
       loadRunDir(writeRun('bothfail-base', [{}, {}, {}, {}, {}, { status: 'failed', reason: 'x' }])),
-      loadRunDir(writeRun('bothfail-cand', [{}, {}, {}, {}, {}, { status: 'failed', reason: 'x' }])), { metrics });
+      loadRunDir(writeRun('bothfail-cand', [{}, {}, {}, {}, {}, { status: 'failed', reason: 'x' }])),
+      { metrics },
+    );
     expect(same.failureRows[0].verdict).toBe('ok');
     expect(compareExitCode(same)).toBe(0);
     const ok = Array.from({ length: 12 }, () => ({}));
     const bad = Array.from({ length: 12 }, (_, i) => (i < 9 ? { status: 'failed' as const, reason: 'x' } : {}));
-    const rise = compareRuns(loadRunDir(writeRun('rise-base', [...ok.slice(1), { status: 'failed', reason: 'x' }])), loadRunDir(writeRun('rise-cand', bad)), { metrics });
+    const rise = compareRuns(
+      loadRunDir(writeRun('rise-base', [...ok.slice(1), { status: 'failed', reason: 'x' }])),
+      loadRunDir(writeRun('rise-cand', bad)),
+      { metrics },
+    );
     expect(rise.failureRows[0].verdict).toBe('regression');
     expect(rise.failureRows[0].p).toBeLessThan(0.05);
   });

@@ -28,7 +28,12 @@ import { mannWhitney, minOneSidedP } from './stats/mannwhitney.ts';
 import { loadRunDir, observations, type Level, type Migration, type NumericMetric, type RunDir, NUMERIC_METRICS } from './rundir.ts';
 
 export const DEFAULT_COMPARE_METRICS: NumericMetric[] = [
-  'total_ms', 'downtime_reported_ms', 'downtime_event_ms', 'downtime_observed_ms', 'transferred_bytes', 'energy_j',
+  'total_ms',
+  'downtime_reported_ms',
+  'downtime_event_ms',
+  'downtime_observed_ms',
+  'transferred_bytes',
+  'energy_j',
 ];
 
 export interface CompareOptions {
@@ -113,7 +118,11 @@ export interface CompareResult {
 
 /** Factor levels as canonical JSON: how treatments are matched across runs. */
 export function levelKey(levels: Record<string, Level>): string {
-  return JSON.stringify(Object.keys(levels).sort().map((k) => [k, levels[k]]));
+  return JSON.stringify(
+    Object.keys(levels)
+      .sort()
+      .map((k) => [k, levels[k]]),
+  );
 }
 
 export function describeLevels(levels: Record<string, Level>): string {
@@ -137,8 +146,14 @@ export function repetitionsNeeded(alpha: number): number {
 
 const pct = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %` : x > 0 ? '+inf %' : String(x));
 
-function compareMetric(b: number[], c: number[], threshold: number, alpha: number): Pick<CompareRow, 'medianBaseline' | 'medianCandidate' | 'relChange' | 'p' | 'minP' | 'verdict' | 'detail'> {
-  const mb = median(b), mc = median(c);
+function compareMetric(
+  b: number[],
+  c: number[],
+  threshold: number,
+  alpha: number,
+): Pick<CompareRow, 'medianBaseline' | 'medianCandidate' | 'relChange' | 'p' | 'minP' | 'verdict' | 'detail'> {
+  const mb = median(b),
+    mc = median(c);
   const rel = mb !== 0 ? (mc - mb) / Math.abs(mb) : mc === mb ? 0 : mc > mb ? Infinity : -Infinity;
   const pGreater = mannWhitney(c, b, 'greater').p;
   const pLess = mannWhitney(c, b, 'less').p;
@@ -150,7 +165,8 @@ function compareMetric(b: number[], c: number[], threshold: number, alpha: numbe
   else if (pLess < alpha && rel < -threshold) verdict = 'improvement';
   let detail = `median ${fmt(mb)} -> ${fmt(mc)} (${pct(rel)}), p=${pGreater.toPrecision(3)}, smallest reachable p=${minP.toPrecision(3)}`;
   if (verdict === 'insufficient') {
-    detail = `insufficient repetitions to test, effect ${pct(rel)}: median ${fmt(mb)} -> ${fmt(mc)}; with ${b.length}/${c.length} ` +
+    detail =
+      `insufficient repetitions to test, effect ${pct(rel)}: median ${fmt(mb)} -> ${fmt(mc)}; with ${b.length}/${c.length} ` +
       `repetitions the smallest reachable p is ${minP.toPrecision(3)}, not below alpha ${alpha}; run >= ${repetitionsNeeded(alpha)} per treatment`;
   } else if (powerless && rel < -threshold) {
     detail += `; improvement untestable with ${b.length}/${c.length} repetitions`;
@@ -177,13 +193,23 @@ export function failureCounts(migs: readonly Migration[]): FailureCounts {
 export function describeFailures(f: FailureCounts): string {
   const bad = f.failed + f.cancelled;
   if (bad === 0) return `0/${f.n} failed`;
-  const reasons = Object.entries(f.reasons).sort((a, b) => b[1] - a[1]).map(([r, k]) => `${r} (${k})`).join('; ');
+  const reasons = Object.entries(f.reasons)
+    .sort((a, b) => b[1] - a[1])
+    .map(([r, k]) => `${r} (${k})`)
+    .join('; ');
   return `${f.failed} failed + ${f.cancelled} cancelled of ${f.n}: ${reasons}`;
 }
 
-function compareFailures(b: FailureCounts, c: FailureCounts, failureThreshold: number, alpha: number): Pick<FailureRow, 'rateBaseline' | 'rateCandidate' | 'p' | 'minP' | 'verdict' | 'detail'> {
-  const fb = b.failed + b.cancelled, fc = c.failed + c.cancelled;
-  const rb = b.n ? fb / b.n : 0, rc = c.n ? fc / c.n : 0;
+function compareFailures(
+  b: FailureCounts,
+  c: FailureCounts,
+  failureThreshold: number,
+  alpha: number,
+): Pick<FailureRow, 'rateBaseline' | 'rateCandidate' | 'p' | 'minP' | 'verdict' | 'detail'> {
+  const fb = b.failed + b.cancelled,
+    fc = c.failed + c.cancelled;
+  const rb = b.n ? fb / b.n : 0,
+    rc = c.n ? fc / c.n : 0;
   const { p, minP } = fisherGreater(fb, b.n, fc, c.n);
   let verdict: FailureRow['verdict'] = 'ok';
   let why = '';
@@ -218,37 +244,59 @@ export function compareRuns(baseline: RunDir, candidate: RunDir, opts: CompareOp
   const metrics = opts.metrics ?? fromSpec.metrics ?? DEFAULT_COMPARE_METRICS;
   const unknown = metrics.filter((m) => !(NUMERIC_METRICS as readonly string[]).includes(m));
   if (unknown.length) throw new UserError(`unknown compare metric(s) ${unknown.join(', ')}; known: ${NUMERIC_METRICS.join(', ')}`);
-  for (const [name, r] of [['baseline', baseline], ['candidate', candidate]] as const) {
-    if (r.manifest.treatments.length === 0) throw new UserError(`${name} ${r.dir}: manifest.json lists no treatments, cannot match by factor levels`);
+  for (const [name, r] of [
+    ['baseline', baseline],
+    ['candidate', candidate],
+  ] as const) {
+    if (r.manifest.treatments.length === 0)
+      throw new UserError(`${name} ${r.dir}: manifest.json lists no treatments, cannot match by factor levels`);
   }
   // A baseline without one completed migration is no reference; a candidate whose migrations all failed is a result (a regression).
-  if (observations(baseline.migrations).length === 0) throw new UserError(`baseline ${baseline.dir} has no completed migrations to compare against`);
+  if (observations(baseline.migrations).length === 0)
+    throw new UserError(`baseline ${baseline.dir} has no completed migrations to compare against`);
   if (candidate.migrations.length === 0) throw new UserError(`candidate ${candidate.dir} recorded no migrations (did the run start?)`);
   const candByKey = new Map(candidate.manifest.treatments.map((t) => [levelKey(t.levels), t]));
   const matchedCand = new Set<string>();
   const unmatchedBaseline: string[] = [];
   const rows: CompareRow[] = [];
   const failureRows: FailureRow[] = [];
-  const allB = byTreatment(baseline.migrations), allC = byTreatment(candidate.migrations);
-  const obsB = byTreatment(observations(baseline.migrations)), obsC = byTreatment(observations(candidate.migrations));
+  const allB = byTreatment(baseline.migrations),
+    allC = byTreatment(candidate.migrations);
+  const obsB = byTreatment(observations(baseline.migrations)),
+    obsC = byTreatment(observations(candidate.migrations));
   const values = (g: Map<string, Migration[]>, t: string, metric: string): number[] =>
     (g.get(t) ?? []).map((m) => m[metric as NumericMetric]).filter((v): v is number => v !== null);
   for (const bt of baseline.manifest.treatments) {
     const ct = candByKey.get(levelKey(bt.levels));
-    if (!ct) { unmatchedBaseline.push(bt.id); continue; }
+    if (!ct) {
+      unmatchedBaseline.push(bt.id);
+      continue;
+    }
     matchedCand.add(ct.id);
     const ids = { scenario: describeLevels(bt.levels), levels: bt.levels, baselineTreatment: bt.id, candidateTreatment: ct.id };
-    const fb = failureCounts(allB.get(bt.id) ?? []), fc = failureCounts(allC.get(ct.id) ?? []);
-    if (fb.n > 0 && fc.n > 0) failureRows.push({ ...ids, baseline: fb, candidate: fc, ...compareFailures(fb, fc, failureThreshold, alpha) });
+    const fb = failureCounts(allB.get(bt.id) ?? []),
+      fc = failureCounts(allC.get(ct.id) ?? []);
+    if (fb.n > 0 && fc.n > 0)
+      failureRows.push({ ...ids, baseline: fb, candidate: fc, ...compareFailures(fb, fc, failureThreshold, alpha) });
     for (const metric of metrics) {
-      const b = values(obsB, bt.id, metric), c = values(obsC, ct.id, metric);
+      const b = values(obsB, bt.id, metric),
+        c = values(obsC, ct.id, metric);
       if (b.length === 0 && c.length === 0) continue; // metric not measured in this scenario
       const base = { ...ids, metric, nBaseline: b.length, nCandidate: c.length };
       if (b.length === 0 || c.length === 0) {
         const side = b.length === 0 ? 'baseline' : 'candidate';
         const f = side === 'baseline' ? fb : fc;
         const detail = `no ${metric} value in the ${side}` + (f.failed + f.cancelled > 0 ? ` (${describeFailures(f)})` : '');
-        rows.push({ ...base, medianBaseline: median(b), medianCandidate: median(c), relChange: NaN, p: NaN, minP: NaN, verdict: 'skipped', detail });
+        rows.push({
+          ...base,
+          medianBaseline: median(b),
+          medianCandidate: median(c),
+          relChange: NaN,
+          p: NaN,
+          minP: NaN,
+          verdict: 'skipped',
+          detail,
+        });
         continue;
       }
       rows.push({ ...base, ...compareMetric(b, c, threshold, alpha) });
@@ -268,7 +316,18 @@ export function compareRuns(baseline: RunDir, candidate: RunDir, opts: CompareOp
     problem = `nothing could be compared: no metric has values on both sides${why ? ` (${why})` : ''}`;
   }
   const unmatchedCandidate = candidate.manifest.treatments.filter((t) => !matchedCand.has(t.id)).map((t) => t.id);
-  return { threshold, alpha, failureThreshold, rows, failureRows, regressions, insufficient, problem, unmatchedBaseline, unmatchedCandidate };
+  return {
+    threshold,
+    alpha,
+    failureThreshold,
+    rows,
+    failureRows,
+    regressions,
+    insufficient,
+    problem,
+    unmatchedBaseline,
+    unmatchedCandidate,
+  };
 }
 
 /** 0 pass, 1 regression or untestable effect, 2 nothing could be compared. */
@@ -293,26 +352,39 @@ export function formatCompareTable(r: CompareResult): string {
   const out = table(
     ['verdict', 'metric', 'n', 'median base', 'median cand', 'change', 'p', 'min p', 'scenario'],
     r.rows.map((x) => [
-      x.verdict.toUpperCase(), x.metric, `${x.nBaseline}/${x.nCandidate}`, fmt(x.medianBaseline), fmt(x.medianCandidate),
-      Number.isFinite(x.relChange) ? `${(x.relChange * 100).toFixed(1)}%` : '-', pcell(x.p), pcell(x.minP), x.scenario,
+      x.verdict.toUpperCase(),
+      x.metric,
+      `${x.nBaseline}/${x.nCandidate}`,
+      fmt(x.medianBaseline),
+      fmt(x.medianCandidate),
+      Number.isFinite(x.relChange) ? `${(x.relChange * 100).toFixed(1)}%` : '-',
+      pcell(x.p),
+      pcell(x.minP),
+      x.scenario,
     ]),
   );
   if (r.failureRows.length) {
     out.push('');
-    out.push(...table(
-      ['verdict', 'failed+cancelled base', 'cand', 'p', 'scenario'],
-      r.failureRows.map((x) => [
-        x.verdict.toUpperCase(), `${x.baseline.failed + x.baseline.cancelled}/${x.baseline.n}`,
-        `${x.candidate.failed + x.candidate.cancelled}/${x.candidate.n}`, pcell(x.p), x.scenario,
-      ]),
-    ));
+    out.push(
+      ...table(
+        ['verdict', 'failed+cancelled base', 'cand', 'p', 'scenario'],
+        r.failureRows.map((x) => [
+          x.verdict.toUpperCase(),
+          `${x.baseline.failed + x.baseline.cancelled}/${x.baseline.n}`,
+          `${x.candidate.failed + x.candidate.cancelled}/${x.candidate.n}`,
+          pcell(x.p),
+          x.scenario,
+        ]),
+      ),
+    );
   }
   for (const x of [...r.rows, ...r.failureRows]) {
-    if (x.verdict === 'regression' || x.verdict === 'insufficient') out.push(`${x.verdict.toUpperCase()} ${'metric' in x ? x.metric : 'failures'} [${x.scenario}]: ${x.detail}`);
+    if (x.verdict === 'regression' || x.verdict === 'insufficient')
+      out.push(`${x.verdict.toUpperCase()} ${'metric' in x ? x.metric : 'failures'} [${x.scenario}]: ${x.detail}`);
   }
   out.push(
     `${r.regressions} regression(s), ${r.insufficient} untestable effect(s) beyond the threshold in ${r.rows.length + r.failureRows.length} comparisons ` +
-    `(threshold ${(r.threshold * 100).toFixed(1)} %, failure threshold ${(r.failureThreshold * 100).toFixed(1)} points, alpha ${r.alpha})`,
+      `(threshold ${(r.threshold * 100).toFixed(1)} %, failure threshold ${(r.failureThreshold * 100).toFixed(1)} points, alpha ${r.alpha})`,
   );
   if (r.problem) out.push(r.problem);
   if (r.unmatchedBaseline.length) out.push(`baseline treatments without a match: ${r.unmatchedBaseline.join(', ')}`);
@@ -322,13 +394,18 @@ export function formatCompareTable(r: CompareResult): string {
 
 function xml(s: string): string {
   // Also drops characters XML 1.0 cannot carry (control characters from a reason string).
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '?').replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
+  return (
+    s
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '?')
+      .replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!)
+  );
 }
 
 function testcase(scenario: string, name: string, verdict: Verdict, detail: string): string {
   const open = `    <testcase classname="${xml(scenario)}" name="${xml(name)}">`;
-  if (verdict === 'regression') return `${open}\n      <failure message="${xml(`regression: ${detail}`)}" type="regression">${xml(detail)}</failure>\n    </testcase>`;
+  if (verdict === 'regression')
+    return `${open}\n      <failure message="${xml(`regression: ${detail}`)}" type="regression">${xml(detail)}</failure>\n    </testcase>`;
   if (verdict === 'insufficient') {
     return `${open}\n      <failure message="${xml(detail)}" type="insufficient-repetitions">${xml(detail)}</failure>\n    </testcase>`;
   }
@@ -351,7 +428,10 @@ export function junitXml(r: CompareResult, suiteName = 'migbench compare'): stri
     ...r.failureRows.map((x) => testcase(x.scenario, 'failed_or_cancelled', x.verdict, x.detail)),
   ];
   const errors = r.problem ? 1 : 0;
-  if (r.problem) cases.push(`    <testcase classname="comparison" name="comparable">\n      <error message="${xml(r.problem)}" type="nothing-compared"/>\n    </testcase>`);
+  if (r.problem)
+    cases.push(
+      `    <testcase classname="comparison" name="comparable">\n      <error message="${xml(r.problem)}" type="nothing-compared"/>\n    </testcase>`,
+    );
   const tests = all.length + errors;
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',

@@ -22,10 +22,40 @@ export function csvCell(v: unknown): string {
 }
 
 const MIGRATION_COLUMNS: (keyof Migration | 'plan_kind' | 'plan_action_id' | 'plan_start_ms' | 'plan_end_ms')[] = [
-  'id', 'treatment', 'rep', 'vm', 'src', 'dst', 'status', 'reason', 'partial', 'plan_kind', 'plan_action_id', 'plan_start_ms', 'plan_end_ms',
-  't_cmd', 't_stop', 't_resume', 't_done', 'total_ms', 'downtime_reported_ms', 'downtime_event_ms', 'downtime_observed_ms',
-  'preop_ms', 'postop_ms', 'transferred_bytes', 'passes', 'setup_ms', 'energy_j', 'energy_coverage', 'link_rate_mbit', 'memory_mib', 'workload',
-  'downtime_limit_ms', 'healthy', 'attempt',
+  'id',
+  'treatment',
+  'rep',
+  'vm',
+  'src',
+  'dst',
+  'status',
+  'reason',
+  'partial',
+  'plan_kind',
+  'plan_action_id',
+  'plan_start_ms',
+  'plan_end_ms',
+  't_cmd',
+  't_stop',
+  't_resume',
+  't_done',
+  'total_ms',
+  'downtime_reported_ms',
+  'downtime_event_ms',
+  'downtime_observed_ms',
+  'preop_ms',
+  'postop_ms',
+  'transferred_bytes',
+  'passes',
+  'setup_ms',
+  'energy_j',
+  'energy_coverage',
+  'link_rate_mbit',
+  'memory_mib',
+  'workload',
+  'downtime_limit_ms',
+  'healthy',
+  'attempt',
 ];
 
 export function migrationsCsv(run: RunDir): string {
@@ -34,7 +64,11 @@ export function migrationsCsv(run: RunDir): string {
   const lines = [[...MIGRATION_COLUMNS, ...factorCols].map(csvCell).join(',')];
   for (const m of run.migrations) {
     const rec: Record<string, unknown> = {
-      ...m, plan_kind: m.plan?.kind, plan_action_id: m.plan?.action_id, plan_start_ms: m.plan?.start_ms, plan_end_ms: m.plan?.end_ms,
+      ...m,
+      plan_kind: m.plan?.kind,
+      plan_action_id: m.plan?.action_id,
+      plan_start_ms: m.plan?.start_ms,
+      plan_end_ms: m.plan?.end_ms,
     };
     const lv = levels.get(m.treatment) ?? {};
     lines.push([...MIGRATION_COLUMNS.map((c) => csvCell(rec[c])), ...factorCols.map((f) => csvCell(lv[f]))].join(','));

@@ -46,13 +46,19 @@ function span(m: Migration): { start: number; end: number } | null {
 
 function planLabel(run: RunDir, treatment: string, ms: Migration[]): string {
   const lv = levelsOf(run).get(treatment) ?? {};
-  const extra = Object.entries(lv).filter(([k]) => isPlanFactor(k) && !k.endsWith('kind')).map(([k, v]) => `${k.split('.').pop()}=${v}`);
+  const extra = Object.entries(lv)
+    .filter(([k]) => isPlanFactor(k) && !k.endsWith('kind'))
+    .map(([k, v]) => `${k.split('.').pop()}=${v}`);
   return [ms[0]?.plan?.kind ?? 'plan', ...extra].join(' ');
 }
 
 /** Key of a treatment's levels without plan factors: treatments that differ only by plan. */
 function scenarioKey(levels: Record<string, unknown>): string {
-  return JSON.stringify(Object.entries(levels).filter(([k]) => !isPlanFactor(k)).sort(([a], [b]) => a.localeCompare(b)));
+  return JSON.stringify(
+    Object.entries(levels)
+      .filter(([k]) => !isPlanFactor(k))
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
 }
 
 /** Completion time (ms) per "treatment|rep" from plans.jsonl; the latest attempt wins (a redone unit). */
@@ -99,18 +105,29 @@ export function analyzePlans(run: RunDir, peakPowerByTreatment: Map<string, numb
       if (e.every((x) => x !== null)) energies.push((e as number[]).reduce((s, x) => s + x, 0));
     }
     completionByTRep.set(t, completions);
-    const durations = ms.map((m) => m.total_ms).filter((x): x is number => x !== null).map((x) => x / 1000);
+    const durations = ms
+      .map((m) => m.total_ms)
+      .filter((x): x is number => x !== null)
+      .map((x) => x / 1000);
     const label = planLabel(run, t, ms);
     plans.push({
-      treatment: t, label, reps: reps.size,
+      treatment: t,
+      label,
+      reps: reps.size,
       completionS: mean([...completions.values()]),
-      meanDurationS: mean(durations), sdDurationS: sd(durations),
+      meanDurationS: mean(durations),
+      sdDurationS: sd(durations),
       energyJ: energies.length ? mean(energies) : null,
       peakPowerW: peakPowerByTreatment.get(t) ?? null,
     });
     const firstRep = Math.min(...reps.keys());
     const rms = reps.get(firstRep)!;
-    const t0 = min(rms.map(span).filter((s) => s !== null).map((s) => s!.start));
+    const t0 = min(
+      rms
+        .map(span)
+        .filter((s) => s !== null)
+        .map((s) => s!.start),
+    );
     for (const m of rms) {
       const s = span(m);
       if (s) gantt.push({ treatment: t, label, vm: m.vm, startS: (s.start - t0) / 1000, endS: (s.end - t0) / 1000 });

@@ -54,14 +54,26 @@ function conditions(m: Migration, goodput: number) {
  * Hot/cold parameters per workload: from its D(t) curve when traced, else
  * from its durations when measured at two or more bandwidths.
  */
-export function workloadParams(migrations: readonly Migration[], curves: Map<string, CurvePoint[]>, goodput = DEFAULT_GOODPUT): WorkloadParams[] {
+export function workloadParams(
+  migrations: readonly Migration[],
+  curves: Map<string, CurvePoint[]>,
+  goodput = DEFAULT_GOODPUT,
+): WorkloadParams[] {
   const out: WorkloadParams[] = [];
-  const workloads = new Set([...curves.keys(), ...observations(migrations).map((m) => m.workload).filter(Boolean)]);
+  const workloads = new Set([
+    ...curves.keys(),
+    ...observations(migrations)
+      .map((m) => m.workload)
+      .filter(Boolean),
+  ]);
   for (const w of [...workloads].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }))) {
     const pts = curves.get(w);
     let fit = pts ? fitHotColdCurve(pts) : null;
     if (!fit) {
-      const obs = observations(migrations).filter((m) => m.workload === w).map((m) => conditions(m, goodput)).filter((c) => c !== null);
+      const obs = observations(migrations)
+        .filter((m) => m.workload === w)
+        .map((m) => conditions(m, goodput))
+        .filter((c) => c !== null);
       fit = fitHotColdFromDurations(obs);
     }
     if (fit) out.push({ workload: w, fit });
@@ -69,7 +81,11 @@ export function workloadParams(migrations: readonly Migration[], curves: Map<str
   return out;
 }
 
-export function predictMigrations(migrations: readonly Migration[], params: readonly WorkloadParams[], goodput = DEFAULT_GOODPUT): DurationReport {
+export function predictMigrations(
+  migrations: readonly Migration[],
+  params: readonly WorkloadParams[],
+  goodput = DEFAULT_GOODPUT,
+): DurationReport {
   const byW = new Map<string, HotColdParams>(params.map((p) => [p.workload, p.fit]));
   const rows: DurationRow[] = [];
   for (const m of observations(migrations)) {
@@ -78,20 +94,31 @@ export function predictMigrations(migrations: readonly Migration[], params: read
     if (!c || !p) continue;
     const pr = predictDuration(p, c);
     rows.push({
-      id: m.id, treatment: m.treatment, workload: m.workload, bwMiBps: c.bw, muMiB: c.mu, observedS: c.d,
-      predictedS: pr.converges ? pr.d : null, converges: pr.converges,
+      id: m.id,
+      treatment: m.treatment,
+      workload: m.workload,
+      bwMiBps: c.bw,
+      muMiB: c.mu,
+      observedS: c.d,
+      predictedS: pr.converges ? pr.d : null,
+      converges: pr.converges,
       relError: pr.converges ? Math.abs(pr.d - c.d) / c.d : null,
       note: pr.converges ? undefined : pr.reason,
     });
   }
   const errs = rows.map((r) => r.relError).filter((e): e is number => e !== null);
   const summary = {
-    n: rows.length, predicted: errs.length,
-    medianRelError: quantile(errs, 0.5), p90RelError: quantile(errs, 0.9),
+    n: rows.length,
+    predicted: errs.length,
+    medianRelError: quantile(errs, 0.5),
+    p90RelError: quantile(errs, 0.9),
     nonConvergent: rows.filter((r) => !r.converges).length,
   };
-  const note = params.length === 0
-    ? 'no hot/cold parameters: no dirty_trace samples and no workload measured at two or more bandwidths'
-    : rows.length === 0 ? 'no completed migration has link rate, memory size and a calibrated workload' : undefined;
+  const note =
+    params.length === 0
+      ? 'no hot/cold parameters: no dirty_trace samples and no workload measured at two or more bandwidths'
+      : rows.length === 0
+        ? 'no completed migration has link rate, memory size and a calibrated workload'
+        : undefined;
   return { params: [...params], rows, summary, note };
 }

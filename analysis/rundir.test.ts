@@ -54,22 +54,27 @@ describe('damaged run directories (issue 10): analysis completes and locates eve
     delete m.factors;
     m.power_source = 42;
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
-    appendFileSync(join(dir, 'samples', 'power.jsonl'), [
-      JSON.stringify({ t: '2026-11-20T00:00:00.000Z', measurement: 'power', tags: {} }),
-      JSON.stringify({ t: '2026-11-20T00:00:00.000Z', measurement: 'power', tags: {}, fields: {} }),
-      JSON.stringify({ t: '2026-11-20T00:00:00.000Z', tags: { x: '"power"' }, fields: { watts: 1 } }),
-      '\u0000\u0000\u0000\u0000',
-      JSON.stringify({ t: '2026-11-20T00:00:01.000Z', measurement: 'power', tags: { host: 'h' }, fields: { watts: 1 } }),
-    ].join('\n') + '\n');
+    appendFileSync(
+      join(dir, 'samples', 'power.jsonl'),
+      [
+        JSON.stringify({ t: '2026-11-20T00:00:00.000Z', measurement: 'power', tags: {} }),
+        JSON.stringify({ t: '2026-11-20T00:00:00.000Z', measurement: 'power', tags: {}, fields: {} }),
+        JSON.stringify({ t: '2026-11-20T00:00:00.000Z', tags: { x: '"power"' }, fields: { watts: 1 } }),
+        '\u0000\u0000\u0000\u0000',
+        JSON.stringify({ t: '2026-11-20T00:00:01.000Z', measurement: 'power', tags: { host: 'h' }, fields: { watts: 1 } }),
+      ].join('\n') + '\n',
+    );
     const run = loadRunDir(dir);
     const before = texts(dir);
-    expect(before).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^manifest\.json: factors: missing/),
-      expect.stringMatching(/^manifest\.json: treatments\[\d+\]: null instead of a treatment; skipped/),
-      expect.stringMatching(/^manifest\.json: power_source: .*ignored/),
-      expect.stringMatching(/^migrations\.jsonl:\d+: the line is null/),
-      expect.stringMatching(/^plans\.jsonl:\d+: expected a JSON object, found an array/),
-    ]));
+    expect(before).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^manifest\.json: factors: missing/),
+        expect.stringMatching(/^manifest\.json: treatments\[\d+\]: null instead of a treatment; skipped/),
+        expect.stringMatching(/^manifest\.json: power_source: .*ignored/),
+        expect.stringMatching(/^migrations\.jsonl:\d+: the line is null/),
+        expect.stringMatching(/^plans\.jsonl:\d+: expected a JSON object, found an array/),
+      ]),
+    );
     expect(run.manifest.treatments.length).toBe(2);
     expect(run.manifest.factors).toEqual({});
     let seen = 0;
@@ -88,10 +93,15 @@ describe('damaged run directories (issue 10): analysis completes and locates eve
 
   it('keeps healthy: null as null and keeps unknown keys; old records without newer fields read with defaults', () => {
     const dir = synth('healthy');
-    writeFileSync(join(dir, 'migrations.jsonl'), [
-      { id: 'a', treatment: 't0001', rep: 0, vm: 'vm1', src: 'h1', dst: 'h2', status: 'failed', healthy: null, flags: ['x'] },
-      { id: 'b', treatment: 't0001', rep: 1, vm: 'vm1', src: 'h1', dst: 'h2', status: 'completed', total_ms: 5 },
-    ].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    writeFileSync(
+      join(dir, 'migrations.jsonl'),
+      [
+        { id: 'a', treatment: 't0001', rep: 0, vm: 'vm1', src: 'h1', dst: 'h2', status: 'failed', healthy: null, flags: ['x'] },
+        { id: 'b', treatment: 't0001', rep: 1, vm: 'vm1', src: 'h1', dst: 'h2', status: 'completed', total_ms: 5 },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n') + '\n',
+    );
     const run = loadRunDir(dir);
     expect(run.problems).toEqual([]);
     const [a, b] = run.migrations;
@@ -164,7 +174,10 @@ describe('energy coverage', () => {
   it('leaves energy figures covered below 80 % out of the fit, and says how many', async () => {
     const dir = synth('coverage');
     const p = join(dir, 'migrations.jsonl');
-    const lines = readFileSync(p, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(p, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const completed = lines.filter((r) => r.status === 'completed');
     completed[0].energy_coverage = 0.5;
     writeFileSync(p, lines.map((r) => JSON.stringify(r)).join('\n') + '\n');
@@ -188,7 +201,10 @@ describe('CSV export', () => {
     expect(csvCell('dirty wset=16M')).toBe('dirty wset=16M');
     const dir = synth('csv');
     const p = join(dir, 'migrations.jsonl');
-    const lines = readFileSync(p, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(p, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     lines[0].reason = '=cmd|calc';
     writeFileSync(p, lines.map((r) => JSON.stringify(r)).join('\n') + '\n');
     expect(migrationsCsv(loadRunDir(dir))).toContain(`'=cmd|calc`);

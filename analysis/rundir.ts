@@ -12,9 +12,22 @@ import { basename, join, relative } from 'node:path';
 import type { z } from 'zod';
 import { forEachJsonlLine, jsonlLines, parseJsonlLine, type LineProblem } from '../harness/store/jsonl.ts';
 import {
-  CampaignStateSchema, issueText, isSample, MANIFEST_SCHEMA_VERSION, ManifestSchema, MigrationRecordSchema, PlanLineSchema, SampleSchema,
-  TreatmentEntrySchema, TreatmentLineSchema,
-  type CampaignState, type Manifest as ManifestFile, type ManifestFields, type MigrationRecord, type PlanLine, type Sample,
+  CampaignStateSchema,
+  issueText,
+  isSample,
+  MANIFEST_SCHEMA_VERSION,
+  ManifestSchema,
+  MigrationRecordSchema,
+  PlanLineSchema,
+  SampleSchema,
+  TreatmentEntrySchema,
+  TreatmentLineSchema,
+  type CampaignState,
+  type Manifest as ManifestFile,
+  type ManifestFields,
+  type MigrationRecord,
+  type PlanLine,
+  type Sample,
   type TreatmentLine,
 } from '../harness/store/schema/index.ts';
 import { UserError } from '../harness/util/errors.ts';
@@ -40,13 +53,29 @@ export type Migration = MigrationRecord;
 
 /** Numeric per-migration responses analyses can use. */
 export const NUMERIC_METRICS = [
-  'total_ms', 'downtime_reported_ms', 'downtime_event_ms', 'downtime_observed_ms',
-  'preop_ms', 'postop_ms', 'transferred_bytes', 'passes', 'setup_ms', 'energy_j',
+  'total_ms',
+  'downtime_reported_ms',
+  'downtime_event_ms',
+  'downtime_observed_ms',
+  'preop_ms',
+  'postop_ms',
+  'transferred_bytes',
+  'passes',
+  'setup_ms',
+  'energy_j',
 ] as const;
 export type NumericMetric = (typeof NUMERIC_METRICS)[number];
 
 /** Durations that cannot be negative; a negative one (a clock step?) is warned about. */
-const DURATION_FIELDS = ['total_ms', 'downtime_reported_ms', 'downtime_event_ms', 'downtime_observed_ms', 'preop_ms', 'postop_ms', 'setup_ms'] as const;
+const DURATION_FIELDS = [
+  'total_ms',
+  'downtime_reported_ms',
+  'downtime_event_ms',
+  'downtime_observed_ms',
+  'preop_ms',
+  'postop_ms',
+  'setup_ms',
+] as const;
 
 /**
  * Something wrong in the run directory that analysis worked around. `line`
@@ -117,7 +146,11 @@ function levelsRecord(v: Record<string, unknown>): Record<string, Level> {
  * Parses an object key by key, so one damaged field is one problem and a
  * default, not a lost manifest. Keys the schema does not know are kept.
  */
-function parseFieldwise<S extends z.ZodObject>(schema: S, raw: Record<string, unknown>, report: (field: string, msg: string) => void): Record<string, unknown> {
+function parseFieldwise<S extends z.ZodObject>(
+  schema: S,
+  raw: Record<string, unknown>,
+  report: (field: string, msg: string) => void,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...raw };
   for (const [k, field] of Object.entries(schema.shape) as [string, z.ZodType][]) {
     const r = field.safeParse(raw[k]);
@@ -137,16 +170,20 @@ function parseFieldwise<S extends z.ZodObject>(schema: S, raw: Record<string, un
 /** Reads manifest.json; refuses a newer layout; damaged pieces become problems. */
 export function readManifest(path: string, problems: Problem[]): { manifest: Manifest; schemaVersion: number } {
   const raw = readJsonFile(path);
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(`${path}: expected a JSON object; is this a migbench run directory?`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new UserError(`${path}: expected a JSON object; is this a migbench run directory?`);
   const m = raw as Record<string, unknown>;
   const problem = (message: string) => problems.push({ file: path, line: null, kind: 'manifest', message });
   const v = m.schema_version;
   if (typeof v === 'number' && Number.isInteger(v) && v > MANIFEST_SCHEMA_VERSION) {
-    throw new UserError(`${path}: written by a newer migbench (schema ${v}); upgrade migbench to analyse it (this version reads schema ${MANIFEST_SCHEMA_VERSION} and older)`);
+    throw new UserError(
+      `${path}: written by a newer migbench (schema ${v}); upgrade migbench to analyse it (this version reads schema ${MANIFEST_SCHEMA_VERSION} and older)`,
+    );
   }
   const input: Record<string, unknown> = { ...m };
   // the compare settings lived only in the spec before they were copied to the manifest
-  if (input.compare === undefined && typeof m.spec === 'object' && m.spec !== null) input.compare = (m.spec as Record<string, unknown>).compare;
+  if (input.compare === undefined && typeof m.spec === 'object' && m.spec !== null)
+    input.compare = (m.spec as Record<string, unknown>).compare;
   for (const key of ['factors', 'treatments'] as const) if (m[key] === undefined) problem(`${key}: missing; analysed as empty`);
   if (Array.isArray(m.treatments)) {
     // one damaged treatment entry costs that entry, not the manifest
@@ -156,7 +193,9 @@ export function readManifest(path: string, problems: Problem[]): { manifest: Man
       return r.success;
     });
   }
-  const parsed = parseFieldwise(ManifestSchema, input, (field, msg) => problem(`${field}: ${msg.replace(/^\S+: /, '')} (${field === 'name' ? 'using "unnamed"' : 'ignored'})`));
+  const parsed = parseFieldwise(ManifestSchema, input, (field, msg) =>
+    problem(`${field}: ${msg.replace(/^\S+: /, '')} (${field === 'name' ? 'using "unnamed"' : 'ignored'})`),
+  );
   const file = parsed as ManifestFile & Record<string, unknown>;
   const manifest: Manifest = {
     ...file,
@@ -195,7 +234,12 @@ function warnNegativeDurations(path: string, migrations: readonly Migration[], p
   migrations.forEach((m) => {
     const neg = DURATION_FIELDS.filter((f) => typeof m[f] === 'number' && (m[f] as number) < 0);
     if (neg.length) {
-      problems.push({ file: path, line: null, kind: 'warning', message: `migration ${m.id}: negative duration ${neg.map((f) => `${f}=${m[f]}`).join(', ')} (clock step?); analysed as recorded` });
+      problems.push({
+        file: path,
+        line: null,
+        kind: 'warning',
+        message: `migration ${m.id}: negative duration ${neg.map((f) => `${f}=${m[f]}`).join(', ')} (clock step?); analysed as recorded`,
+      });
     }
   });
 }
@@ -231,7 +275,10 @@ export function loadRunDir(dir: string): RunDir {
   const state = readStateFile(join(dir, 'state.json'), problems);
   const sdir = join(dir, 'samples');
   const sampleFiles = existsSync(sdir)
-    ? readdirSync(sdir).filter((f) => f.endsWith('.jsonl')).sort().map((f) => join(sdir, f))
+    ? readdirSync(sdir)
+        .filter((f) => f.endsWith('.jsonl'))
+        .sort()
+        .map((f) => join(sdir, f))
     : [];
   return { dir, schemaVersion, manifest, migrations, plans, treatmentTotals, state, sampleFiles, problems };
 }
@@ -270,11 +317,7 @@ function reportSampleProblem(run: RunDir, p: Problem): void {
  * lines of other measurements before JSON.parse. Bad lines are skipped and
  * added to `run.problems` (a torn last line counted as truncated).
  */
-export async function streamSamples(
-  run: RunDir,
-  onSample: (s: Sample) => void,
-  measurements?: readonly string[],
-): Promise<number> {
+export async function streamSamples(run: RunDir, onSample: (s: Sample) => void, measurements?: readonly string[]): Promise<number> {
   let count = 0;
   const needles = measurements?.map((m) => `"${m}"`);
   for (const file of run.sampleFiles) {
@@ -313,10 +356,29 @@ export function levelsOf(run: RunDir): Map<string, Record<string, Level>> {
 }
 
 /** A RunDir held in memory (tests, synthetic analyses): absent parts empty. */
-export function inMemoryRun(p: { dir?: string; manifest: Partial<Manifest> & { name: string }; migrations?: Migration[]; plans?: PlanLine[] }): RunDir {
-  const manifest: Manifest = { schema_version: MANIFEST_SCHEMA_VERSION, spec: {}, factors: {}, treatments: [], shaping_mechanisms: {}, ...p.manifest };
+export function inMemoryRun(p: {
+  dir?: string;
+  manifest: Partial<Manifest> & { name: string };
+  migrations?: Migration[];
+  plans?: PlanLine[];
+}): RunDir {
+  const manifest: Manifest = {
+    schema_version: MANIFEST_SCHEMA_VERSION,
+    spec: {},
+    factors: {},
+    treatments: [],
+    shaping_mechanisms: {},
+    ...p.manifest,
+  };
   return {
-    dir: p.dir ?? '/nonexistent', schemaVersion: manifest.schema_version, manifest, migrations: p.migrations ?? [], plans: p.plans ?? [],
-    treatmentTotals: [], state: null, sampleFiles: [], problems: [],
+    dir: p.dir ?? '/nonexistent',
+    schemaVersion: manifest.schema_version,
+    manifest,
+    migrations: p.migrations ?? [],
+    plans: p.plans ?? [],
+    treatmentTotals: [],
+    state: null,
+    sampleFiles: [],
+    problems: [],
   };
 }

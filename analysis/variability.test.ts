@@ -3,15 +3,29 @@ import { variabilityTable } from './variability.ts';
 import { inMemoryRun, normalizeMigration, type RunDir } from './rundir.ts';
 
 function run(): RunDir {
-  const vals: [string, number][] = [['A', 1], ['A', 2], ['A', 3], ['B', 4], ['B', 6], ['B', 8]];
-  const migrations = vals.map(([t, v], i) => normalizeMigration({ id: `m${i}`, treatment: t, rep: i % 3, status: 'completed', total_ms: v }, i));
+  const vals: [string, number][] = [
+    ['A', 1],
+    ['A', 2],
+    ['A', 3],
+    ['B', 4],
+    ['B', 6],
+    ['B', 8],
+  ];
+  const migrations = vals.map(([t, v], i) =>
+    normalizeMigration({ id: `m${i}`, treatment: t, rep: i % 3, status: 'completed', total_ms: v }, i),
+  );
   // A failed and a partial migration must not count.
   migrations.push(normalizeMigration({ id: 'f', treatment: 'A', status: 'failed', total_ms: 1000 }, 7));
   migrations.push(normalizeMigration({ id: 'p', treatment: 'B', status: 'completed', partial: true, total_ms: 1000 }, 8));
   return inMemoryRun({
     manifest: {
-      name: 'hand', spec: {}, factors: { x: [1, 2] },
-      treatments: [{ id: 'A', levels: { x: 1 } }, { id: 'B', levels: { x: 2 } }],
+      name: 'hand',
+      spec: {},
+      factors: { x: [1, 2] },
+      treatments: [
+        { id: 'A', levels: { x: 1 } },
+        { id: 'B', levels: { x: 2 } },
+      ],
     },
     migrations,
   });
@@ -31,7 +45,15 @@ describe('variability table (hand-computed, 2 treatments x 3 values)', () => {
     expect(b.ciLow).toBeCloseTo(6 - half, 5);
     expect(b.ciHigh).toBeCloseTo(6 + half, 5);
     expect(t.mainEffects).toEqual([
-      { factor: 'x', levels: [{ level: 1, n: 3, mean: 2 }, { level: 2, n: 3, mean: 6 }], spread: 4, ratio: 3 },
+      {
+        factor: 'x',
+        levels: [
+          { level: 1, n: 3, mean: 2 },
+          { level: 2, n: 3, mean: 6 },
+        ],
+        spread: 4,
+        ratio: 3,
+      },
     ]);
   });
   it('returns null for a response nobody measured', () => {

@@ -79,8 +79,13 @@ export function variabilityTable(run: RunDir, metric: NumericMetric): Variabilit
     if (groups.size === 0) continue;
     // Levels in the spec's order (e.g. 100mbit before 1000mbit), unknown ones last.
     const order = (run.manifest.factors[factor] ?? []).map((l) => JSON.stringify(l));
-    const rank = (l: Level) => { const i = order.indexOf(JSON.stringify(l)); return i < 0 ? order.length : i; };
-    const lvls = [...groups.values()].map((g) => ({ level: g.level, n: g.xs.length, mean: mean(g.xs) })).sort((x, y) => rank(x.level) - rank(y.level));
+    const rank = (l: Level) => {
+      const i = order.indexOf(JSON.stringify(l));
+      return i < 0 ? order.length : i;
+    };
+    const lvls = [...groups.values()]
+      .map((g) => ({ level: g.level, n: g.xs.length, mean: mean(g.xs) }))
+      .sort((x, y) => rank(x.level) - rank(y.level));
     const ms = lvls.map((l) => l.mean);
     mainEffects.push({ factor, levels: lvls, spread: max(ms) - min(ms), ratio: max(ms) / min(ms) });
   }

@@ -49,11 +49,15 @@ try {
 
   const analysisTotal = stages.slice(1).reduce((s, [, x]) => s + x, 0);
   const size = (f: string) => `${(statSync(join(dir, f)).size / 1e6).toFixed(1)} MB`;
-  console.log(`campaign: ${run.manifest.treatments.length} treatments, ${run.migrations.length} migrations, ${analysis.power.samples} power samples`);
+  console.log(
+    `campaign: ${run.manifest.treatments.length} treatments, ${run.migrations.length} migrations, ${analysis.power.samples} power samples`,
+  );
   console.log(`files: migrations.jsonl ${size('migrations.jsonl')}, samples/power.jsonl ${size('samples/power.jsonl')}`);
   for (const [name, s] of stages) console.log(`${s.toFixed(2).padStart(7)} s  ${name}`);
   console.log(`${analysisTotal.toFixed(2).padStart(7)} s  total (load + analyses + report + export + compare)`);
-  console.log(`duration model: median error ${(analysis.duration.summary.medianRelError * 100).toFixed(2)} %, energy alpha ${analysis.energy.pooled.fits[0]?.alpha.toFixed(4)} J/MB`);
+  console.log(
+    `duration model: median error ${(analysis.duration.summary.medianRelError * 100).toFixed(2)} %, energy alpha ${analysis.energy.pooled.fits[0]?.alpha.toFixed(4)} J/MB`,
+  );
   console.log(`report: ${report.html}`);
 } finally {
   if (keep) console.log(`kept ${root}`);

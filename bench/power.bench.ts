@@ -38,7 +38,13 @@ try {
   }
   const samples: Sample[] = [];
   const poller = new PowerPoller(
-    bmcs.map((b) => ({ host: b.spec.host, address: '127.0.0.1', port: b.spec.port, credentials: creds, reading: { kind: 'sensor' as const, name: 'Power' } })),
+    bmcs.map((b) => ({
+      host: b.spec.host,
+      address: '127.0.0.1',
+      port: b.spec.port,
+      credentials: creds,
+      reading: { kind: 'sensor' as const, name: 'Power' },
+    })),
     { onSample: (s) => samples.push(s) },
   );
   await poller.start();
@@ -56,10 +62,18 @@ try {
   const report = await poller.stop();
   const nodeCpu = (c1.user + c1.system) / 1e6;
   console.log(`power poller: ${N} BMCs, ${wall.toFixed(1)} s`);
-  console.log(`  readings ${report.readings} (${(report.readings / wall).toFixed(1)}/s, target ${N}/s), gaps ${report.gaps} ${JSON.stringify(report.gapsByReason)}`);
-  console.log(`  interval vs 1000 ms: mean ${report.jitter.meanMs.toFixed(2)} p50 ${report.jitter.p50Ms.toFixed(2)} p99 ${report.jitter.p99Ms.toFixed(2)} max|dev| ${report.jitter.maxAbsDevMs.toFixed(2)} ms`);
-  console.log(`  reply latency p50 ${report.latency.p50Ms.toFixed(2)} p99 ${report.latency.p99Ms.toFixed(2)} max ${report.latency.maxMs.toFixed(2)} ms`);
-  console.log(`  CPU (% of one core): node ${((100 * nodeCpu) / wall).toFixed(1)}% (poller + ${N} power models), ipmitool ${((100 * tool1) / wall).toFixed(1)}%, ipmi_sim ${((100 * sim1) / wall).toFixed(1)}%`);
+  console.log(
+    `  readings ${report.readings} (${(report.readings / wall).toFixed(1)}/s, target ${N}/s), gaps ${report.gaps} ${JSON.stringify(report.gapsByReason)}`,
+  );
+  console.log(
+    `  interval vs 1000 ms: mean ${report.jitter.meanMs.toFixed(2)} p50 ${report.jitter.p50Ms.toFixed(2)} p99 ${report.jitter.p99Ms.toFixed(2)} max|dev| ${report.jitter.maxAbsDevMs.toFixed(2)} ms`,
+  );
+  console.log(
+    `  reply latency p50 ${report.latency.p50Ms.toFixed(2)} p99 ${report.latency.p99Ms.toFixed(2)} max ${report.latency.maxMs.toFixed(2)} ms`,
+  );
+  console.log(
+    `  CPU (% of one core): node ${((100 * nodeCpu) / wall).toFixed(1)}% (poller + ${N} power models), ipmitool ${((100 * tool1) / wall).toFixed(1)}%, ipmi_sim ${((100 * sim1) / wall).toFixed(1)}%`,
+  );
   console.log(`  CPU per reading: ${(((nodeCpu + tool1) * 1000) / Math.max(1, report.readings)).toFixed(2)} ms (node + ipmitool)`);
 } finally {
   for (const m of models) m.stop();
@@ -76,11 +90,18 @@ try {
   const base = Date.now() - POINTS;
   const t0 = performance.now();
   for (let i = 0; i < POINTS; i++) {
-    sink.write({ t: new Date(base + Math.floor(i / 10)).toISOString().replace('Z', `${String(i % 10).padStart(3, '0')}Z`), measurement: 'power', tags: { host: `h${i % 10}`, experiment: 'bench' }, fields: { watts: 110 + (i % 50), latency_ms: 2.5 } });
+    sink.write({
+      t: new Date(base + Math.floor(i / 10)).toISOString().replace('Z', `${String(i % 10).padStart(3, '0')}Z`),
+      measurement: 'power',
+      tags: { host: `h${i % 10}`, experiment: 'bench' },
+      fields: { watts: 110 + (i % 50), latency_ms: 2.5 },
+    });
   }
   const st = await sink.close();
   const s = (performance.now() - t0) / 1000;
-  console.log(`influx ingest: ${st.written} points in ${s.toFixed(2)} s = ${Math.round(st.written / s)} points/s (${st.batches} batches, ${st.bufferedToDisk} buffered to disk)`);
+  console.log(
+    `influx ingest: ${st.written} points in ${s.toFixed(2)} s = ${Math.round(st.written / s)} points/s (${st.batches} batches, ${st.bufferedToDisk} buffered to disk)`,
+  );
 } finally {
   await influxd.stop();
   rmSync(runDir, { recursive: true, force: true });

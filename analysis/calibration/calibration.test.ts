@@ -29,17 +29,32 @@ function migrations(run: string, rates: number[], syncS: number): CalibrationMig
     const r = simulatePrecopy(HC, { bw: mbitToMiBps(mbit, 0.956), mu, D: 0.3, syncS, maxTime: 60 });
     const transferred = r.transferred * 2 ** 20;
     return {
-      key: `${run}#m${i}`, id: `m${i}`, workload: W,
+      key: `${run}#m${i}`,
+      id: `m${i}`,
+      workload: W,
       status: r.converges ? 'completed' : 'cancelled',
       total_ms: r.converges ? r.d * 1000 : 60_000,
-      link_rate_mbit: mbit, memory_mib: 128, mu_mib: mu, downtime_limit_ms: 300, setup_ms: 0,
-      transferred_bytes: transferred, energy_j: 0.5 * (transferred / 1e6) + 20, energy_coverage: 1, partial: false,
+      link_rate_mbit: mbit,
+      memory_mib: 128,
+      mu_mib: mu,
+      downtime_limit_ms: 300,
+      setup_ms: 0,
+      transferred_bytes: transferred,
+      energy_j: 0.5 * (transferred / 1e6) + 20,
+      energy_coverage: 1,
+      partial: false,
     };
   });
 }
 
 function run(dir: string, rates: number[], withTrace: boolean): CalibrationRun {
-  return { runDir: dir, name: 'sweep', specHash: null, migrations: migrations(dir, rates, 0.02), curves: withTrace ? new Map([[W, curve(1)]]) : new Map() };
+  return {
+    runDir: dir,
+    name: 'sweep',
+    specHash: null,
+    migrations: migrations(dir, rates, 0.02),
+    curves: withTrace ? new Map([[W, curve(1)]]) : new Map(),
+  };
 }
 
 describe('calibration apart from validation', () => {

@@ -20,7 +20,7 @@ export async function fitToFile(dirs: readonly string[], out: string, syncS?: nu
   const { params, lowCoverage } = fitParams(runs, { syncS });
   if (params.hotcold.length === 0 && params.energy.length === 0) {
     throw new UserError(
-      `nothing to calibrate in ${dirs.join(', ')}: no D(t) trace (workload.trace), no workload migrated at two or more link rates, and no energy figures`,
+      `nothing to calibrate in ${dirs.join(', ')}: no D(t) trace (workload.trace), no workload migrated at two or more link rates, and fewer than 3 migrations with energy figures`,
     );
   }
   writeParams(resolve(out), params);
@@ -32,7 +32,9 @@ export async function fitToFile(dirs: readonly string[], out: string, syncS?: nu
     );
   }
   for (const e of params.energy) {
-    lines.push(`  energy: alpha ${f2(e.alpha)} J/MB [${f2(e.alpha_ci.low)}, ${f2(e.alpha_ci.high)}], beta ${f2(e.beta)} J, n ${e.n} (mVM: 0.512 J/MB, 20.165 J)`);
+    lines.push(
+      `  energy: alpha ${f2(e.alpha)} J/MB [${f2(e.alpha_ci.low)}, ${f2(e.alpha_ci.high)}], beta ${f2(e.beta)} J, n ${e.n} (mVM: 0.512 J/MB, 20.165 J)`,
+    );
   }
   if (lowCoverage) lines.push(`  ${lowCoverage} energy figure(s) left out: power readings covered < 80 % of the migration`);
   return { params, lines };

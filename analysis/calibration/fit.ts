@@ -75,8 +75,15 @@ export function fitParams(runs: readonly CalibrationRun[], o: FitOptions = {}): 
     }
     if (!fit) continue;
     hotcold.push({
-      workload: w, HPs: fit.HPs, HPd: fit.HPd, CPr: fit.CPr, HPr: fit.HPr,
-      r2: Number.isFinite(fit.r2) ? fit.r2 : null, n: fit.n, method: fit.method, mu_mib: mus.length ? median(mus) : null,
+      workload: w,
+      HPs: fit.HPs,
+      HPd: fit.HPd,
+      CPr: fit.CPr,
+      HPr: fit.HPr,
+      r2: Number.isFinite(fit.r2) ? fit.r2 : null,
+      n: fit.n,
+      method: fit.method,
+      mu_mib: mus.length ? median(mus) : null,
     });
   }
   let lowCoverage = 0;
@@ -89,11 +96,25 @@ export function fitParams(runs: readonly CalibrationRun[], o: FitOptions = {}): 
     return true;
   });
   const energy: ParamsT['energy'] = [];
-  const ef = fitEnergyPoints('all', energyPts.map((x) => ({ id: x.m.id, mb: x.m.transferred_bytes! / 1e6, energy: x.m.energy_j! })));
+  const ef = fitEnergyPoints(
+    'all',
+    energyPts.map((x) => ({ id: x.m.id, mb: x.m.transferred_bytes! / 1e6, energy: x.m.energy_j! })),
+  );
   if (ef) {
     for (const x of energyPts) byEnergy.get(x.run.runDir)!.add(x.m.id);
-    const ci = (i: { low: number; high: number }) => ({ low: Number.isFinite(i.low) ? i.low : null, high: Number.isFinite(i.high) ? i.high : null });
-    energy.push({ group: 'all', alpha: ef.alpha, beta: ef.beta, alpha_ci: ci(ef.alphaCi), beta_ci: ci(ef.betaCi), r2: Number.isFinite(ef.r2) ? ef.r2 : null, n: ef.n });
+    const ci = (i: { low: number; high: number }) => ({
+      low: Number.isFinite(i.low) ? i.low : null,
+      high: Number.isFinite(i.high) ? i.high : null,
+    });
+    energy.push({
+      group: 'all',
+      alpha: ef.alpha,
+      beta: ef.beta,
+      alpha_ci: ci(ef.alphaCi),
+      beta_ci: ci(ef.betaCi),
+      r2: Number.isFinite(ef.r2) ? ef.r2 : null,
+      n: ef.n,
+    });
   }
   return {
     params: {
@@ -104,7 +125,9 @@ export function fitParams(runs: readonly CalibrationRun[], o: FitOptions = {}): 
       hotcold,
       energy,
       sources: runs.map((r) => ({
-        run_dir: r.runDir, name: r.name, spec_hash: r.specHash,
+        run_dir: r.runDir,
+        name: r.name,
+        spec_hash: r.specHash,
         duration_migrations: [...byDuration.get(r.runDir)!].sort(),
         energy_migrations: [...byEnergy.get(r.runDir)!].sort(),
         traced_workloads: [...traced.get(r.runDir)!].sort(),

@@ -49,7 +49,10 @@ export async function readCalibrationRun(dirArg: string): Promise<CalibrationRun
   );
   const migrations = run.migrations.map((m: Migration): CalibrationMigration => {
     const pts = progress.get(`${m.id}@${m.attempt ?? 1}`) ?? [];
-    const mu = m.status === 'completed' || m.status === 'cancelled' ? memoryInUse(pts, m.status === 'completed' ? { transferred: m.transferred_bytes, passes: m.passes } : null) : null;
+    const mu =
+      m.status === 'completed' || m.status === 'cancelled'
+        ? memoryInUse(pts, m.status === 'completed' ? { transferred: m.transferred_bytes, passes: m.passes } : null)
+        : null;
     return {
       key: migrationKey(dir, m.id),
       id: m.id,

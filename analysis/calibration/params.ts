@@ -73,12 +73,16 @@ export function readParams(path: string): ParamsT {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new UserError(`${path}: cannot read calibrated parameters (${(e as Error).message}); write them with 'migbench fit <runDir...> --out ${path}'`);
+    throw new UserError(
+      `${path}: cannot read calibrated parameters (${(e as Error).message}); write them with 'migbench fit <runDir...> --out ${path}'`,
+    );
   }
   const r = Params.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0];
-    throw new UserError(`${path}: ${i.path.join('.') || '(top level)'}: ${i.message}; is it a params.json written by 'migbench fit --out'?`);
+    throw new UserError(
+      `${path}: ${i.path.join('.') || '(top level)'}: ${i.message}; is it a params.json written by 'migbench fit --out'?`,
+    );
   }
   return r.data;
 }
@@ -90,5 +94,7 @@ export function migrationKey(runDir: string, id: string): string {
 
 /** Migrations that calibrated a model: predicting them with it is in-sample. */
 export function calibrationKeys(p: ParamsT, model: 'duration' | 'energy'): Set<string> {
-  return new Set(p.sources.flatMap((s) => (model === 'duration' ? s.duration_migrations : s.energy_migrations).map((id) => migrationKey(s.run_dir, id))));
+  return new Set(
+    p.sources.flatMap((s) => (model === 'duration' ? s.duration_migrations : s.energy_migrations).map((id) => migrationKey(s.run_dir, id))),
+  );
 }

@@ -13,8 +13,8 @@ import { calibrationKeys, type HotColdEntryT, type ParamsT } from './params.ts';
 export const MODELS = ['mvm', 'mvm-mu', 'qemu'] as const;
 export type ModelName = (typeof MODELS)[number];
 export const MODEL_TITLES: Record<ModelName, string> = {
-  mvm: "mVM as published (configured memory as mu)",
-  'mvm-mu': "mVM with measured memory in use",
+  mvm: 'mVM as published (configured memory as mu)',
+  'mvm-mu': 'mVM with measured memory in use',
   qemu: "QEMU's stop rule (passes, bw x downtime limit)",
 };
 
@@ -117,14 +117,22 @@ export function predictAll(params: ParamsT, inputs: readonly PredictInput[]): Pr
   for (const inp of inputs) {
     const hc = byWorkload.get(inp.workload);
     const base = {
-      key: inp.key, id: inp.id, workload: inp.workload, status: inp.status,
+      key: inp.key,
+      id: inp.id,
+      workload: inp.workload,
+      status: inp.status,
       observedS: inp.status === 'completed' && inp.total_ms !== null ? inp.total_ms / 1000 : null,
       bwMiBps: inp.link_rate_mbit !== null ? mbitToMiBps(inp.link_rate_mbit, params.goodput) : null,
-      muMiB: inp.mu_mib, inSample: calib.has(inp.key),
+      muMiB: inp.mu_mib,
+      inSample: calib.has(inp.key),
     };
     if (!hc || inp.link_rate_mbit === null) {
       unpredicted++;
-      rows.push({ ...base, models: {}, note: !hc ? `no calibrated parameters for workload '${inp.workload}'` : 'no link rate in the record' });
+      rows.push({
+        ...base,
+        models: {},
+        note: !hc ? `no calibrated parameters for workload '${inp.workload}'` : 'no link rate in the record',
+      });
       continue;
     }
     rows.push({ ...base, models: predictOne(params, hc, inp) });

@@ -29,8 +29,7 @@ export interface MigrationConditions {
 }
 
 export type DurationPrediction =
-  | { converges: true; d: number; dmin: number; dCP: number; dHP: number }
-  | { converges: false; reason: string };
+  { converges: true; d: number; dmin: number; dCP: number; dHP: number } | { converges: false; reason: string };
 
 export function predictDuration(p: HotColdParams, c: MigrationConditions): DurationPrediction {
   const HPr = hotRate(p);

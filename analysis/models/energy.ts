@@ -34,12 +34,18 @@ export interface EnergyPoint {
   energy: number;
 }
 
-export function fitEnergyPoints(group: string, pts: readonly EnergyPoint[], opts: { seed?: number; replicates?: number } = {}): EnergyFit | null {
+export function fitEnergyPoints(
+  group: string,
+  pts: readonly EnergyPoint[],
+  opts: { seed?: number; replicates?: number } = {},
+): EnergyFit | null {
   if (pts.length < 3) return null;
-  const xs = pts.map((p) => p.mb), ys = pts.map((p) => p.energy);
+  const xs = pts.map((p) => p.mb),
+    ys = pts.map((p) => p.energy);
   if (new Set(xs).size < 2) return null;
   const line = fitLine(xs, ys);
-  const X = Float64Array.from(xs), Y = Float64Array.from(ys);
+  const X = Float64Array.from(xs),
+    Y = Float64Array.from(ys);
   const ci = bootstrapCi(pts.length, (idx) => olsIndexed(X, Y, idx), { seed: opts.seed ?? 42, replicates: opts.replicates ?? 1000 });
   const nan = { low: NaN, high: NaN };
   return {
@@ -67,7 +73,10 @@ export function fitEnergy(migrations: readonly Migration[], grouping: EnergyGrou
   const obs = observations(migrations);
   const usable = obs.filter((m) => m.energy_j !== null && m.transferred_bytes !== null);
   if (usable.length === 0) {
-    return { fits: [], note: obs.length === 0 ? 'no completed migrations' : 'no migration has an energy figure (no power source in this run)' };
+    return {
+      fits: [],
+      note: obs.length === 0 ? 'no completed migrations' : 'no migration has an energy figure (no power source in this run)',
+    };
   }
   const groups = new Map<string, EnergyPoint[]>();
   for (const m of usable) {

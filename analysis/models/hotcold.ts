@@ -25,10 +25,19 @@ export interface HotColdFit extends HotColdParams {
 
 /** Least squares of d = a*min(t,b) + c*max(t-b,0) for a fixed breakpoint b. */
 function fitAtBreak(pts: readonly CurvePoint[], b: number): { a: number; c: number; sse: number } {
-  let suu = 0, suv = 0, svv = 0, suy = 0, svy = 0;
+  let suu = 0,
+    suv = 0,
+    svv = 0,
+    suy = 0,
+    svy = 0;
   for (const p of pts) {
-    const u = Math.min(p.t, b), v = Math.max(p.t - b, 0);
-    suu += u * u; suv += u * v; svv += v * v; suy += u * p.d; svy += v * p.d;
+    const u = Math.min(p.t, b),
+      v = Math.max(p.t - b, 0);
+    suu += u * u;
+    suv += u * v;
+    svv += v * v;
+    suy += u * p.d;
+    svy += v * p.d;
   }
   const det = suu * svv - suv * suv;
   let a: number, c: number;
@@ -52,25 +61,54 @@ export function fitHotColdCurve(points: readonly CurvePoint[]): HotColdFit | nul
   const ts = [...new Set(pts.map((p) => p.t))].sort((x, y) => x - y);
   if (ts.length < 4) return null;
   // Grid over the observed windows, then golden-section between neighbours.
-  let bestK = 1, bestSse = Infinity;
+  let bestK = 1,
+    bestSse = Infinity;
   for (let k = 1; k < ts.length - 1; k++) {
     const { sse } = fitAtBreak(pts, ts[k]);
-    if (sse < bestSse) { bestSse = sse; bestK = k; }
+    if (sse < bestSse) {
+      bestSse = sse;
+      bestK = k;
+    }
   }
-  let lo = ts[bestK - 1], hi = ts[bestK + 1];
+  let lo = ts[bestK - 1],
+    hi = ts[bestK + 1];
   const g = (Math.sqrt(5) - 1) / 2;
-  let x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
-  let f1 = fitAtBreak(pts, x1).sse, f2 = fitAtBreak(pts, x2).sse;
+  let x1 = hi - g * (hi - lo),
+    x2 = lo + g * (hi - lo);
+  let f1 = fitAtBreak(pts, x1).sse,
+    f2 = fitAtBreak(pts, x2).sse;
   for (let i = 0; i < 80 && hi - lo > 1e-9 * (1 + hi); i++) {
-    if (f1 < f2) { hi = x2; x2 = x1; f2 = f1; x1 = hi - g * (hi - lo); f1 = fitAtBreak(pts, x1).sse; }
-    else { lo = x1; x1 = x2; f1 = f2; x2 = lo + g * (hi - lo); f2 = fitAtBreak(pts, x2).sse; }
+    if (f1 < f2) {
+      hi = x2;
+      x2 = x1;
+      f2 = f1;
+      x1 = hi - g * (hi - lo);
+      f1 = fitAtBreak(pts, x1).sse;
+    } else {
+      lo = x1;
+      x1 = x2;
+      f1 = f2;
+      x2 = lo + g * (hi - lo);
+      f2 = fitAtBreak(pts, x2).sse;
+    }
   }
   let b = (lo + hi) / 2;
   let fit = fitAtBreak(pts, b);
-  if (bestSse < fit.sse) { b = ts[bestK]; fit = fitAtBreak(pts, b); }
+  if (bestSse < fit.sse) {
+    b = ts[bestK];
+    fit = fitAtBreak(pts, b);
+  }
   const meanD = pts.reduce((s, p) => s + p.d, 0) / pts.length;
   const sst = pts.reduce((s, p) => s + (p.d - meanD) ** 2, 0);
-  return { HPs: fit.a * b, HPd: b, HPr: fit.a, CPr: Math.max(0, fit.c), n: pts.length, r2: sst > 0 ? 1 - fit.sse / sst : 1, method: 'curve' };
+  return {
+    HPs: fit.a * b,
+    HPd: b,
+    HPr: fit.a,
+    CPr: Math.max(0, fit.c),
+    n: pts.length,
+    r2: sst > 0 ? 1 - fit.sse / sst : 1,
+    method: 'curve',
+  };
 }
 
 export interface DurationObservation extends MigrationConditions {
@@ -99,15 +137,18 @@ export function fitHotColdFromDurations(obs: readonly DurationObservation[]): Ho
   const minBw = Math.min(...usable.map((o) => o.bw));
   const mu = usable[0].mu;
   let best: { x: number[]; value: number } | null = null;
-  for (const fs of [0.05, 0.2, 0.5]) for (const hd of [0.2, 1, 5]) for (const cf of [0.01, 0.1, 0.3]) {
-    const x0 = [Math.log(fs * mu), Math.log(hd), Math.log(cf * minBw)];
-    const r = nelderMead(cost, x0, { step: [1, 1, 1], maxIter: 3000, tol: 1e-12 });
-    if (!best || r.value < best.value) best = r;
-  }
+  for (const fs of [0.05, 0.2, 0.5])
+    for (const hd of [0.2, 1, 5])
+      for (const cf of [0.01, 0.1, 0.3]) {
+        const x0 = [Math.log(fs * mu), Math.log(hd), Math.log(cf * minBw)];
+        const r = nelderMead(cost, x0, { step: [1, 1, 1], maxIter: 3000, tol: 1e-12 });
+        if (!best || r.value < best.value) best = r;
+      }
   if (!best) return null;
   const p = { HPs: Math.exp(best.x[0]), HPd: Math.exp(best.x[1]), CPr: Math.exp(best.x[2]) };
   const meanD = usable.reduce((s, o) => s + o.d, 0) / usable.length;
-  let sse = 0, sst = 0;
+  let sse = 0,
+    sst = 0;
   for (const o of usable) {
     const r = predictDuration(p, o);
     sse += ((r.converges ? r.d : 0) - o.d) ** 2;

@@ -8,7 +8,8 @@ import { normalizeMigration } from '../rundir.ts';
 describe('energy fit', () => {
   it('recovers alpha and beta from noisy synthetic migrations, CI covers the truth', () => {
     const rng = seededRng(7);
-    const alpha = 0.512, beta = 20.165;
+    const alpha = 0.512,
+      beta = 20.165;
     const pts = Array.from({ length: 200 }, (_, i) => {
       const mb = 50 + rng.next() * 950;
       return { id: `m${i}`, mb, energy: alpha * mb + beta + rng.normal() * 5 };
@@ -31,7 +32,10 @@ describe('energy fit', () => {
     expect(none.fits).toHaveLength(0);
     expect(none.note).toMatch(/no power source/);
     const ms = [1, 2, 3, 4, 5, 6].map((k) =>
-      normalizeMigration({ ...base, id: `m${k}`, workload: k % 2 ? 'a' : 'b', transferred_bytes: k * 1e8, energy_j: (k % 2 ? 1 : 2) * k * 100 + 10 }, k),
+      normalizeMigration(
+        { ...base, id: `m${k}`, workload: k % 2 ? 'a' : 'b', transferred_bytes: k * 1e8, energy_j: (k % 2 ? 1 : 2) * k * 100 + 10 },
+        k,
+      ),
     );
     const per = fitEnergy(ms, 'per-workload');
     expect(per.fits.map((f) => f.group)).toEqual(['a', 'b']);
@@ -44,7 +48,9 @@ describe('energy fit', () => {
 describe('hot/cold fit from a D(t) curve', () => {
   it('recovers HPs, HPd, CPr within 5 %', () => {
     const rng = seededRng(11);
-    const HPs = 48, HPd = 1.6, CPr = 3.5;
+    const HPs = 48,
+      HPd = 1.6,
+      CPr = 3.5;
     const pts: CurvePoint[] = [];
     for (let t = 0.1; t <= 10; t += 0.1) {
       const d = t < HPd ? (HPs / HPd) * t : HPs + CPr * (t - HPd);
@@ -58,7 +64,12 @@ describe('hot/cold fit from a D(t) curve', () => {
     expect(f.r2).toBeGreaterThan(0.99);
   });
   it('returns null with too few windows', () => {
-    expect(fitHotColdCurve([{ t: 1, d: 1 }, { t: 2, d: 2 }])).toBeNull();
+    expect(
+      fitHotColdCurve([
+        { t: 1, d: 1 },
+        { t: 2, d: 2 },
+      ]),
+    ).toBeNull();
   });
 });
 
@@ -67,7 +78,10 @@ describe('duration model', () => {
   it('computes the mVM formula by hand', () => {
     const r = predictDuration(p, { bw: 50, mu: 500, D: 0.3 });
     if (!r.converges) throw new Error('expected convergence');
-    const dmin = 10, CPs = (10 - 2) * 2, dCP = (40 + CPs) / 48, dHP = (40 / 50) * (20 / 30);
+    const dmin = 10,
+      CPs = (10 - 2) * 2,
+      dCP = (40 + CPs) / 48,
+      dHP = (40 / 50) * (20 / 30);
     expect(r.d).toBeCloseTo(dmin + dCP + dHP + 0.3, 12);
   });
   it('says no convergence when bw <= HPr', () => {

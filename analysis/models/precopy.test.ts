@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { predictDuration } from './duration.ts';
 import { dirtiedIn, ITERATION_S, simulatePrecopy, stopRuleConverges } from './precopy.ts';
 
-
 const mbit = (m: number) => (m * 1e6) / 8 / 2 ** 20;
 
 describe('QEMU-like pre-copy model', () => {

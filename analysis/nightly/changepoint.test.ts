@@ -8,7 +8,10 @@ import type { Night, NightEnv } from './history.ts';
 function series(seed: number, n: number, o: { cv?: number; at?: number; step?: number; level?: number } = {}): number[] {
   const rng = seededRng(seed);
   const cv = o.cv ?? 0.05;
-  return Array.from({ length: n }, (_, i) => (o.level ?? 12_000) * Math.exp(cv * rng.normal()) * (o.at !== undefined && i >= o.at ? (o.step ?? 1) : 1));
+  return Array.from(
+    { length: n },
+    (_, i) => (o.level ?? 12_000) * Math.exp(cv * rng.normal()) * (o.at !== undefined && i >= o.at ? (o.step ?? 1) : 1),
+  );
 }
 
 describe('step detection over nightly medians', () => {
@@ -53,7 +56,8 @@ describe('step detection over nightly medians', () => {
 
   it('odd nights (two in a row half again slower, every 12 nights) raise no alarm: they are clipped to the running median', () => {
     let alarms = 0;
-    for (let seed = 1; seed <= 50; seed++) alarms += detectSteps(series(2000 + seed, 100).map((x, i) => (i % 12 === 5 || i % 12 === 6 ? x * 1.5 : x))).length;
+    for (let seed = 1; seed <= 50; seed++)
+      alarms += detectSteps(series(2000 + seed, 100).map((x, i) => (i % 12 === 5 || i % 12 === 6 ? x * 1.5 : x))).length;
     expect(alarms).toBe(0); // 28 alarms without the clipping
   });
 
@@ -73,17 +77,41 @@ describe('step detection over nightly medians', () => {
 });
 
 const ENV: NightEnv = {
-  harness_commit: 'abc', harness_version: '0.1.0', qemu_version: '9.0.2', host_kernel: '6.1.0-28-amd64', guest_kernel: '6.1.0',
-  accelerator: 'tcg', hosts: ['r1-h1', 'r1-h2'], spec_hash: 'h1',
+  harness_commit: 'abc',
+  harness_version: '0.1.0',
+  qemu_version: '9.0.2',
+  host_kernel: '6.1.0-28-amd64',
+  guest_kernel: '6.1.0',
+  accelerator: 'tcg',
+  hosts: ['r1-h1', 'r1-h2'],
+  spec_hash: 'h1',
 };
 
 function night(i: number, totalMs: number, env: Partial<NightEnv> = {}): Night {
   const m = { n: 6, median: totalMs, q1: totalMs * 0.98, q3: totalMs * 1.02, min: totalMs * 0.95, max: totalMs * 1.05 };
   return {
-    id: `night${String(i).padStart(3, '0')}`, run_dir: null, date: new Date(Date.UTC(2026, 9, 1 + i)).toISOString(), spec_file: null,
-    env: { ...ENV, ...env }, verdict: 'pass', exit_code: 0, baseline: null, baseline_pinned: false, env_changes: [], spec_changes: [],
-    findings: [], changes: [],
-    treatments: [{ key: '[]', scenario: '(single treatment)', levels: {}, failures: { n: 6, failed: 0, cancelled: 0, reasons: {} }, metrics: { total_ms: m } }],
+    id: `night${String(i).padStart(3, '0')}`,
+    run_dir: null,
+    date: new Date(Date.UTC(2026, 9, 1 + i)).toISOString(),
+    spec_file: null,
+    env: { ...ENV, ...env },
+    verdict: 'pass',
+    exit_code: 0,
+    baseline: null,
+    baseline_pinned: false,
+    env_changes: [],
+    spec_changes: [],
+    findings: [],
+    changes: [],
+    treatments: [
+      {
+        key: '[]',
+        scenario: '(single treatment)',
+        levels: {},
+        failures: { n: 6, failed: 0, cancelled: 0, reasons: {} },
+        metrics: { total_ms: m },
+      },
+    ],
   };
 }
 

@@ -54,7 +54,8 @@ export const STEP_DEFAULTS: Required<StepOptions> = { threshold: 0.1, alpha: 0.0
 
 /** Upper quantile of the standard normal by bisection on the CDF. */
 export function normalUpper(p: number): number {
-  let lo = 0, hi = 40;
+  let lo = 0,
+    hi = 40;
   for (let i = 0; i < 100; i++) {
     const mid = (lo + hi) / 2;
     if (1 - normalCdf(mid) > p) lo = mid;
@@ -86,7 +87,9 @@ export function clipOutliers(ys: readonly number[], sigma: number): number[] {
 
 export function detectSteps(xs: readonly number[], opts: StepOptions = {}): ChangePoint[] {
   const o = {
-    threshold: opts.threshold ?? STEP_DEFAULTS.threshold, alpha: opts.alpha ?? STEP_DEFAULTS.alpha, minSegment: opts.minSegment ?? STEP_DEFAULTS.minSegment,
+    threshold: opts.threshold ?? STEP_DEFAULTS.threshold,
+    alpha: opts.alpha ?? STEP_DEFAULTS.alpha,
+    minSegment: opts.minSegment ?? STEP_DEFAULTS.minSegment,
   };
   const ok = xs.every((x) => Number.isFinite(x));
   if (!ok || xs.length < 2 * o.minSegment) return [];
@@ -102,16 +105,21 @@ export function detectSteps(xs: readonly number[], opts: StepOptions = {}): Chan
   const search = (lo: number, hi: number): void => {
     const m = o.minSegment;
     if (hi - lo < 2 * m) return;
-    let best = -1, bestZ = 0;
+    let best = -1,
+      bestZ = 0;
     for (let k = lo + m; k <= hi - m; k++) {
       const z = Math.abs(meanOf(k, hi) - meanOf(lo, k)) / (sigma * Math.sqrt(1 / (k - lo) + 1 / (hi - k)));
-      if (z > bestZ) { bestZ = z; best = k; }
+      if (z > bestZ) {
+        bestZ = z;
+        best = k;
+      }
     }
     const splits = hi - lo - 2 * m + 1;
     if (best < 0 || bestZ < normalUpper(o.alpha / 2 / splits)) return;
     // the size is judged on the clipped values too, so two odd nights in a short segment cannot make it
     const back = (y: number) => (positive ? Math.exp(y) : y);
-    const before = back(median(ys.slice(lo, best))), after = back(median(ys.slice(best, hi)));
+    const before = back(median(ys.slice(lo, best))),
+      after = back(median(ys.slice(best, hi)));
     const rel = before !== 0 ? (after - before) / Math.abs(before) : after === 0 ? 0 : Infinity;
     if (Math.abs(rel) > o.threshold) found.push({ index: best, before, after, rel, z: bestZ });
     search(lo, best);

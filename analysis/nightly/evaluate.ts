@@ -18,7 +18,16 @@ import { compareExitCode, compareRuns, DEFAULT_COMPARE_METRICS, type CompareResu
 import { loadRunDir, observations, type NumericMetric, type RunDir } from '../rundir.ts';
 import { detectSteps, STEP_DEFAULTS } from './changepoint.ts';
 import {
-  envChanges, findNight, isEnvironmentChange, nightEnv, nightTreatments, readPin, specChanges, type Finding, type HistoryChange, type Night,
+  envChanges,
+  findNight,
+  isEnvironmentChange,
+  nightEnv,
+  nightTreatments,
+  readPin,
+  specChanges,
+  type Finding,
+  type HistoryChange,
+  type Night,
 } from './history.ts';
 
 export interface EvaluateOptions {
@@ -56,7 +65,9 @@ export function metricsOf(run: RunDir): NumericMetric[] {
  * ones left out), each labelled with what changed on its first night.
  */
 export function historyChanges(
-  nights: readonly Night[], metrics: readonly NumericMetric[], opts: { threshold?: number; alpha?: number; minSegment?: number } = {},
+  nights: readonly Night[],
+  metrics: readonly NumericMetric[],
+  opts: { threshold?: number; alpha?: number; minSegment?: number } = {},
 ): HistoryChange[] {
   const usable = nights.filter((n) => n.verdict !== 'broken');
   const keys = new Map<string, string>();
@@ -71,13 +82,17 @@ export function historyChanges(
         if (v !== undefined && Number.isFinite(v)) pts.push({ night: n, prev, v });
         prev = n;
       }
-      const steps = detectSteps(pts.map((p) => p.v), { threshold: opts.threshold, alpha: opts.alpha, minSegment: opts.minSegment });
+      const steps = detectSteps(
+        pts.map((p) => p.v),
+        { threshold: opts.threshold, alpha: opts.alpha, minSegment: opts.minSegment },
+      );
       for (const s of steps) {
         const at = pts[s.index];
         // what changed between the last night before the step and its first night
         const before = pts[s.index - 1].night;
         const coincides = envChanges(before.env, at.night.env).filter(isEnvironmentChange);
-        if (before.env.spec_hash && at.night.env.spec_hash && before.env.spec_hash !== at.night.env.spec_hash) coincides.push('spec changed');
+        if (before.env.spec_hash && at.night.env.spec_hash && before.env.spec_hash !== at.night.env.spec_hash)
+          coincides.push('spec changed');
         out.push({ scenario, metric, night: at.night.id, before: s.before, after: s.after, rel: s.rel, coincides });
       }
     }
@@ -88,7 +103,8 @@ export function historyChanges(
 function findingsOf(r: CompareResult): Finding[] {
   const out: Finding[] = [];
   const failing = (v: string) => v === 'regression' || v === 'insufficient';
-  for (const x of r.rows) if (failing(x.verdict)) out.push({ scenario: x.scenario, metric: x.metric, verdict: x.verdict, detail: x.detail });
+  for (const x of r.rows)
+    if (failing(x.verdict)) out.push({ scenario: x.scenario, metric: x.metric, verdict: x.verdict, detail: x.detail });
   for (const x of r.failureRows) {
     if (failing(x.verdict)) out.push({ scenario: x.scenario, metric: 'failed_or_cancelled', verdict: x.verdict, detail: x.detail });
   }
@@ -122,7 +138,9 @@ export function evaluateNight(dir: string, history: readonly Night[], run: RunDi
   const finish = (compare: CompareResult | null, baseline: Night | null): NightOutcome => {
     const metrics = metricsOf(run);
     night.changes = historyChanges([...history, night], metrics, {
-      threshold, alpha: opts.stepAlpha ?? STEP_DEFAULTS.alpha, minSegment: opts.minSegment ?? STEP_DEFAULTS.minSegment,
+      threshold,
+      alpha: opts.stepAlpha ?? STEP_DEFAULTS.alpha,
+      minSegment: opts.minSegment ?? STEP_DEFAULTS.minSegment,
     });
     return { night, compare, baseline };
   };
@@ -130,13 +148,15 @@ export function evaluateNight(dir: string, history: readonly Night[], run: RunDi
     Object.assign(night, { verdict: 'broken', exit_code: 2, reason });
     return finish(compare, baseline);
   };
-  if (history.some((n) => n.id === night.id)) return broken(`run ${night.id} is already in the history; each night needs a new run directory`);
+  if (history.some((n) => n.id === night.id))
+    return broken(`run ${night.id} is already in the history; each night needs a new run directory`);
   const pin = readPin(dir);
   const { night: base, pinned } = chooseBaseline(history, pin);
   night.baseline = base?.id ?? null;
   night.baseline_pinned = pinned;
   if (run.migrations.length === 0) return broken(`the run recorded no migrations (${run.dir}); see its log and state.json`, null, base);
-  if (pinned && !base) return broken(`the pinned baseline '${pin}' is not in ${dir}/history.jsonl; pin another with 'migbench baseline ${dir} --set <night>'`);
+  if (pinned && !base)
+    return broken(`the pinned baseline '${pin}' is not in ${dir}/history.jsonl; pin another with 'migbench baseline ${dir} --set <night>'`);
   if (!base) {
     if (observations(run.migrations).length === 0) return broken('first night: no migration completed, so it cannot serve as the baseline');
     night.reason = 'first night: no baseline yet, this night becomes the baseline';
@@ -148,7 +168,11 @@ export function evaluateNight(dir: string, history: readonly Night[], run: RunDi
     if (!base.run_dir) throw new Error('no run directory recorded');
     baseRun = loadRunDir(base.run_dir);
   } catch (e) {
-    return broken(`baseline night ${base.id} cannot be read (${(e as Error).message}); pin another with 'migbench baseline ${dir} --set <night>'`, null, base);
+    return broken(
+      `baseline night ${base.id} cannot be read (${(e as Error).message}); pin another with 'migbench baseline ${dir} --set <night>'`,
+      null,
+      base,
+    );
   }
   night.spec_changes = specChanges(baseRun.manifest.spec, run.manifest.spec);
   let compare: CompareResult;

@@ -170,7 +170,8 @@ export function hostSet(run: RunDir): string[] {
     if (typeof r.hosts === 'number') for (let i = 1; i <= r.hosts; i++) names.add(`${String(r.name)}-h${i}`);
     else if (Array.isArray(r.hosts)) for (const h of r.hosts) names.add(typeof h === 'string' ? h : String((h as { name?: unknown }).name));
   }
-  if (Array.isArray(testbed?.hosts)) for (const h of testbed.hosts) names.add(typeof h === 'string' ? h : String((h as { name?: unknown }).name));
+  if (Array.isArray(testbed?.hosts))
+    for (const h of testbed.hosts) names.add(typeof h === 'string' ? h : String((h as { name?: unknown }).name));
   if (names.size === 0) for (const m of run.migrations) for (const h of [m.src, m.dst]) if (h) names.add(h);
   return [...names].sort();
 }
@@ -179,8 +180,14 @@ export function nightEnv(run: RunDir): NightEnv {
   const m = run.manifest;
   const s = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
   return {
-    harness_commit: s(m.harness?.commit), harness_version: s(m.harness?.version), qemu_version: s(m.qemu_version),
-    host_kernel: s(m.host_kernel), guest_kernel: s(m.guest_kernel), accelerator: s(m.accelerator), hosts: hostSet(run), spec_hash: s(m.spec_hash),
+    harness_commit: s(m.harness?.commit),
+    harness_version: s(m.harness?.version),
+    qemu_version: s(m.qemu_version),
+    host_kernel: s(m.host_kernel),
+    guest_kernel: s(m.guest_kernel),
+    accelerator: s(m.accelerator),
+    hosts: hostSet(run),
+    spec_hash: s(m.spec_hash),
   };
 }
 
@@ -201,21 +208,28 @@ export function nightTreatments(run: RunDir): NightTreatment[] {
 }
 
 const ENV_LABELS: [keyof NightEnv, string][] = [
-  ['qemu_version', 'QEMU'], ['host_kernel', 'host kernel'], ['guest_kernel', 'guest kernel'], ['accelerator', 'accelerator'],
-  ['harness_commit', 'harness commit'], ['harness_version', 'harness version'],
+  ['qemu_version', 'QEMU'],
+  ['host_kernel', 'host kernel'],
+  ['guest_kernel', 'guest kernel'],
+  ['accelerator', 'accelerator'],
+  ['harness_commit', 'harness commit'],
+  ['harness_version', 'harness version'],
 ];
 
 /** What differs between two environments, e.g. "QEMU 9.0.2 -> 9.1.0", "hosts r1-h1,r1-h2 -> r1-h1,r1-h3". */
 export function envChanges(before: NightEnv, after: NightEnv): string[] {
   const out: string[] = [];
   for (const [k, label] of ENV_LABELS) {
-    const a = before[k], b = after[k];
+    const a = before[k],
+      b = after[k];
     if (a !== b && !(a === null && b === null)) {
-      const show = (v: unknown) => (v === null || v === undefined ? 'unknown' : k === 'harness_commit' ? String(v).slice(0, 12) : String(v));
+      const show = (v: unknown) =>
+        v === null || v === undefined ? 'unknown' : k === 'harness_commit' ? String(v).slice(0, 12) : String(v);
       out.push(`${label} ${show(a)} -> ${show(b)}`);
     }
   }
-  const ha = [...(before.hosts ?? [])].sort().join(','), hb = [...(after.hosts ?? [])].sort().join(',');
+  const ha = [...(before.hosts ?? [])].sort().join(','),
+    hb = [...(after.hosts ?? [])].sort().join(',');
   if (ha !== hb) out.push(`host set ${ha || 'unknown'} -> ${hb || 'unknown'}`);
   return out;
 }

@@ -18,7 +18,12 @@ function runOf(name: string, o: Parameters<typeof generateSyntheticRun>[1] & { q
   const dir = generateSyntheticRun(join(root, 'runs', name), { reps: 6, ratesMbit: [100], wsetsMiB: [16], noPower: true, ...o });
   const mpath = join(dir, 'manifest.json');
   const m = JSON.parse(readFileSync(mpath, 'utf8')) as Record<string, unknown>;
-  Object.assign(m, { qemu_version: o.qemu ?? '9.2.0', host_kernel: '6.1.0-28-amd64', accelerator: 'tcg', harness: { version: '0.1.0', commit: 'c0ffee' } });
+  Object.assign(m, {
+    qemu_version: o.qemu ?? '9.2.0',
+    host_kernel: '6.1.0-28-amd64',
+    accelerator: 'tcg',
+    harness: { version: '0.1.0', commit: 'c0ffee' },
+  });
   writeFileSync(mpath, JSON.stringify(m));
   return dir;
 }
@@ -42,7 +47,11 @@ describe('migbench nightly (recording existing runs)', () => {
     expect(n3.out).toMatch(/REGRESSION total_ms \[.*\]: median .* \(\+[34]\d\.\d %\)/);
     expect(n3.out).toMatch(/baseline: n2 \(last night that passed\)/);
     const h = readHistory(hist);
-    expect(h.map((x) => [x.id, x.verdict, x.exit_code])).toEqual([['n1', 'pass', 0], ['n2', 'pass', 0], ['n3', 'regression', 1]]);
+    expect(h.map((x) => [x.id, x.verdict, x.exit_code])).toEqual([
+      ['n1', 'pass', 0],
+      ['n2', 'pass', 0],
+      ['n3', 'regression', 1],
+    ]);
     expect(h[2].findings.some((f) => f.metric === 'total_ms' && f.verdict === 'regression')).toBe(true);
     const t = h[2].treatments[0];
     expect(t.metrics.total_ms!.n).toBe(6);
@@ -97,18 +106,31 @@ describe('migbench nightly (recording existing runs)', () => {
     expect(b2.out).toMatch(/BROKEN.*\n.*recorded no migrations/);
     expect(readFileSync(join(h, 'junit.xml'), 'utf8')).toMatch(/<error [^>]*type="broken-run"/);
     await night(h, runOf('b3', { seed: 33 }));
-    expect(readHistory(h).map((n: Night) => [n.id, n.verdict, n.baseline])).toEqual([['b1', 'pass', null], ['b2', 'broken', 'b1'], ['b3', 'pass', 'b1']]);
+    expect(readHistory(h).map((n: Night) => [n.id, n.verdict, n.baseline])).toEqual([
+      ['b1', 'pass', null],
+      ['b2', 'broken', 'b1'],
+      ['b3', 'pass', 'b1'],
+    ]);
   });
 
   it('refuses unusable input before spending a night: damaged history, both or neither of spec and --run, --inventory', async () => {
     const h = join(root, 'hist-bad');
     mkdirSync(h, { recursive: true });
-    writeFileSync(join(h, 'history.jsonl'), '{"id":"x","verdict":"pass","treatments":[]}\n{oops\n{"id":"y","verdict":"pass","treatments":[]}\n');
-    const err = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => (isUserError(e) ? e.message : `not a UserError: ${String(e)}`));
+    writeFileSync(
+      join(h, 'history.jsonl'),
+      '{"id":"x","verdict":"pass","treatments":[]}\n{oops\n{"id":"y","verdict":"pass","treatments":[]}\n',
+    );
+    const err = (p: Promise<unknown>) =>
+      p.then(
+        () => null,
+        (e: unknown) => (isUserError(e) ? e.message : `not a UserError: ${String(e)}`),
+      );
     expect(await err(night(h, runOf('x1', { seed: 41 })))).toMatch(/history\.jsonl:2: not valid JSON/);
     expect(await err(nightly({ history: hist }))).toMatch(/either a spec to run or --run/);
     expect(await err(nightly({ history: hist, spec: 'a.yaml', run: 'r' }))).toMatch(/not both/);
-    expect(await err(nightly({ history: hist, spec: 'a.yaml', inventory: 'inv.yaml' }))).toMatch(/--inventory needs the ssh testbed driver/);
+    expect(await err(nightly({ history: hist, spec: 'a.yaml', inventory: 'inv.yaml' }))).toMatch(
+      /--inventory needs the ssh testbed driver/,
+    );
     // a torn last line (a crash mid-write) is skipped, not fatal
     const t = join(root, 'hist-torn');
     await night(t, runOf('t1', { seed: 51 }));
@@ -136,11 +158,26 @@ describe('migbench baseline', () => {
 
 describe('what changed between nights', () => {
   it('names environment and spec differences', () => {
-    const env = { harness_commit: 'a'.repeat(40), harness_version: '0.1.0', qemu_version: '9.0.2', host_kernel: '6.1', guest_kernel: '6.1', accelerator: 'kvm', hosts: ['a', 'b'], spec_hash: 'x' };
+    const env = {
+      harness_commit: 'a'.repeat(40),
+      harness_version: '0.1.0',
+      qemu_version: '9.0.2',
+      host_kernel: '6.1',
+      guest_kernel: '6.1',
+      accelerator: 'kvm',
+      hosts: ['a', 'b'],
+      spec_hash: 'x',
+    };
     expect(envChanges(env, { ...env, accelerator: 'tcg', hosts: ['a', 'c'], harness_commit: 'b'.repeat(40) })).toEqual([
-      'accelerator kvm -> tcg', `harness commit ${'a'.repeat(12)} -> ${'b'.repeat(12)}`, 'host set a,b -> a,c',
+      'accelerator kvm -> tcg',
+      `harness commit ${'a'.repeat(12)} -> ${'b'.repeat(12)}`,
+      'host set a,b -> a,c',
     ]);
-    expect(specChanges({ testbed: { shaping: [{ link: 'x', rate: '100mbit' }] }, repetitions: 2 }, { testbed: { shaping: [{ link: 'x', rate: '50mbit' }] }, repetitions: 2 }))
-      .toEqual(['testbed.shaping[0].rate: 100mbit -> 50mbit']);
+    expect(
+      specChanges(
+        { testbed: { shaping: [{ link: 'x', rate: '100mbit' }] }, repetitions: 2 },
+        { testbed: { shaping: [{ link: 'x', rate: '50mbit' }] }, repetitions: 2 },
+      ),
+    ).toEqual(['testbed.shaping[0].rate: 100mbit -> 50mbit']);
   });
 });

@@ -50,11 +50,16 @@ function tables(inp: NightlyReportInput): { summary: Table[]; detail: Table[] } 
   const summary: Table[] = [
     { title: 'Tonight', headers: ['', ''], rows: headline(n).map((l, i) => [i === 0 ? 'verdict' : '', l]) },
     {
-      title: 'Environment', headers: ['', 'tonight', 'what changed against the baseline'],
+      title: 'Environment',
+      headers: ['', 'tonight', 'what changed against the baseline'],
       rows: [
-        ['run directory', n.run_dir ?? '–', ''], ['date', n.date, ''], ['harness commit', n.env.harness_commit ?? 'unknown', ''],
-        ['QEMU', n.env.qemu_version ?? 'unknown', ''], ['host kernel', n.env.host_kernel ?? 'unknown', ''],
-        ['accelerator', n.env.accelerator ?? 'unknown', ''], ['hosts', n.env.hosts.join(', ') || 'unknown', ''],
+        ['run directory', n.run_dir ?? '–', ''],
+        ['date', n.date, ''],
+        ['harness commit', n.env.harness_commit ?? 'unknown', ''],
+        ['QEMU', n.env.qemu_version ?? 'unknown', ''],
+        ['host kernel', n.env.host_kernel ?? 'unknown', ''],
+        ['accelerator', n.env.accelerator ?? 'unknown', ''],
+        ['hosts', n.env.hosts.join(', ') || 'unknown', ''],
       ].map((r) => {
         const hit = n.env_changes.find((c) => c.toLowerCase().startsWith(r[0] === 'hosts' ? 'host set' : r[0].toLowerCase()));
         return [r[0], r[1], hit ?? ''];
@@ -64,29 +69,48 @@ function tables(inp: NightlyReportInput): { summary: Table[]; detail: Table[] } 
   const detail: Table[] = [];
   if (inp.compare) {
     detail.push({
-      title: `Comparison with the baseline ${n.baseline}`, headers: ['verdict', 'metric', 'scenario', 'n base/cand', 'median base', 'median tonight', 'change', 'p', 'min p'],
+      title: `Comparison with the baseline ${n.baseline}`,
+      headers: ['verdict', 'metric', 'scenario', 'n base/cand', 'median base', 'median tonight', 'change', 'p', 'min p'],
       rows: inp.compare.rows.map((x) => [
-        x.verdict, x.metric, x.scenario, `${x.nBaseline}/${x.nCandidate}`, fmt(x.medianBaseline), fmt(x.medianCandidate),
-        pct(x.relChange), fmt(x.p), fmt(x.minP),
+        x.verdict,
+        x.metric,
+        x.scenario,
+        `${x.nBaseline}/${x.nCandidate}`,
+        fmt(x.medianBaseline),
+        fmt(x.medianCandidate),
+        pct(x.relChange),
+        fmt(x.p),
+        fmt(x.minP),
       ]),
-      caption: `threshold ${(inp.compare.threshold * 100).toFixed(1)} %, alpha ${inp.compare.alpha}; "insufficient" = an effect beyond the threshold ` +
+      caption:
+        `threshold ${(inp.compare.threshold * 100).toFixed(1)} %, alpha ${inp.compare.alpha}; "insufficient" = an effect beyond the threshold ` +
         'that the repetitions cannot test (counted as a failure)',
     });
   }
   detail.push({
-    title: 'Failed and cancelled migrations tonight', headers: ['scenario', 'failures'],
+    title: 'Failed and cancelled migrations tonight',
+    headers: ['scenario', 'failures'],
     rows: n.treatments.filter((t) => t.failures.failed + t.failures.cancelled > 0).map((t) => [t.scenario, describeFailures(t.failures)]),
     note: 'none',
   });
   detail.push({
-    title: 'Step changes over the history', headers: ['first night', 'metric', 'scenario', 'before', 'after', 'size', 'coincides with'],
+    title: 'Step changes over the history',
+    headers: ['first night', 'metric', 'scenario', 'before', 'after', 'size', 'coincides with'],
     rows: n.changes.map((c) => [c.night, c.metric, c.scenario, fmt(c.before), fmt(c.after), pct(c.rel), c.coincides.join('; ')]),
     note: 'no step beyond the threshold',
   });
   detail.push({
-    title: 'Nights', headers: ['#', 'night', 'date', 'verdict', 'baseline', 'QEMU', 'host kernel', 'accel', 'failures', 'findings / reason'],
+    title: 'Nights',
+    headers: ['#', 'night', 'date', 'verdict', 'baseline', 'QEMU', 'host kernel', 'accel', 'failures', 'findings / reason'],
     rows: [...inp.history, n].map((h, i) => [
-      String(i + 1), h.id, h.date, h.verdict, h.baseline ?? '–', h.env.qemu_version ?? '?', h.env.host_kernel ?? '?', h.env.accelerator ?? '?',
+      String(i + 1),
+      h.id,
+      h.date,
+      h.verdict,
+      h.baseline ?? '–',
+      h.env.qemu_version ?? '?',
+      h.env.host_kernel ?? '?',
+      h.env.accelerator ?? '?',
       String(h.treatments.reduce((s, t) => s + t.failures.failed + t.failures.cancelled, 0)),
       h.findings.length ? h.findings.map((f) => `${f.metric} ${f.verdict}`).join(', ') : (h.reason ?? ''),
     ]),
@@ -96,7 +120,11 @@ function tables(inp: NightlyReportInput): { summary: Table[]; detail: Table[] } 
 
 /** Vega-lite spec of one treatment x metric trend; null when fewer than one night has the metric. */
 export function trendSpec(
-  nights: readonly Night[], key: string, metric: NumericMetric, baseline: string | null, steps: readonly string[],
+  nights: readonly Night[],
+  key: string,
+  metric: NumericMetric,
+  baseline: string | null,
+  steps: readonly string[],
 ): TopLevelSpec | null {
   const values = nights.flatMap((n, i) => {
     const m = n.treatments.find((t) => t.key === key)?.metrics[metric];
@@ -109,15 +137,30 @@ export function trendSpec(
   ].filter((m) => m.night > 0);
   const x = { field: 'night', type: 'quantitative' as const, title: 'night #', axis: { tickMinStep: 1 } };
   return {
-    width: 520, height: 180,
+    width: 520,
+    height: 180,
     layer: [
-      { data: { values }, mark: { type: 'area', opacity: 0.25 }, encoding: { x, y: { field: 'q1', type: 'quantitative', title: metric, scale: { zero: false } }, y2: { field: 'q3' } } },
-      { data: { values }, mark: { type: 'line', point: true }, encoding: { x, y: { field: 'median', type: 'quantitative' }, tooltip: [{ field: 'id' }, { field: 'median' }] } },
+      {
+        data: { values },
+        mark: { type: 'area', opacity: 0.25 },
+        encoding: { x, y: { field: 'q1', type: 'quantitative', title: metric, scale: { zero: false } }, y2: { field: 'q3' } },
+      },
+      {
+        data: { values },
+        mark: { type: 'line', point: true },
+        encoding: { x, y: { field: 'median', type: 'quantitative' }, tooltip: [{ field: 'id' }, { field: 'median' }] },
+      },
       ...(marks.length
-        ? [{
-            data: { values: marks }, mark: { type: 'rule' as const, strokeDash: [4, 3] },
-            encoding: { x, color: { field: 'what', type: 'nominal' as const, scale: { domain: ['baseline', 'step'], range: ['#2a9d2a', '#d62728'] } } },
-          }]
+        ? [
+            {
+              data: { values: marks },
+              mark: { type: 'rule' as const, strokeDash: [4, 3] },
+              encoding: {
+                x,
+                color: { field: 'what', type: 'nominal' as const, scale: { domain: ['baseline', 'step'], range: ['#2a9d2a', '#d62728'] } },
+              },
+            },
+          ]
         : []),
     ],
   } as TopLevelSpec;
@@ -152,6 +195,13 @@ export async function writeNightlyReport(outDir: string, inp: NightlyReportInput
   const html = join(outDir, 'index.html');
   const markdown = join(outDir, 'summary.md');
   writeFileSync(html, reportHtml(title, summary, figures, detail));
-  writeFileSync(markdown, reportMarkdown(title, [...summary, ...detail], figures.filter((f) => !f.svg).map((f) => `${f.title}: ${f.note}`)));
+  writeFileSync(
+    markdown,
+    reportMarkdown(
+      title,
+      [...summary, ...detail],
+      figures.filter((f) => !f.svg).map((f) => `${f.title}: ${f.note}`),
+    ),
+  );
   return { html, markdown };
 }

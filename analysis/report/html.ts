@@ -21,7 +21,9 @@ export interface RenderedFigure {
 }
 
 export function figureHtml(f: RenderedFigure): string {
-  return f.svg ? `<figure><figcaption>${esc(f.title)}</figcaption>${f.svg}</figure>` : `<h3>${esc(f.title)}</h3><p class="note">Omitted: ${esc(f.note)}.</p>`;
+  return f.svg
+    ? `<figure><figcaption>${esc(f.title)}</figcaption>${f.svg}</figure>`
+    : `<h3>${esc(f.title)}</h3><p class="note">Omitted: ${esc(f.note)}.</p>`;
 }
 
 const STYLE = `body{font-family:system-ui,sans-serif;margin:2em;max-width:1150px;color:#222}
@@ -29,7 +31,12 @@ table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}td,th{border:1
 th{background:#f3f3f3}.note{color:#777;font-style:italic}.caption{color:#555;font-size:13px}
 figure{margin:1em 0 2em}figcaption{font-weight:600;margin-bottom:.3em}details{margin:1em 0}`;
 
-export function reportHtml(title: string, summaryTables: readonly Table[], figures: readonly RenderedFigure[], detailTables: readonly Table[]): string {
+export function reportHtml(
+  title: string,
+  summaryTables: readonly Table[],
+  figures: readonly RenderedFigure[],
+  detailTables: readonly Table[],
+): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${STYLE}</style></head>
 <body>

@@ -14,5 +14,10 @@ export function tableMarkdown(t: Table): string {
 }
 
 export function reportMarkdown(title: string, tables: readonly Table[], figureNotes: readonly string[]): string {
-  return [`# ${title}`, '', ...tables.map(tableMarkdown), ...(figureNotes.length ? ['## Figures', '', ...figureNotes.map((n) => `- ${n}`), ''] : [])].join('\n');
+  return [
+    `# ${title}`,
+    '',
+    ...tables.map(tableMarkdown),
+    ...(figureNotes.length ? ['## Figures', '', ...figureNotes.map((n) => `- ${n}`), ''] : []),
+  ].join('\n');
 }

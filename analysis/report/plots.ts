@@ -15,15 +15,28 @@ export function thin<T>(rows: readonly T[], n: number, seed = 1): T[] {
   if (rows.length <= n) return [...rows];
   const rng = seededRng(seed);
   const idx = rows.map((_, i) => i);
-  for (let i = 0; i < n; i++) { const j = i + rng.int(idx.length - i); [idx[i], idx[j]] = [idx[j], idx[i]]; }
-  return idx.slice(0, n).sort((a, b) => a - b).map((i) => rows[i]);
+  for (let i = 0; i < n; i++) {
+    const j = i + rng.int(idx.length - i);
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx
+    .slice(0, n)
+    .sort((a, b) => a - b)
+    .map((i) => rows[i]);
 }
 
 export function downtimeVsFactors(a: AnalysisResult): TopLevelSpec | null {
   const rows: Row[] = [];
   for (const t of a.variability) {
     if (!t.metric.startsWith('downtime')) continue;
-    for (const e of t.mainEffects) for (const l of e.levels) rows.push({ factor: e.factor, level: String(l.level), kind: t.metric.replace('downtime_', '').replace('_ms', ''), mean_ms: l.mean });
+    for (const e of t.mainEffects)
+      for (const l of e.levels)
+        rows.push({
+          factor: e.factor,
+          level: String(l.level),
+          kind: t.metric.replace('downtime_', '').replace('_ms', ''),
+          mean_ms: l.mean,
+        });
   }
   if (rows.length === 0) return null;
   return {
@@ -32,10 +45,25 @@ export function downtimeVsFactors(a: AnalysisResult): TopLevelSpec | null {
     data: { values: rows },
     facet: { column: { field: 'factor', type: 'nominal', title: null } },
     spec: {
-      width: 200, height: 200,
+      width: 200,
+      height: 200,
       layer: [
-        { mark: { type: 'line' }, encoding: { x: { field: 'level', type: 'ordinal', sort: null }, y: { field: 'mean_ms', type: 'quantitative', title: 'downtime (ms)' }, color: { field: 'kind', type: 'nominal', title: 'downtime' } } },
-        { mark: { type: 'point', filled: true }, encoding: { x: { field: 'level', type: 'ordinal', sort: null }, y: { field: 'mean_ms', type: 'quantitative' }, color: { field: 'kind', type: 'nominal' } } },
+        {
+          mark: { type: 'line' },
+          encoding: {
+            x: { field: 'level', type: 'ordinal', sort: null },
+            y: { field: 'mean_ms', type: 'quantitative', title: 'downtime (ms)' },
+            color: { field: 'kind', type: 'nominal', title: 'downtime' },
+          },
+        },
+        {
+          mark: { type: 'point', filled: true },
+          encoding: {
+            x: { field: 'level', type: 'ordinal', sort: null },
+            y: { field: 'mean_ms', type: 'quantitative' },
+            color: { field: 'kind', type: 'nominal' },
+          },
+        },
       ],
     },
     resolve: { scale: { x: 'independent' } },
@@ -49,30 +77,65 @@ export function durationVsBandwidth(a: AnalysisResult): TopLevelSpec | null {
   const workloads = [...new Set(rows.map((r) => r.workload))].slice(0, 6);
   const sizes = [...new Set(rows.map((r) => r.muMiB))].sort((x, y) => x - y).slice(0, 3);
   const sel = rows.filter((r) => workloads.includes(r.workload) && sizes.includes(r.muMiB));
-  const obs: Row[] = thin(sel, 3000).map((r) => ({ bw: r.bwMiBps, d: r.observedS, workload: r.workload, memory: `${r.muMiB} MiB`, series: 'observed' }));
+  const obs: Row[] = thin(sel, 3000).map((r) => ({
+    bw: r.bwMiBps,
+    d: r.observedS,
+    workload: r.workload,
+    memory: `${r.muMiB} MiB`,
+    series: 'observed',
+  }));
   const curve: Row[] = [];
   const bws = sel.map((r) => r.bwMiBps);
-  const lo = Math.min(...bws) * 0.8, hi = Math.max(...bws) * 1.1;
+  const lo = Math.min(...bws) * 0.8,
+    hi = Math.max(...bws) * 1.1;
   const D = 0.3;
   for (const p of a.duration.params) {
     if (!workloads.includes(p.workload)) continue;
-    for (const mu of sizes) for (let k = 0; k <= 80; k++) {
-      const bw = lo + ((hi - lo) * k) / 80;
-      const pr = predictDuration(p.fit, { bw, mu, D });
-      if (pr.converges && pr.d < 10 * Math.max(...sel.map((r) => r.observedS))) curve.push({ bw, d: pr.d, workload: p.workload, memory: `${mu} MiB` });
-    }
+    for (const mu of sizes)
+      for (let k = 0; k <= 80; k++) {
+        const bw = lo + ((hi - lo) * k) / 80;
+        const pr = predictDuration(p.fit, { bw, mu, D });
+        if (pr.converges && pr.d < 10 * Math.max(...sel.map((r) => r.observedS)))
+          curve.push({ bw, d: pr.d, workload: p.workload, memory: `${mu} MiB` });
+      }
   }
   const layer = [
-    { data: { values: obs }, mark: { type: 'point', opacity: 0.6 }, encoding: { x: { field: 'bw', type: 'quantitative', title: 'bandwidth (MiB/s)' }, y: { field: 'd', type: 'quantitative', title: 'migration time (s)', scale: { type: 'log' } }, color: { field: 'workload', type: 'nominal' } } },
-    { data: { values: curve }, mark: { type: 'line' }, encoding: { x: { field: 'bw', type: 'quantitative' }, y: { field: 'd', type: 'quantitative' }, color: { field: 'workload', type: 'nominal' }, detail: { field: 'memory' } } },
+    {
+      data: { values: obs },
+      mark: { type: 'point', opacity: 0.6 },
+      encoding: {
+        x: { field: 'bw', type: 'quantitative', title: 'bandwidth (MiB/s)' },
+        y: { field: 'd', type: 'quantitative', title: 'migration time (s)', scale: { type: 'log' } },
+        color: { field: 'workload', type: 'nominal' },
+      },
+    },
+    {
+      data: { values: curve },
+      mark: { type: 'line' },
+      encoding: {
+        x: { field: 'bw', type: 'quantitative' },
+        y: { field: 'd', type: 'quantitative' },
+        color: { field: 'workload', type: 'nominal' },
+        detail: { field: 'memory' },
+      },
+    },
   ];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: 'Migration time vs bandwidth: observed (points) and mVM model (lines)',
-    width: WIDTH, height: 320,
-    layer: sizes.length > 1
-      ? layer.map((l) => ({ ...l, encoding: { ...l.encoding, strokeDash: { field: 'memory', type: 'nominal', title: 'memory' }, ...(l.mark.type === 'point' ? { shape: { field: 'memory', type: 'nominal' } } : {}) } }))
-      : layer,
+    width: WIDTH,
+    height: 320,
+    layer:
+      sizes.length > 1
+        ? layer.map((l) => ({
+            ...l,
+            encoding: {
+              ...l.encoding,
+              strokeDash: { field: 'memory', type: 'nominal', title: 'memory' },
+              ...(l.mark.type === 'point' ? { shape: { field: 'memory', type: 'nominal' } } : {}),
+            },
+          }))
+        : layer,
   } as TopLevelSpec;
 }
 
@@ -84,10 +147,23 @@ export function powerTimeline(a: AnalysisResult): TopLevelSpec | null {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: `Power over time, first ${migs.length} migrations shaded`,
-    width: WIDTH, height: 260,
+    width: WIDTH,
+    height: 260,
     layer: [
-      { data: { values: migs }, mark: { type: 'rect', opacity: 0.15, color: '#e45756' }, encoding: { x: { field: 'start', type: 'quantitative' }, x2: { field: 'end' } } },
-      { data: { values: pts }, mark: { type: 'line', strokeWidth: 1 }, encoding: { x: { field: 't', type: 'quantitative', title: 'time since window start (s)' }, y: { field: 'watts', type: 'quantitative', title: 'power (W)', scale: { zero: false } }, color: { field: 'host', type: 'nominal' } } },
+      {
+        data: { values: migs },
+        mark: { type: 'rect', opacity: 0.15, color: '#e45756' },
+        encoding: { x: { field: 'start', type: 'quantitative' }, x2: { field: 'end' } },
+      },
+      {
+        data: { values: pts },
+        mark: { type: 'line', strokeWidth: 1 },
+        encoding: {
+          x: { field: 't', type: 'quantitative', title: 'time since window start (s)' },
+          y: { field: 'watts', type: 'quantitative', title: 'power (W)', scale: { zero: false } },
+          color: { field: 'host', type: 'nominal' },
+        },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -103,9 +179,15 @@ export function planGantt(a: AnalysisResult): TopLevelSpec | null {
     data: { values: rows },
     facet: { row: { field: 'plan', type: 'nominal', title: null } },
     spec: {
-      width: WIDTH, height: { step: 14 } as unknown as number,
+      width: WIDTH,
+      height: { step: 14 } as unknown as number,
       mark: { type: 'bar', cornerRadius: 2 },
-      encoding: { y: { field: 'vm', type: 'nominal', title: null }, x: { field: 'startS', type: 'quantitative', title: 'time since plan start (s)' }, x2: { field: 'endS' }, color: { field: 'vm', type: 'nominal', legend: null } },
+      encoding: {
+        y: { field: 'vm', type: 'nominal', title: null },
+        x: { field: 'startS', type: 'quantitative', title: 'time since plan start (s)' },
+        x2: { field: 'endS' },
+        color: { field: 'vm', type: 'nominal', legend: null },
+      },
     },
     resolve: { scale: { y: 'independent' } },
   } as TopLevelSpec;
@@ -123,7 +205,16 @@ export function planCdfs(a: AnalysisResult): TopLevelSpec | null {
     title: 'CDFs against sequential execution',
     data: { values: rows },
     facet: { column: { field: 'metric', type: 'nominal', title: null } },
-    spec: { width: 250, height: 220, mark: { type: 'line', interpolate: 'step-after' }, encoding: { x: { field: 'value', type: 'quantitative', title: 'ratio' }, y: { field: 'p', type: 'quantitative', title: 'fraction' }, color: { field: 'plan', type: 'nominal' } } },
+    spec: {
+      width: 250,
+      height: 220,
+      mark: { type: 'line', interpolate: 'step-after' },
+      encoding: {
+        x: { field: 'value', type: 'quantitative', title: 'ratio' },
+        y: { field: 'p', type: 'quantitative', title: 'fraction' },
+        color: { field: 'plan', type: 'nominal' },
+      },
+    },
     resolve: { scale: { x: 'independent' } },
   } as TopLevelSpec;
 }
@@ -133,15 +224,28 @@ export function energyFit(a: AnalysisResult): TopLevelSpec | null {
   if (!f) return null;
   const pts = thin(f.residuals, 3000).map((r) => ({ mb: r.mb, energy: r.energy }));
   const xs = f.residuals.map((r) => r.mb);
-  const lo = Math.min(...xs), hi = Math.max(...xs);
+  const lo = Math.min(...xs),
+    hi = Math.max(...xs);
   const line = [lo, hi].map((mb) => ({ mb, energy: f.alpha * mb + f.beta }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: `Energy vs transferred data: E = ${f.alpha.toFixed(3)} J/MB * V + ${f.beta.toFixed(2)} J (R² ${f.r2.toFixed(3)})`,
-    width: WIDTH, height: 260,
+    width: WIDTH,
+    height: 260,
     layer: [
-      { data: { values: pts }, mark: { type: 'point', opacity: 0.4, size: 12 }, encoding: { x: { field: 'mb', type: 'quantitative', title: 'transferred (MB)' }, y: { field: 'energy', type: 'quantitative', title: 'energy (J)' } } },
-      { data: { values: line }, mark: { type: 'line', color: '#e45756' }, encoding: { x: { field: 'mb', type: 'quantitative' }, y: { field: 'energy', type: 'quantitative' } } },
+      {
+        data: { values: pts },
+        mark: { type: 'point', opacity: 0.4, size: 12 },
+        encoding: {
+          x: { field: 'mb', type: 'quantitative', title: 'transferred (MB)' },
+          y: { field: 'energy', type: 'quantitative', title: 'energy (J)' },
+        },
+      },
+      {
+        data: { values: line },
+        mark: { type: 'line', color: '#e45756' },
+        encoding: { x: { field: 'mb', type: 'quantitative' }, y: { field: 'energy', type: 'quantitative' } },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -164,10 +268,27 @@ export function dirtyCurves(a: AnalysisResult): TopLevelSpec | null {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: 'Dirtied memory D(t) and the two-segment hot/cold fit',
-    width: WIDTH, height: 260,
+    width: WIDTH,
+    height: 260,
     layer: [
-      { data: { values: rows }, mark: { type: 'point', size: 10, opacity: 0.5 }, encoding: { x: { field: 't', type: 'quantitative', title: 'window (s)' }, y: { field: 'd', type: 'quantitative', title: 'dirtied (MiB)' }, color: { field: 'workload', type: 'nominal' } } },
-      { data: { values: fitRows }, mark: { type: 'line' }, encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'd', type: 'quantitative' }, color: { field: 'workload', type: 'nominal' } } },
+      {
+        data: { values: rows },
+        mark: { type: 'point', size: 10, opacity: 0.5 },
+        encoding: {
+          x: { field: 't', type: 'quantitative', title: 'window (s)' },
+          y: { field: 'd', type: 'quantitative', title: 'dirtied (MiB)' },
+          color: { field: 'workload', type: 'nominal' },
+        },
+      },
+      {
+        data: { values: fitRows },
+        mark: { type: 'line' },
+        encoding: {
+          x: { field: 't', type: 'quantitative' },
+          y: { field: 'd', type: 'quantitative' },
+          color: { field: 'workload', type: 'nominal' },
+        },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -182,8 +303,18 @@ export interface Figure {
 
 export function figures(a: AnalysisResult): Figure[] {
   return [
-    { id: 'downtime-factors', title: 'Downtime vs factors', spec: downtimeVsFactors(a), emptyNote: 'no downtime measured in completed migrations' },
-    { id: 'duration-bandwidth', title: 'Duration vs bandwidth', spec: durationVsBandwidth(a), emptyNote: a.duration.note ?? 'no predicted migrations' },
+    {
+      id: 'downtime-factors',
+      title: 'Downtime vs factors',
+      spec: downtimeVsFactors(a),
+      emptyNote: 'no downtime measured in completed migrations',
+    },
+    {
+      id: 'duration-bandwidth',
+      title: 'Duration vs bandwidth',
+      spec: durationVsBandwidth(a),
+      emptyNote: a.duration.note ?? 'no predicted migrations',
+    },
     { id: 'dirty-curves', title: 'Hot/cold pages', spec: dirtyCurves(a), emptyNote: 'no dirty_trace samples in this run' },
     { id: 'energy', title: 'Energy model', spec: energyFit(a), emptyNote: a.energy.pooled.note ?? 'no energy fit' },
     { id: 'power', title: 'Power over time', spec: powerTimeline(a), emptyNote: 'no power samples in this run' },

@@ -21,7 +21,11 @@ export async function renderFigures(a: AnalysisResult): Promise<RenderedFigure[]
   return out;
 }
 
-export async function writeReport(run: RunDir, outDir = join(run.dir, 'report'), opts: AnalyzeOptions & { analysis?: AnalysisResult } = {}): Promise<ReportFiles> {
+export async function writeReport(
+  run: RunDir,
+  outDir = join(run.dir, 'report'),
+  opts: AnalyzeOptions & { analysis?: AnalysisResult } = {},
+): Promise<ReportFiles> {
   const a = opts.analysis ?? (await analyzeRun(run, opts));
   const tables = allTables(run, a);
   const figs = await renderFigures(a);

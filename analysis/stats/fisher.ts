@@ -29,7 +29,8 @@ export interface FisherResult {
 
 /** f1 failures of n1 in group 1, f2 of n2 in group 2. */
 export function fisherGreater(f1: number, n1: number, f2: number, n2: number): FisherResult {
-  const N = n1 + n2, K = f1 + f2;
+  const N = n1 + n2,
+    K = f1 + f2;
   if (n1 === 0 || n2 === 0 || K === 0 || K === N) return { p: 1, minP: 1 };
   let p = 0;
   for (let x = f2; x <= Math.min(K, n2); x++) p += hyper(x, N, K, n2);

@@ -23,7 +23,7 @@ function rankSum(xs: readonly number[], ys: readonly number[]): { r1: number; ti
   let r1 = 0;
   let tieTerm = 0;
   let ties = false;
-  for (let i = 0; i < all.length; ) {
+  for (let i = 0; i < all.length;) {
     let j = i;
     while (j + 1 < all.length && all[j + 1].v === all[i].v) j++;
     const t = j - i + 1;
@@ -62,7 +62,8 @@ function exactCounts(m: number, n: number): Float64Array {
 }
 
 export function mannWhitney(xs: readonly number[], ys: readonly number[], alternative: Alternative = 'two-sided'): MannWhitneyResult {
-  const n1 = xs.length, n2 = ys.length;
+  const n1 = xs.length,
+    n2 = ys.length;
   if (n1 === 0 || n2 === 0) return { u: NaN, p: NaN, method: 'normal' };
   const { r1, tieTerm, ties } = rankSum(xs, ys);
   const u = r1 - (n1 * (n1 + 1)) / 2;
@@ -71,12 +72,14 @@ export function mannWhitney(xs: readonly number[], ys: readonly number[], altern
     let total = 0;
     for (const c of counts) total += c;
     const uObs = Math.round(u);
-    let ge = 0, le = 0;
+    let ge = 0,
+      le = 0;
     for (let k = 0; k < counts.length; k++) {
       if (k >= uObs) ge += counts[k];
       if (k <= uObs) le += counts[k];
     }
-    const pg = ge / total, pl = le / total;
+    const pg = ge / total,
+      pl = le / total;
     const p = alternative === 'greater' ? pg : alternative === 'less' ? pl : Math.min(1, 2 * Math.min(pg, pl));
     return { u, p, method: 'exact' };
   }

@@ -23,14 +23,17 @@ export function nelderMead(
   let it = 0;
   for (; it < maxIter; it++) {
     simplex.sort((a, b) => a.v - b.v);
-    const best = simplex[0], worst = simplex[n];
+    const best = simplex[0],
+      worst = simplex[n];
     if (Math.abs(worst.v - best.v) <= tol * (Math.abs(best.v) + tol)) break;
     const c = new Array(n).fill(0);
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) c[j] += simplex[i].x[j] / n;
     const at = (t: number) => c.map((cj, j) => cj + t * (worst.x[j] - cj));
-    const xr = at(-1), vr = f(xr);
+    const xr = at(-1),
+      vr = f(xr);
     if (vr < best.v) {
-      const xe = at(-2), ve = f(xe);
+      const xe = at(-2),
+        ve = f(xe);
       simplex[n] = ve < vr ? { x: xe, v: ve } : { x: xr, v: vr };
     } else if (vr < simplex[n - 1].v) {
       simplex[n] = { x: xr, v: vr };
@@ -40,7 +43,12 @@ export function nelderMead(
       if (vc < Math.min(vr, worst.v)) simplex[n] = { x: xc, v: vc };
       else {
         simplex = simplex.map((p, i) =>
-          i === 0 ? p : (() => { const x = p.x.map((xj, j) => best.x[j] + 0.5 * (xj - best.x[j])); return { x, v: f(x) }; })(),
+          i === 0
+            ? p
+            : (() => {
+                const x = p.x.map((xj, j) => best.x[j] + 0.5 * (xj - best.x[j]));
+                return { x, v: f(x) };
+              })(),
         );
       }
     }

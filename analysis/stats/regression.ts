@@ -16,11 +16,18 @@ export function fitLine(xs: readonly number[], ys: readonly number[]): LineFit {
 
 /** Fast OLS over a subset of indices (bootstrap inner loop, no allocation). */
 export function olsIndexed(xs: ArrayLike<number>, ys: ArrayLike<number>, idx: ArrayLike<number>): [number, number] {
-  let sx = 0, sy = 0, sxx = 0, sxy = 0;
+  let sx = 0,
+    sy = 0,
+    sxx = 0,
+    sxy = 0;
   const n = idx.length;
   for (let k = 0; k < n; k++) {
-    const x = xs[idx[k]], y = ys[idx[k]];
-    sx += x; sy += y; sxx += x * x; sxy += x * y;
+    const x = xs[idx[k]],
+      y = ys[idx[k]];
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    sxy += x * y;
   }
   const den = n * sxx - sx * sx;
   if (den === 0) return [NaN, NaN];

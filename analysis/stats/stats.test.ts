@@ -29,11 +29,13 @@ describe('Mann-Whitney U', () => {
     expect(mannWhitney([4, 5, 6], [1, 2, 3], 'less').p).toBeCloseTo(1, 12);
   });
   it('exact p equals brute-force enumeration of all rank splits', () => {
-    const x = [1.1, 2.2, 3.3, 4.4], y = [0.5, 2.5, 6, 7, 8];
+    const x = [1.1, 2.2, 3.3, 4.4],
+      y = [0.5, 2.5, 6, 7, 8];
     const r = mannWhitney(x, y, 'less');
     expect(r.u).toBe(6); // pairs x > y: 1 + 1 + 2 + 2
     // Enumerate the C(9,4) = 126 ways to pick x's ranks; count U <= 6.
-    let le = 0, total = 0;
+    let le = 0,
+      total = 0;
     for (let mask = 0; mask < 1 << 9; mask++) {
       const ranks = [...Array(9).keys()].filter((i) => mask & (1 << i));
       if (ranks.length !== 4) continue;

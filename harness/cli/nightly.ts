@@ -38,9 +38,10 @@ const xml = (s: string) => s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&g
 
 /** JUnit for a night without a comparison: a first night (one passing case) or a broken one (an error). */
 function plainJunit(n: Night): string {
-  const body = n.verdict === 'broken'
-    ? `      <error message="${xml(n.reason ?? 'broken run')}" type="broken-run"/>\n`
-    : `      <system-out>${xml(n.reason ?? 'pass')}</system-out>\n`;
+  const body =
+    n.verdict === 'broken'
+      ? `      <error message="${xml(n.reason ?? 'broken run')}" type="broken-run"/>\n`
+      : `      <system-out>${xml(n.reason ?? 'pass')}</system-out>\n`;
   const err = n.verdict === 'broken' ? 1 : 0;
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
@@ -57,12 +58,30 @@ function plainJunit(n: Night): string {
 function unreadableNight(id: string, runDir: string | null, reason: string, history: readonly Night[], historyDir: string): Night {
   const base = chooseBaseline(history, readPin(historyDir));
   return {
-    id, run_dir: runDir, date: new Date().toISOString(), spec_file: null,
+    id,
+    run_dir: runDir,
+    date: new Date().toISOString(),
+    spec_file: null,
     env: {
-      harness_commit: null, harness_version: null, qemu_version: null, host_kernel: null, guest_kernel: null, accelerator: null, hosts: [], spec_hash: null,
+      harness_commit: null,
+      harness_version: null,
+      qemu_version: null,
+      host_kernel: null,
+      guest_kernel: null,
+      accelerator: null,
+      hosts: [],
+      spec_hash: null,
     },
-    treatments: [], verdict: 'broken', exit_code: 2, reason, baseline: base.night?.id ?? null, baseline_pinned: base.pinned,
-    env_changes: [], spec_changes: [], findings: [], changes: [],
+    treatments: [],
+    verdict: 'broken',
+    exit_code: 2,
+    reason,
+    baseline: base.night?.id ?? null,
+    baseline_pinned: base.pinned,
+    env_changes: [],
+    spec_changes: [],
+    findings: [],
+    changes: [],
   };
 }
 
@@ -86,9 +105,12 @@ async function runNight(specFile: string, outDir: string): Promise<{ dir: string
 
 export async function nightly(a: NightlyArgs, print: (l: string) => void = (l) => console.log(l)): Promise<number> {
   if (a.inventory !== undefined) {
-    throw new UserError('nightly --inventory needs the ssh testbed driver, which this version does not have; run the spec on the local testbed (omit --inventory)');
+    throw new UserError(
+      'nightly --inventory needs the ssh testbed driver, which this version does not have; run the spec on the local testbed (omit --inventory)',
+    );
   }
-  if (!!a.spec === !!a.run) throw new UserError('nightly needs either a spec to run or --run <runDir> (an existing run directory), not both');
+  if (!!a.spec === !!a.run)
+    throw new UserError('nightly needs either a spec to run or --run <runDir> (an existing run directory), not both');
   const historyDir = resolve(a.history);
   mkdirSync(historyDir, { recursive: true });
   const history = readHistory(historyDir); // a damaged history is refused before a night is spent
@@ -109,13 +131,21 @@ export async function nightly(a: NightlyArgs, print: (l: string) => void = (l) =
     run = loadRunDir(runDir);
   } catch (e) {
     if (!isUserError(e)) throw e;
-    outcome = { night: unreadableNight(basename(runDir), existsSync(runDir) ? runDir : null, e.message, history, historyDir), compare: null, baseline: null };
+    outcome = {
+      night: unreadableNight(basename(runDir), existsSync(runDir) ? runDir : null, e.message, history, historyDir),
+      compare: null,
+      baseline: null,
+    };
   }
   if (run) {
     outcome = evaluateNight(historyDir, history, run, { threshold: a.threshold, alpha: a.alpha, failureThreshold: a.failureThreshold });
     if (runError) {
       // the run crashed part-way: what it measured is compared and kept, but the night is broken
-      Object.assign(outcome.night, { verdict: 'broken', exit_code: 2, reason: `the run did not finish: ${runError}${outcome.night.reason ? `; ${outcome.night.reason}` : ''}` });
+      Object.assign(outcome.night, {
+        verdict: 'broken',
+        exit_code: 2,
+        reason: `the run did not finish: ${runError}${outcome.night.reason ? `; ${outcome.night.reason}` : ''}`,
+      });
     }
   }
   const { night, compare } = outcome!;
@@ -125,7 +155,8 @@ export async function nightly(a: NightlyArgs, print: (l: string) => void = (l) =
   const metrics = run ? metricsOf(run) : DEFAULT_COMPARE_METRICS;
   const rep = await writeNightlyReport(resolve(a.report ?? join(historyDir, 'report')), { night, history, compare, metrics });
   if (compare) print(formatCompareTable(compare));
-  for (const t of night.treatments) if (t.failures.failed + t.failures.cancelled > 0) print(`failures [${t.scenario}]: ${describeFailures(t.failures)}`);
+  for (const t of night.treatments)
+    if (t.failures.failed + t.failures.cancelled > 0) print(`failures [${t.scenario}]: ${describeFailures(t.failures)}`);
   for (const l of headline(night)) print(l);
   print(`history: ${join(historyDir, 'history.jsonl')} (${history.length + 1} nights)\njunit: ${junit}\nreport: ${rep.html}`);
   return night.exit_code;
@@ -133,18 +164,29 @@ export async function nightly(a: NightlyArgs, print: (l: string) => void = (l) =
 
 export const nightlyCommand: CommandModule<object, NightlyArgs> = {
   command: 'nightly [spec]',
-  describe: 'run a spec as tonight\'s regression run, compare it with the baseline night, append it to <history>/history.jsonl; exit 0 pass, 1 regression, 2 broken',
+  describe:
+    "run a spec as tonight's regression run, compare it with the baseline night, append it to <history>/history.jsonl; exit 0 pass, 1 regression, 2 broken",
   builder: (y) =>
     y
       .positional('spec', { type: 'string', describe: 'experiment spec to run (e.g. experiments/nightly.yaml)' })
-      .option('history', { type: 'string', demandOption: true, describe: 'history folder: history.jsonl, baseline.json, runs/, report/, junit.xml' })
+      .option('history', {
+        type: 'string',
+        demandOption: true,
+        describe: 'history folder: history.jsonl, baseline.json, runs/, report/, junit.xml',
+      })
       .option('out', { type: 'string', describe: 'parent folder of the run directory (default <history>/runs)' })
       .option('run', { type: 'string', describe: 'record an existing run directory as the night instead of running a spec' })
       .option('junit', { type: 'string', describe: 'JUnit XML output (default <history>/junit.xml)' })
       .option('report', { type: 'string', describe: 'report folder (default <history>/report)' })
-      .option('threshold', { type: 'number', describe: 'relative change of medians counted as a regression (default: spec compare.threshold or 0.1)' })
+      .option('threshold', {
+        type: 'number',
+        describe: 'relative change of medians counted as a regression (default: spec compare.threshold or 0.1)',
+      })
       .option('alpha', { type: 'number', describe: 'significance level (default: spec compare.alpha or 0.05)' })
-      .option('failure-threshold', { type: 'number', describe: 'absolute rise of the failed+cancelled fraction counted as a regression (default 0.1)' })
+      .option('failure-threshold', {
+        type: 'number',
+        describe: 'absolute rise of the failed+cancelled fraction counted as a regression (default 0.1)',
+      })
       .option('inventory', { type: 'string', describe: 'ssh inventory (not available yet: refused)' }) as unknown as Argv<NightlyArgs>,
   handler: async (a) => {
     process.exitCode = await nightly(a);
@@ -157,17 +199,22 @@ export const baselineCommand: CommandModule<object, { history: string; set?: str
   builder: (y) =>
     y
       .positional('history', { type: 'string', demandOption: true, describe: 'history folder of migbench nightly' })
-      .option('set', { type: 'string', describe: 'night to pin: its id (run directory name), run directory, or position (1 = first, -1 = last)' })
+      .option('set', {
+        type: 'string',
+        describe: 'night to pin: its id (run directory name), run directory, or position (1 = first, -1 = last)',
+      })
       .option('clear', { type: 'boolean', describe: 'unpin: the last night that passed is the baseline again' })
       .conflicts('set', 'clear') as unknown as Argv<{ history: string; set?: string; clear?: boolean }>,
   handler: (a) => {
     const dir = resolve(a.history);
-    if (!existsSync(join(dir, 'history.jsonl'))) throw new UserError(`${dir} has no history.jsonl; run 'migbench nightly <spec> --history ${a.history}' first`);
+    if (!existsSync(join(dir, 'history.jsonl')))
+      throw new UserError(`${dir} has no history.jsonl; run 'migbench nightly <spec> --history ${a.history}' first`);
     const history = readHistory(dir);
     if (a.set !== undefined) {
       const n = findNight(history, a.set);
       if (!n) throw new UserError(`no night '${a.set}' in ${dir}/history.jsonl; nights: ${history.map((h) => h.id).join(', ') || 'none'}`);
-      if (n.verdict === 'broken') throw new UserError(`night ${n.id} is broken (${n.reason ?? 'no reason recorded'}); pin a night that ran`);
+      if (n.verdict === 'broken')
+        throw new UserError(`night ${n.id} is broken (${n.reason ?? 'no reason recorded'}); pin a night that ran`);
       writePin(dir, n.id);
       console.log(`baseline pinned: ${n.id} (${n.verdict}, ${n.date})`);
       return;
@@ -176,6 +223,10 @@ export const baselineCommand: CommandModule<object, { history: string; set?: str
     const pin = readPin(dir);
     const b = chooseBaseline(history, pin);
     if (pin && !b.night) throw new UserError(`pinned baseline '${pin}' is not in ${dir}/history.jsonl; pin another with --set or --clear`);
-    console.log(b.night ? `baseline: ${b.night.id} (${b.pinned ? 'pinned' : 'last night that passed'}, ${b.night.date})` : 'no baseline yet: the next night that passes becomes it');
+    console.log(
+      b.night
+        ? `baseline: ${b.night.id} (${b.pinned ? 'pinned' : 'last night that passed'}, ${b.night.date})`
+        : 'no baseline yet: the next night that passes becomes it',
+    );
   },
 };

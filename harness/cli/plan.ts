@@ -31,7 +31,7 @@ const MAX_WIDTH = 1000;
 
 const showCmd: CommandModule<object, ShowArgs> = {
   command: 'show <spec>',
-  describe: 'print a spec\'s migration plan and its estimated schedule (memory / path rate, links shared fairly)',
+  describe: "print a spec's migration plan and its estimated schedule (memory / path rate, links shared fairly)",
   builder: (y) =>
     y
       .positional('spec', { type: 'string', demandOption: true })
@@ -57,7 +57,9 @@ const showCmd: CommandModule<object, ShowArgs> = {
       return;
     }
     console.log(describePlan(graph));
-    console.log(`estimate: VM memory sent once over its path, concurrent migrations share each link equally; unshaped links ${a['unshaped-rate']}, boot ${a.boot}, shutdown ${a.shutdown}\n`);
+    console.log(
+      `estimate: VM memory sent once over its path, concurrent migrations share each link equally; unshaped links ${a['unshaped-rate']}, boot ${a.boot}, shutdown ${a.shutdown}\n`,
+    );
     console.log(formatPlanList(graph, schedule));
     console.log('');
     console.log(formatGantt(schedule, a.width));

@@ -22,7 +22,8 @@ export function describeConstraint(c: Constraint): string {
 
 function topologyFromSpec(file: string, servers = false): { id: string; topology: Topology } {
   const { spec } = loadSpec(file);
-  if (spec.testbed.driver !== 'local') throw new UserError(`${file}: testbed.driver: only the 'local' driver can be brought up with 'testbed up'`);
+  if (spec.testbed.driver !== 'local')
+    throw new UserError(`${file}: testbed.driver: only the 'local' driver can be brought up with 'testbed up'`);
   const id = testbedId(spec);
   return { id, topology: buildTopology(spec.testbed, id, { mgmt: !!spec.measure.power || servers }) };
 }
@@ -42,12 +43,18 @@ const upCmd: CommandModule<object, { spec: string; 'dry-run': boolean; servers: 
   command: 'up <spec>',
   describe: 'build the local testbed described in a spec',
   builder: (y) =>
-    y.positional('spec', { type: 'string', demandOption: true }).option('dry-run', {
-      type: 'boolean', default: false, describe: 'print the commands instead of running them',
-    }).option('servers', {
-      type: 'boolean', default: false,
-      describe: "make every host an SSH server (own sshd and libvirtd, private /run): an emulated cluster; see 'testbed inventory'",
-    }) as Argv<{ spec: string; 'dry-run': boolean; servers: boolean }>,
+    y
+      .positional('spec', { type: 'string', demandOption: true })
+      .option('dry-run', {
+        type: 'boolean',
+        default: false,
+        describe: 'print the commands instead of running them',
+      })
+      .option('servers', {
+        type: 'boolean',
+        default: false,
+        describe: "make every host an SSH server (own sshd and libvirtd, private /run): an emulated cluster; see 'testbed inventory'",
+      }) as Argv<{ spec: string; 'dry-run': boolean; servers: boolean }>,
   handler: async (a) => {
     const { id, topology } = topologyFromSpec(a.spec, a.servers);
     if (a['dry-run']) {
@@ -59,18 +66,28 @@ const upCmd: CommandModule<object, { spec: string; 'dry-run': boolean; servers: 
     const isTty = process.stderr.isTTY;
     const t0 = Date.now();
     const state = await up({
-      id, specFile: a.spec, topology, delayForwarder: delayForwarderPath, servers: a.servers,
+      id,
+      specFile: a.spec,
+      topology,
+      delayForwarder: delayForwarderPath,
+      servers: a.servers,
       onProgress: (done, total) => {
         if (isTty) process.stderr.write(`\rbuilding testbed '${id}': step ${done}/${total}`);
         else if (done === total || done % 50 === 0) process.stderr.write(`building testbed '${id}': step ${done}/${total}\n`);
       },
     });
     if (isTty) process.stderr.write('\n');
-    console.log(`testbed '${id}' is up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${topology.hosts.length} hosts in ${topology.racks.length} rack(s), ${state.namespaces.length} namespaces, ${state.processes.length} helper process(es)`);
-    console.log(`kernel: netem ${state.caps?.netem ? 'yes' : 'no'}, htb ${state.caps?.htb ? 'yes' : 'no'}, nftables netdev ${state.caps?.nftNetdev ? 'yes' : 'no'}`);
+    console.log(
+      `testbed '${id}' is up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${topology.hosts.length} hosts in ${topology.racks.length} rack(s), ${state.namespaces.length} namespaces, ${state.processes.length} helper process(es)`,
+    );
+    console.log(
+      `kernel: netem ${state.caps?.netem ? 'yes' : 'no'}, htb ${state.caps?.htb ? 'yes' : 'no'}, nftables netdev ${state.caps?.nftNetdev ? 'yes' : 'no'}`,
+    );
     printLinks(state.topology, state.mechanisms);
     if (state.servers) {
-      console.log(`servers: ${state.servers.servers.map((s) => `${s.name} ${s.address}`).join(', ')} (sshd + libvirtd each; controller ${state.servers.controllerAddr})`);
+      console.log(
+        `servers: ${state.servers.servers.map((s) => `${s.name} ${s.address}`).join(', ')} (sshd + libvirtd each; controller ${state.servers.controllerAddr})`,
+      );
       console.log(`inventory: migbench testbed inventory ${id}`);
     }
   },
@@ -89,7 +106,8 @@ const downCmd: CommandModule<object, { target?: string; force: boolean }> = {
   describe: 'remove a testbed (spec file or id; all testbeds when omitted), also after a crash',
   builder: (y) =>
     y.positional('target', { type: 'string' }).option('force', {
-      type: 'boolean', default: false,
+      type: 'boolean',
+      default: false,
       describe: "also remove a testbed a running 'migbench run' is using, or (no state file) every namespace carrying the id's prefix",
     }) as Argv<{ target?: string; force: boolean }>,
   handler: async (a) => {
@@ -121,10 +139,15 @@ const statusCmd: CommandModule = {
     for (const s of states) {
       const missing = s.namespaces.filter((n) => !present.has(n));
       const alive = s.processes.filter(isProcessAlive).length;
-      console.log(`testbed '${s.id}' from ${s.specFile}, created ${s.createdAt}: ${s.complete ? 'up' : 'INCOMPLETE (interrupted up; run testbed down)'}`);
-      console.log(`  namespaces: ${s.namespaces.length - missing.length}/${s.namespaces.length} present${missing.length ? ` (missing: ${missing.join(', ')})` : ''}; helper processes alive: ${alive}/${s.processes.length}`);
+      console.log(
+        `testbed '${s.id}' from ${s.specFile}, created ${s.createdAt}: ${s.complete ? 'up' : 'INCOMPLETE (interrupted up; run testbed down)'}`,
+      );
+      console.log(
+        `  namespaces: ${s.namespaces.length - missing.length}/${s.namespaces.length} present${missing.length ? ` (missing: ${missing.join(', ')})` : ''}; helper processes alive: ${alive}/${s.processes.length}`,
+      );
       if (s.topology) {
-        for (const h of s.topology.hosts) console.log(`  host ${h.name.padEnd(12)} ns ${h.ns.padEnd(22)} data ${h.dataIp}${h.migIp ? `  mig ${h.migIp}` : ''}`);
+        for (const h of s.topology.hosts)
+          console.log(`  host ${h.name.padEnd(12)} ns ${h.ns.padEnd(22)} data ${h.dataIp}${h.migIp ? `  mig ${h.migIp}` : ''}`);
         if (s.topology.clientNs) console.log(`  client            ns ${s.topology.clientNs.padEnd(22)} data ${s.topology.clientIp}`);
         printLinks(s.topology, s.mechanisms);
       }
@@ -143,7 +166,10 @@ const probeCmd: CommandModule<object, { target?: string; seconds: number; json: 
   handler: async (a) => {
     const id = idOf(a.target) ?? listStates()[0]?.id;
     const state = id ? loadState(id) : null;
-    if (!state || !state.complete) throw new UserError(id ? `testbed '${id}' is not up; run 'migbench testbed up <spec>'` : "no testbed is up; run 'migbench testbed up <spec>'");
+    if (!state || !state.complete)
+      throw new UserError(
+        id ? `testbed '${id}' is not up; run 'migbench testbed up <spec>'` : "no testbed is up; run 'migbench testbed up <spec>'",
+      );
     const report = await probeTestbed(state.topology, {
       seconds: a.seconds,
       onLine: a.json ? undefined : (l) => console.log(l),
@@ -159,15 +185,24 @@ const inventoryCmd: CommandModule<object, { target?: string; hypervisor: 'libvir
   describe: "print the inventory (YAML) of an emulated cluster built with 'testbed up --servers'",
   builder: (y) =>
     y.positional('target', { type: 'string' }).option('hypervisor', {
-      choices: ['libvirt', 'qemu'] as const, default: 'libvirt' as const, describe: 'hypervisor back end written for every host',
+      choices: ['libvirt', 'qemu'] as const,
+      default: 'libvirt' as const,
+      describe: 'hypervisor back end written for every host',
     }) as Argv<{ target?: string; hypervisor: 'libvirt' | 'qemu' }>,
   handler: (a) => {
     const id = idOf(a.target) ?? listStates().find((s) => s.servers)?.id;
     const state = id ? loadState(id) : null;
     if (!state || !state.complete) {
-      throw new UserError(id ? `testbed '${id}' is not up; run 'migbench testbed up <spec> --servers'` : "no emulated cluster is up; run 'migbench testbed up <spec> --servers'");
+      throw new UserError(
+        id
+          ? `testbed '${id}' is not up; run 'migbench testbed up <spec> --servers'`
+          : "no emulated cluster is up; run 'migbench testbed up <spec> --servers'",
+      );
     }
-    if (!state.servers) throw new UserError(`testbed '${id}' has no SSH servers; it was built without --servers (run 'migbench testbed down ${id}', then up with --servers)`);
+    if (!state.servers)
+      throw new UserError(
+        `testbed '${id}' has no SSH servers; it was built without --servers (run 'migbench testbed down ${id}', then up with --servers)`,
+      );
     process.stdout.write(serversInventory(state.id, state.servers, { hypervisor: a.hypervisor }));
   },
 };
@@ -175,7 +210,13 @@ const inventoryCmd: CommandModule<object, { target?: string; hypervisor: 'libvir
 export const testbedCommand: CommandModule = {
   command: 'testbed',
   describe: 'build, inspect, probe and remove the local testbed',
-  builder: (y) => y.command(upCmd).command(downCmd).command(statusCmd).command(probeCmd).command(inventoryCmd)
-    .demandCommand(1, 'name a testbed command: up, down, status, probe, inventory'),
+  builder: (y) =>
+    y
+      .command(upCmd)
+      .command(downCmd)
+      .command(statusCmd)
+      .command(probeCmd)
+      .command(inventoryCmd)
+      .demandCommand(1, 'name a testbed command: up, down, status, probe, inventory'),
   handler: () => {},
 };

@@ -16,7 +16,9 @@ export type { CampaignState, UnitState, UnitStatus } from '../store/schema/state
 export function initialState(treatments: readonly Treatment[], repetitions: number): CampaignState {
   return {
     version: 1,
-    units: treatments.flatMap((t) => Array.from({ length: repetitions }, (_, rep) => ({ treatment: t.id, rep, status: 'pending' as const, attempts: 0 }))),
+    units: treatments.flatMap((t) =>
+      Array.from({ length: repetitions }, (_, rep) => ({ treatment: t.id, rep, status: 'pending' as const, attempts: 0 })),
+    ),
   };
 }
 

@@ -2,10 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { PeakAccumulator, peakPower } from './peak-power.ts';
 
 describe('peak power', () => {
-  it('sums each host\'s latest reading within a second and takes the highest sum; per host the highest reading', () => {
+  it("sums each host's latest reading within a second and takes the highest sum; per host the highest reading", () => {
     const p = peakPower([
-      { tMs: 1000, host: 'a', watts: 100 }, { tMs: 1500, host: 'a', watts: 120 }, { tMs: 1200, host: 'b', watts: 90 },
-      { tMs: 2100, host: 'a', watts: 110 }, { tMs: 2200, host: 'b', watts: 140 }, { tMs: 2900, host: 'b', watts: null },
+      { tMs: 1000, host: 'a', watts: 100 },
+      { tMs: 1500, host: 'a', watts: 120 },
+      { tMs: 1200, host: 'b', watts: 90 },
+      { tMs: 2100, host: 'a', watts: 110 },
+      { tMs: 2200, host: 'b', watts: 140 },
+      { tMs: 2900, host: 'b', watts: null },
       { tMs: 3000, host: 'a', watts: 300 },
     ]);
     // second 1: a latest 120 + b 90 = 210; second 2: 110 + 140 = 250; second 3: a alone 300

@@ -18,14 +18,20 @@ export class RunDir {
   readonly samplesNotRecorded: Record<string, number> = {};
   private log: (line: string) => void;
 
-  constructor(readonly path: string, log?: (line: string) => void) {
+  constructor(
+    readonly path: string,
+    log?: (line: string) => void,
+  ) {
     this.log = log ?? ((l) => process.stderr.write(l + '\n'));
     mkdirSync(join(path, 'samples'), { recursive: true });
   }
 
   static create(baseDir: string, name: string, start = new Date(), log?: (line: string) => void): RunDir {
     // 2026-11-22T00-10-05Z-quickstart: sortable, no ':' (portable file names)
-    const stamp = start.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+    const stamp = start
+      .toISOString()
+      .replace(/\.\d+Z$/, 'Z')
+      .replace(/:/g, '-');
     let dir = resolve(baseDir, `${stamp}-${name}`);
     for (let i = 2; existsSync(dir); i++) dir = resolve(baseDir, `${stamp}-${name}-${i}`);
     return new RunDir(dir, log);

@@ -12,13 +12,17 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 describe('resume bookkeeping', () => {
   it('marks the records of an interrupted attempt partial, keeps damaged lines for analysis to report, drops a torn tail', () => {
     const p = join(root, 'migrations.jsonl');
-    const rec = (rep: number, attempt: number) => JSON.stringify({ id: `t1-r${rep}-a${attempt}`, treatment: 't1', rep, attempt, status: 'completed' });
+    const rec = (rep: number, attempt: number) =>
+      JSON.stringify({ id: `t1-r${rep}-a${attempt}`, treatment: 't1', rep, attempt, status: 'completed' });
     writeFileSync(p, [rec(0, 1), 'garbage', rec(1, 1), rec(1, 2)].join('\n') + '\n{"id":"to');
     markPartial(root, [{ treatment: 't1', rep: 1, status: 'pending', attempts: 2 }]);
     const lines = readFileSync(p, 'utf8').split('\n');
     expect(lines.at(-1)).toBe('');
     expect(lines.slice(0, -1).map((l) => (l.startsWith('{') ? `${JSON.parse(l).id}:${JSON.parse(l).partial ?? false}` : l))).toEqual([
-      't1-r0-a1:false', 'garbage', 't1-r1-a1:false', 't1-r1-a2:true',
+      't1-r0-a1:false',
+      'garbage',
+      't1-r1-a1:false',
+      't1-r1-a2:true',
     ]);
   });
 

@@ -19,7 +19,14 @@ import { InfluxSink } from '../store/influx.ts';
 import { powerModelFrom, TestbedPower } from '../power/testbed-power.ts';
 import { workloadLabel } from '../migration/placement.ts';
 import { jsonlLines, parseJsonlLine } from '../store/jsonl.ts';
-import { issueText, MANIFEST_SCHEMA_VERSION, ManifestSchema, type Manifest, type MigrationRecord, type TreatmentLine } from '../store/schema/index.ts';
+import {
+  issueText,
+  MANIFEST_SCHEMA_VERSION,
+  ManifestSchema,
+  type Manifest,
+  type MigrationRecord,
+  type TreatmentLine,
+} from '../store/schema/index.ts';
 import { counts, initialState, prepareResume, readState, type CampaignState, type UnitState } from './campaign-state.ts';
 import { peakPower } from './peak-power.ts';
 import { Progress } from './progress.ts';
@@ -72,9 +79,15 @@ function preflight(spec: Spec, file: string): void {
 
 /** Brings the treatment's testbed up, reusing one already up with the same topology. */
 async function ensureTestbed(
-  spec: Spec, specFile: string, current: TestbedState | null, log: (l: string) => void, beforeDown: () => Promise<void>, runDir: string,
+  spec: Spec,
+  specFile: string,
+  current: TestbedState | null,
+  log: (l: string) => void,
+  beforeDown: () => Promise<void>,
+  runDir: string,
 ): Promise<{ state: TestbedState; ours: boolean }> {
-  if (spec.testbed.driver !== 'local') throw new UserError(`${specFile}: testbed.driver: 'run' drives the local testbed only in this version`);
+  if (spec.testbed.driver !== 'local')
+    throw new UserError(`${specFile}: testbed.driver: 'run' drives the local testbed only in this version`);
   const id = testbedId(spec);
   const topology = buildTopology(spec.testbed, id, { mgmt: !!spec.measure.power });
   const want = JSON.stringify(topology);
@@ -85,7 +98,9 @@ async function ensureTestbed(
   }
   const existing = loadState(id);
   if (existing && inUseByLiveRun(existing)) {
-    throw new UserError(`testbed '${id}' is in use by another running 'migbench run' (pid ${existing.upPid}, ${existing.ownerRun}); wait for it, or give this spec another testbed.id`);
+    throw new UserError(
+      `testbed '${id}' is in use by another running 'migbench run' (pid ${existing.upPid}, ${existing.ownerRun}); wait for it, or give this spec another testbed.id`,
+    );
   }
   if (existing?.ownerRun && !ownerAlive(existing)) {
     // left behind by a run that was killed (kill -9, crash): its guests may still be running there
@@ -97,7 +112,8 @@ async function ensureTestbed(
     log(`using testbed '${id}' that is already up`);
     return { state: existing, ours: false };
   }
-  if (existing && existing.complete) throw new UserError(`testbed '${id}' is up with a different topology; run 'migbench testbed down ${id}' first`);
+  if (existing && existing.complete)
+    throw new UserError(`testbed '${id}' is up with a different topology; run 'migbench testbed down ${id}' first`);
   // a half-built testbed of a killed run: remove it and build afresh
   if (existing) await down(id);
   log(`building testbed '${id}' (${topology.hosts.length} hosts)`);
@@ -110,7 +126,13 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   const treatments = expandTreatments(spec, raw, o.specFile);
   mkdirSync(o.outDir, { recursive: true });
   const rd = RunDir.create(o.outDir, spec.name);
-  const manifest = buildManifest({ spec, specFile: o.specFile, text, treatments, harness: { version: harnessVersion(), commit: await gitCommit() } });
+  const manifest = buildManifest({
+    spec,
+    specFile: o.specFile,
+    text,
+    treatments,
+    harness: { version: harnessVersion(), commit: await gitCommit() },
+  });
   const state = initialState(treatments, spec.repetitions);
   rd.writeState(state);
   rd.writeManifest(manifest);
@@ -124,7 +146,8 @@ export async function resumeExperiment(o: ResumeOptions): Promise<RunResult> {
   if (!existsSync(mpath)) throw new UserError(`${o.runDir}: not a run directory (no manifest.json)`);
   const manifest = readManifestForResume(mpath);
   const state = readState(dir);
-  if (!state || typeof manifest.spec_text !== 'string') throw new UserError(`${o.runDir}: no campaign state to resume (state.json or the spec text is missing)`);
+  if (!state || typeof manifest.spec_text !== 'string')
+    throw new UserError(`${o.runDir}: no campaign state to resume (state.json or the spec text is missing)`);
   // the spec as it was when the run started, not as the file is now
   const { spec, raw } = parseSpecText(manifest.spec_text, `${o.runDir}/manifest.json:spec_text`);
   preflight(spec, String(manifest.spec_file));
@@ -161,7 +184,8 @@ function readManifestForResume(path: string): Manifest {
     throw new UserError(`${path}: not valid JSON (${errorMessage(e)}); cannot resume this run directory`);
   }
   const v = (raw as { schema_version?: unknown } | null)?.schema_version;
-  if (typeof v === 'number' && v > MANIFEST_SCHEMA_VERSION) throw new UserError(`${path}: written by a newer migbench (schema ${v}); upgrade migbench to resume it`);
+  if (typeof v === 'number' && v > MANIFEST_SCHEMA_VERSION)
+    throw new UserError(`${path}: written by a newer migbench (schema ${v}); upgrade migbench to resume it`);
   const r = ManifestSchema.safeParse(raw);
   if (!r.success) throw new UserError(`${path}: ${issueText(r.error)}; cannot resume this run directory`);
   return r.data;
@@ -169,7 +193,11 @@ function readManifestForResume(path: string): Manifest {
 
 /** The manifest at the start of a run; facts found later (QEMU version, shaping, power) are filled in by `campaign`. */
 export function buildManifest(o: {
-  spec: Spec; specFile: string; text: string; treatments: readonly Treatment[]; harness: { version: string; commit: string | null };
+  spec: Spec;
+  specFile: string;
+  text: string;
+  treatments: readonly Treatment[];
+  harness: { version: string; commit: string | null };
 }): Manifest {
   const { spec } = o;
   return {
@@ -185,7 +213,11 @@ export function buildManifest(o: {
     factors: spec.factors as Record<string, unknown[]>,
     repetitions: spec.repetitions,
     order: spec.order,
-    treatments: o.treatments.map((t) => ({ id: t.id, levels: t.levels, workload: t.spec.vms.map((v) => workloadLabel(v.workload)).join('; ') })),
+    treatments: o.treatments.map((t) => ({
+      id: t.id,
+      levels: t.levels,
+      workload: t.spec.vms.map((v) => workloadLabel(v.workload)).join('; '),
+    })),
     power_source: spec.measure.power ? 'modelled' : 'none',
     power_model: spec.measure.power ? powerModelFrom(spec.measure.power) : null,
     shaping_mechanisms: {},
@@ -201,7 +233,8 @@ export function buildManifest(o: {
 export function markPartial(dir: string, units: readonly UnitState[]): void {
   const p = join(dir, 'migrations.jsonl');
   if (!existsSync(p)) return;
-  const hit = (r: Partial<MigrationRecord>) => units.some((u) => u.treatment === r.treatment && u.rep === r.rep && (r.attempt ?? 1) === u.attempts);
+  const hit = (r: Partial<MigrationRecord>) =>
+    units.some((u) => u.treatment === r.treatment && u.rep === r.rep && (r.attempt ?? 1) === u.attempts);
   const out: string[] = [];
   for (const l of jsonlLines(readFileSync(p, 'utf8'))) {
     const r = parseJsonlLine(l.text, l.unterminated);
@@ -283,7 +316,10 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
         log(`starting ${testbed.state.topology.hosts.length} BMCs (ipmi_sim) and the power poller`);
         const bmcDir = join(stateDir(), `${testbed.state.id}-bmc`);
         const it = await TestbedPower.start(testbed.state.topology, t.spec.measure.power, {
-          dir: bmcDir, onSample: (smp) => rd.appendSamples([smp]), log, tags: { experiment: spec.name },
+          dir: bmcDir,
+          onSample: (smp) => rd.appendSamples([smp]),
+          log,
+          tags: { experiment: spec.name },
         });
         power = { testbed: testbed.state.id, it };
       }
@@ -299,7 +335,14 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
       let unitStart = Date.now();
       try {
         const recs = await runTreatment({
-          treatment: t, units, testbed: testbed.state, image, accel: accel.accel, rd, experiment: spec.name, power: power?.it ?? null,
+          treatment: t,
+          units,
+          testbed: testbed.state,
+          image,
+          accel: accel.accel,
+          rd,
+          experiment: spec.name,
+          power: power?.it ?? null,
           log,
           unitStarted: (u) => {
             unitStart = Date.now();
@@ -329,7 +372,14 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
         saveState();
       }
       const hostNames = testbed.state.topology.hosts.map((h) => h.name);
-      const totals = await treatmentSummary(t.id, tStart, Date.now(), records.filter((r) => r.treatment === t.id), hostNames, power?.it ?? null);
+      const totals = await treatmentSummary(
+        t.id,
+        tStart,
+        Date.now(),
+        records.filter((r) => r.treatment === t.id),
+        hostNames,
+        power?.it ?? null,
+      );
       try {
         rd.appendTreatment(totals);
       } catch (e) {
@@ -345,12 +395,19 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
     if (sink) {
       const st = await sink.close(30_000);
       manifest.influx = { url: sink.url, ...st }; // sink.url carries no credentials
-      if (st.pendingOnDisk) log(`InfluxDB: ${st.pendingOnDisk} points still buffered in ${rd.path}/influx-buffer; replay with 'migbench export ${rd.path} --influx URL'`);
+      if (st.pendingOnDisk)
+        log(
+          `InfluxDB: ${st.pendingOnDisk} points still buffered in ${rd.path}/influx-buffer; replay with 'migbench export ${rd.path} --influx URL'`,
+        );
     }
     manifest.ended_at = new Date().toISOString();
     if (Object.keys(rd.samplesNotRecorded).length) {
       manifest.samples_not_recorded = { ...(manifest.samples_not_recorded ?? {}), ...rd.samplesNotRecorded };
-      log(`samples not recorded (disk full?): ${Object.entries(rd.samplesNotRecorded).map(([f, n]) => `${f}: ${n}`).join(', ')}`);
+      log(
+        `samples not recorded (disk full?): ${Object.entries(rd.samplesNotRecorded)
+          .map(([f, n]) => `${f}: ${n}`)
+          .join(', ')}`,
+      );
     }
     try {
       rd.writeManifest(manifest);
@@ -365,13 +422,23 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
 
 /** Per-treatment totals for the run summary: energy and peak power per host and summed, migrations. */
 async function treatmentSummary(
-  id: string, from: number, to: number, recs: MigrationRecord[], hosts: string[], power: TestbedPower | null,
+  id: string,
+  from: number,
+  to: number,
+  recs: MigrationRecord[],
+  hosts: string[],
+  power: TestbedPower | null,
 ): Promise<TreatmentLine> {
   const perHost: TreatmentLine['hosts'] = {};
   let peakTotal: number | null = null;
   if (power) {
     await power.readingsAfter(to, hosts);
-    const inside = hosts.flatMap((h) => power.pointsOf(h).filter((p) => p.tMs >= from && p.tMs <= to).map((p) => ({ tMs: p.tMs, host: h, watts: p.watts })));
+    const inside = hosts.flatMap((h) =>
+      power
+        .pointsOf(h)
+        .filter((p) => p.tMs >= from && p.tMs <= to)
+        .map((p) => ({ tMs: p.tMs, host: h, watts: p.watts })),
+    );
     const peak = peakPower(inside);
     peakTotal = peak.total;
     for (const h of hosts) {
@@ -380,8 +447,11 @@ async function treatmentSummary(
     }
   }
   return {
-    treatment: id, t_start: new Date(from).toISOString(), t_end: new Date(to).toISOString(),
-    migrations: recs.length, completed: recs.filter((r) => r.status === 'completed').length,
+    treatment: id,
+    t_start: new Date(from).toISOString(),
+    t_end: new Date(to).toISOString(),
+    migrations: recs.length,
+    completed: recs.filter((r) => r.status === 'completed').length,
     energy_j: power ? Object.values(perHost).reduce((a, b) => a + b.energy_j, 0) : null,
     peak_w: peakTotal,
     hosts: perHost,

@@ -9,15 +9,35 @@ export function summaryTable(records: readonly MigrationRecord[]): string {
     return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
   };
   const f = (v: number | null, d = 0) => (v === null ? '-' : v.toFixed(d));
-  const head = ['treatment', 'workload', 'ok/n', 'total ms', 'down rep', 'down event', 'down obs', 'preop', 'postop', 'MiB sent', 'passes', 'energy J'];
+  const head = [
+    'treatment',
+    'workload',
+    'ok/n',
+    'total ms',
+    'down rep',
+    'down event',
+    'down obs',
+    'preop',
+    'postop',
+    'MiB sent',
+    'passes',
+    'energy J',
+  ];
   const rows = [...by.entries()].map(([t, rs]) => {
     const ok = rs.filter((r) => r.status === 'completed');
     return [
-      t, rs[0].workload.slice(0, 48), `${ok.length}/${rs.length}`,
-      f(mean(ok.map((r) => r.total_ms))), f(mean(ok.map((r) => r.downtime_reported_ms)), 1),
-      f(mean(ok.map((r) => r.downtime_event_ms)), 1), f(mean(ok.map((r) => r.downtime_observed_ms)), 1),
-      f(mean(ok.map((r) => r.preop_ms))), f(mean(ok.map((r) => r.postop_ms)), 1),
-      f(mean(ok.map((r) => (r.transferred_bytes ?? NaN) / 2 ** 20)), 1), f(mean(ok.map((r) => r.passes)), 1), f(mean(ok.map((r) => r.energy_j)), 1),
+      t,
+      rs[0].workload.slice(0, 48),
+      `${ok.length}/${rs.length}`,
+      f(mean(ok.map((r) => r.total_ms))),
+      f(mean(ok.map((r) => r.downtime_reported_ms)), 1),
+      f(mean(ok.map((r) => r.downtime_event_ms)), 1),
+      f(mean(ok.map((r) => r.downtime_observed_ms)), 1),
+      f(mean(ok.map((r) => r.preop_ms))),
+      f(mean(ok.map((r) => r.postop_ms)), 1),
+      f(mean(ok.map((r) => (r.transferred_bytes ?? NaN) / 2 ** 20)), 1),
+      f(mean(ok.map((r) => r.passes)), 1),
+      f(mean(ok.map((r) => r.energy_j)), 1),
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

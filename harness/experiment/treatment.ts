@@ -98,8 +98,15 @@ async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRec
     watchGuestReports(vm.proc, tags, emit);
     vm.proc.onSerialLine((line) => {
       const r = parseDirtyReport(line);
-      if (r) emit([{ t: new Date().toISOString(), measurement: 'dirty_rate', tags,
-        fields: { pages_s: r.pagesPerS, mib_s: r.mibPerS, target_pages_s: r.targetPagesPerS, late: r.late } }]);
+      if (r)
+        emit([
+          {
+            t: new Date().toISOString(),
+            measurement: 'dirty_rate',
+            tags,
+            fields: { pages_s: r.pagesPerS, mib_s: r.mibPerS, target_pages_s: r.targetPagesPerS, late: r.late },
+          },
+        ]);
     });
   };
   const phases = new PhaseClock();
@@ -120,7 +127,18 @@ async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRec
     }
     if (v.clients.length && topo.clientNs) {
       c.log(`  starting ${v.clients.length} client(s) of ${v.name}: ${v.clients.map((x) => x.kind).join(', ')}`);
-      own.clients.push(await startClients({ ns: topo.clientNs, vm: v.name, ip: vm.ip, clients: v.clients, clock: phases, tags: baseTags, emit, log: c.log }));
+      own.clients.push(
+        await startClients({
+          ns: topo.clientNs,
+          vm: v.name,
+          ip: vm.ip,
+          clients: v.clients,
+          clock: phases,
+          tags: baseTags,
+          emit,
+          log: c.log,
+        }),
+      );
     }
   }
   // warm-up from the spec: let workloads and clients settle before the first migration
@@ -147,9 +165,18 @@ async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRec
     c.unitStarted(unit);
     const records: MigrationRecord[] = [];
     const ctxBase = {
-      env, experiment: c.experiment, treatment: t.id, rep, attempt: unit.attempts, migration: mig, probeIntervalMs,
-      progressIntervalMs: spec.measure.progress_interval.ms, network: topo.networks.includes('mig') ? 'mig' as const : 'data' as const,
-      emit, log: c.log, phases,
+      env,
+      experiment: c.experiment,
+      treatment: t.id,
+      rep,
+      attempt: unit.attempts,
+      migration: mig,
+      probeIntervalMs,
+      progressIntervalMs: spec.measure.progress_interval.ms,
+      network: topo.networks.includes('mig') ? ('mig' as const) : ('data' as const),
+      emit,
+      log: c.log,
+      phases,
     };
     const run = await executePlan(graph, async (action): Promise<ActionResult> => {
       if (action.kind !== 'migrate') return powerAction(c, action.kind, action.host);
@@ -163,9 +190,12 @@ async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRec
         own.placed.set(action.vm, after);
         watchSerial(after);
       }
-      c.log(`  ${record.id}: ${record.status}${record.reason ? ` (${record.reason})` : ''}` + (record.status === 'completed'
-        ? `, total ${record.total_ms} ms, downtime reported/event/observed ${record.downtime_reported_ms}/${fmt(record.downtime_event_ms)}/${fmt(record.downtime_observed_ms)} ms, ${(record.transferred_bytes! / 2 ** 20).toFixed(1)} MiB`
-        : ''));
+      c.log(
+        `  ${record.id}: ${record.status}${record.reason ? ` (${record.reason})` : ''}` +
+          (record.status === 'completed'
+            ? `, total ${record.total_ms} ms, downtime reported/event/observed ${record.downtime_reported_ms}/${fmt(record.downtime_event_ms)}/${fmt(record.downtime_observed_ms)} ms, ${(record.transferred_bytes! / 2 ** 20).toFixed(1)} MiB`
+            : ''),
+      );
       if (after.proc.hasExited()) throw new Error(`VM ${action.vm} is gone after ${record.id}`);
       return record.status === 'completed' ? { ok: true } : { ok: false, reason: record.reason ?? record.status };
     });
@@ -190,11 +220,28 @@ async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRec
       throw new NotRecorded(`migration ${notRecorded[0]}${more}`, why, rd.path);
     }
     appendPlanOrStop(rd, `plan of ${t.id} rep ${rep}`, {
-      experiment: c.experiment, treatment: t.id, rep, attempt: unit.attempts, kind: mig.plan.kind, k: mig.plan.k ?? null,
-      start: run.start, end: run.end, completion_ms: run.completionMs, ok: run.ok,
-      actions: run.records.map((a) => ({ id: a.action.id, kind: a.action.kind, vm: a.action.kind === 'migrate' ? a.action.vm : null,
-        host: a.action.kind === 'migrate' ? null : a.action.host, from: a.action.kind === 'migrate' ? a.action.from : null,
-        to: a.action.kind === 'migrate' ? a.action.to : null, status: a.status, start: a.start, end: a.end, reason: a.reason ?? null })),
+      experiment: c.experiment,
+      treatment: t.id,
+      rep,
+      attempt: unit.attempts,
+      kind: mig.plan.kind,
+      k: mig.plan.k ?? null,
+      start: run.start,
+      end: run.end,
+      completion_ms: run.completionMs,
+      ok: run.ok,
+      actions: run.records.map((a) => ({
+        id: a.action.id,
+        kind: a.action.kind,
+        vm: a.action.kind === 'migrate' ? a.action.vm : null,
+        host: a.action.kind === 'migrate' ? null : a.action.host,
+        from: a.action.kind === 'migrate' ? a.action.from : null,
+        to: a.action.kind === 'migrate' ? a.action.to : null,
+        status: a.status,
+        start: a.start,
+        end: a.end,
+        reason: a.reason ?? null,
+      })),
     });
     c.unitEnded(unit, records);
     all.push(...records);

@@ -67,17 +67,31 @@ describe('treatments', () => {
     const levels = `[${Array.from({ length: 10 }, (_, i) => `${16 + i}MiB`).join(', ')}]`;
     const many = Array.from({ length: 12 }, () => `  vms[0].workload.wset: ${levels}`);
     // twelve distinct paths to the same kind of value
-    const paths = ['vms[0].workload.wset', 'vms[0].workload.period', 'vms[0].workload.bpc', 'vms[0].memory', 'vms[0].vcpus', 'testbed.racks[0].host_nic.rate',
-      'testbed.racks[0].host_nic.delay', 'testbed.racks[0].host_nic.loss', 'testbed.racks[0].host_nic.jitter', 'vms[0].workload.fill', 'vms[0].workload.hot', 'vms[0].httpd'];
+    const paths = [
+      'vms[0].workload.wset',
+      'vms[0].workload.period',
+      'vms[0].workload.bpc',
+      'vms[0].memory',
+      'vms[0].vcpus',
+      'testbed.racks[0].host_nic.rate',
+      'testbed.racks[0].host_nic.delay',
+      'testbed.racks[0].host_nic.loss',
+      'testbed.racks[0].host_nic.jitter',
+      'vms[0].workload.fill',
+      'vms[0].workload.hot',
+      'vms[0].httpd',
+    ];
     const text = `${YAML.split('factors:')[0]}factors:\n${paths.map((p, i) => many[i].replace('vms[0].workload.wset', p)).join('\n')}\n`;
     const { spec, raw } = parseSpecText(text, 'f.yaml');
     const t0 = Date.now();
-    expect(() => expandTreatments(spec, raw, 'f.yaml')).toThrow(/f\.yaml: factors: 10 x 10 .* = 1\.00e\+12 treatments, more than the 10000/);
+    expect(() => expandTreatments(spec, raw, 'f.yaml')).toThrow(
+      /f\.yaml: factors: 10 x 10 .* = 1\.00e\+12 treatments, more than the 10000/,
+    );
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(treatmentCount(spec.factors)).toBe(1e12);
   });
 
-  it('builds every treatment\'s plan: a level that makes the plan impossible fails at expansion', () => {
+  it("builds every treatment's plan: a level that makes the plan impossible fails at expansion", () => {
     const text = `name: f
 testbed: {racks: [{name: r1, hosts: 2}]}
 vms: [{name: vm1, host: r1-h1}]

@@ -86,8 +86,12 @@ export function checkPlan(spec: Spec, file: string): void {
 export function expandTreatments(spec: Spec, raw: unknown, file: string): Treatment[] {
   const n = treatmentCount(spec.factors);
   if (n > MAX_TREATMENTS) {
-    const sizes = Object.values(spec.factors).map((l) => l.length).join(' x ');
-    throw new UserError(`${file}: factors: ${sizes} = ${n.toExponential(2)} treatments, more than the ${MAX_TREATMENTS} a campaign may have; use fewer factors or levels`);
+    const sizes = Object.values(spec.factors)
+      .map((l) => l.length)
+      .join(' x ');
+    throw new UserError(
+      `${file}: factors: ${sizes} = ${n.toExponential(2)} treatments, more than the ${MAX_TREATMENTS} a campaign may have; use fewer factors or levels`,
+    );
   }
   const base = structuredClone(raw) as Record<string, unknown>;
   delete base.factors;
@@ -115,7 +119,10 @@ export function expandTreatments(spec: Spec, raw: unknown, file: string): Treatm
  * YAML, schema, bounds, names, factor paths, every treatment and its plan.
  * `run`, `run --dry-run` and `plan show` call it before anything is built.
  */
-export function checkExperiment(file: string, needs: 'run' | 'plan' = 'run'): { spec: Spec; raw: unknown; text: string; treatments: Treatment[] } {
+export function checkExperiment(
+  file: string,
+  needs: 'run' | 'plan' = 'run',
+): { spec: Spec; raw: unknown; text: string; treatments: Treatment[] } {
   const loaded = loadSpec(file);
   const { spec } = loaded;
   if (!spec.migration) throw new UserError(`${file}: migration: missing; '${needs === 'run' ? 'run' : 'plan show'}' needs migration.moves`);

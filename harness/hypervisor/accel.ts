@@ -61,8 +61,13 @@ function writeDisk(key: string, c: AccelChoice): void {
   let entries: DiskEntry[] = [];
   try {
     entries = JSON.parse(readFileSync(diskCachePath(), 'utf8')) as DiskEntry[];
-  } catch { /* none yet */ }
-  entries = entries.filter((x) => x.key !== key).concat({ ...c, key, at: Date.now() }).slice(-20);
+  } catch {
+    /* none yet */
+  }
+  entries = entries
+    .filter((x) => x.key !== key)
+    .concat({ ...c, key, at: Date.now() })
+    .slice(-20);
   mkdirSync(dirname(diskCachePath()), { recursive: true });
   writeFileAtomic(diskCachePath(), JSON.stringify(entries, null, 2));
 }
@@ -75,7 +80,16 @@ async function bootProbe(image: GuestImage, opts: ProbeOptions): Promise<AccelCh
   const t0 = Date.now();
   try {
     // dieWithHarness: a kill -9 of the harness must not leave this QEMU behind (it runs in no testbed namespace)
-    vm = await startVm({ name: 'accel-probe', accel: 'kvm', cpu: opts.cpu, memoryMiB: 128, image, runDir, startTimeoutMs: bootTimeoutMs, dieWithHarness: true });
+    vm = await startVm({
+      name: 'accel-probe',
+      accel: 'kvm',
+      cpu: opts.cpu,
+      memoryMiB: 128,
+      image,
+      runDir,
+      startTimeoutMs: bootTimeoutMs,
+      dieWithHarness: true,
+    });
     await vm.waitForSerial(/MB-READY/, bootTimeoutMs);
     return { accel: 'kvm', reason: `a KVM guest booted to MB-READY in ${Date.now() - t0} ms` };
   } catch (e) {

@@ -4,7 +4,10 @@ import { checkQemuUsable, parseQemuVersion } from './version.ts';
 import { UserError } from '../util/errors.ts';
 
 const base: StartVmOptions = {
-  name: 'vm1', memoryMiB: 128, accel: 'tcg', runDir: '/tmp/x',
+  name: 'vm1',
+  memoryMiB: 128,
+  accel: 'tcg',
+  runDir: '/tmp/x',
   image: { kernel: '/k/vmlinuz', initrd: '/k/initrd.img', hash: 'h', kernelVersion: '6.1' },
 };
 const paths = { qmp: '/tmp/x/vm1.qmp', serialLog: '/tmp/x/vm1.serial.log' };
@@ -15,8 +18,9 @@ function opt(args: string[], flag: string): string[] {
 
 describe('QEMU launcher arguments', () => {
   it('builds the guest command line our /init reads', () => {
-    expect(guestCmdline({ name: 'vm1', ip: '10.0.0.2/24', gw: '10.0.0.1', httpd: true, workload: 'dirty:wset=32M,bpc=64' }))
-      .toBe('console=ttyS0 loglevel=5 panic=-1 mb.vm=vm1 mb.ip=10.0.0.2/24 mb.gw=10.0.0.1 mb.httpd=1 mb.workload=dirty:wset=32M,bpc=64');
+    expect(guestCmdline({ name: 'vm1', ip: '10.0.0.2/24', gw: '10.0.0.1', httpd: true, workload: 'dirty:wset=32M,bpc=64' })).toBe(
+      'console=ttyS0 loglevel=5 panic=-1 mb.vm=vm1 mb.ip=10.0.0.2/24 mb.gw=10.0.0.1 mb.httpd=1 mb.workload=dirty:wset=32M,bpc=64',
+    );
     expect(() => guestCmdline({ name: 'vm 1' })).toThrow(UserError);
     expect(() => guestCmdline({ name: 'vm1', ip: '10.0.0.2' })).toThrow(/10\.0\.0\.2\/24/);
   });
@@ -50,8 +54,11 @@ describe('QEMU launcher arguments', () => {
 
 describe('QEMU version check', () => {
   it('parses the version line', () => {
-    expect(parseQemuVersion('QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright'))
-      .toMatchObject({ major: 10, minor: 0, micro: 2 });
+    expect(parseQemuVersion('QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright')).toMatchObject({
+      major: 10,
+      minor: 0,
+      micro: 2,
+    });
     expect(parseQemuVersion('QEMU emulator version 7.2.15 (Debian 1:7.2+dfsg-7+deb12u13)')).toMatchObject({ major: 7, minor: 2 });
   });
 

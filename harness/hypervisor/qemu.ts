@@ -131,32 +131,50 @@ export function guestCmdline(o: Pick<StartVmOptions, 'name' | 'ip' | 'gw' | 'wor
 
 /** QEMU's argv (without the binary) for these options. */
 export function qemuArgs(o: StartVmOptions, paths: { qmp: string; serialLog: string }): string[] {
-  if (!Number.isInteger(o.memoryMiB) || o.memoryMiB < 32) throw new UserError(`VM ${o.name}: memory must be an integer >= 32 MiB (got ${o.memoryMiB})`);
+  if (!Number.isInteger(o.memoryMiB) || o.memoryMiB < 32)
+    throw new UserError(`VM ${o.name}: memory must be an integer >= 32 MiB (got ${o.memoryMiB})`);
   const vcpus = o.vcpus ?? 1;
   if (!Number.isInteger(vcpus) || vcpus < 1) throw new UserError(`VM ${o.name}: vcpus must be a positive integer (got ${vcpus})`);
   const args = [
-    '-name', `${optEscape(o.name)},debug-threads=on`,
-    '-nodefaults', '-no-user-config',
-    '-machine', o.machine ?? 'q35',
-    '-accel', o.accel,
-    '-cpu', o.cpu ?? (o.accel === 'kvm' ? 'host' : 'max'),
-    '-m', String(o.memoryMiB),
-    '-smp', String(vcpus),
-    '-display', 'none',
+    '-name',
+    `${optEscape(o.name)},debug-threads=on`,
+    '-nodefaults',
+    '-no-user-config',
+    '-machine',
+    o.machine ?? 'q35',
+    '-accel',
+    o.accel,
+    '-cpu',
+    o.cpu ?? (o.accel === 'kvm' ? 'host' : 'max'),
+    '-m',
+    String(o.memoryMiB),
+    '-smp',
+    String(vcpus),
+    '-display',
+    'none',
     '-no-reboot',
-    '-kernel', o.image.kernel,
-    '-initrd', o.image.initrd,
-    '-append', guestCmdline(o),
+    '-kernel',
+    o.image.kernel,
+    '-initrd',
+    o.image.initrd,
+    '-append',
+    guestCmdline(o),
     // stdio so we parse it live; logfile so it survives us
-    '-chardev', `stdio,id=ser0,signal=off,logfile=${optEscape(paths.serialLog)}`,
-    '-serial', 'chardev:ser0',
-    '-qmp', `unix:${optEscape(paths.qmp)},server=on,wait=off`,
+    '-chardev',
+    `stdio,id=ser0,signal=off,logfile=${optEscape(paths.serialLog)}`,
+    '-serial',
+    'chardev:ser0',
+    '-qmp',
+    `unix:${optEscape(paths.qmp)},server=on,wait=off`,
   ];
   if (o.tap) {
-    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(o.tap.mac)) throw new UserError(`VM ${o.name}: tap mac "${o.tap.mac}" is not a MAC address like 52:54:00:12:34:56`);
+    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(o.tap.mac))
+      throw new UserError(`VM ${o.name}: tap mac "${o.tap.mac}" is not a MAC address like 52:54:00:12:34:56`);
     args.push(
-      '-netdev', `tap,id=net0,ifname=${optEscape(o.tap.ifname)},script=no,downscript=no`,
-      '-device', `virtio-net-pci,netdev=net0,mac=${o.tap.mac}`,
+      '-netdev',
+      `tap,id=net0,ifname=${optEscape(o.tap.ifname)},script=no,downscript=no`,
+      '-device',
+      `virtio-net-pci,netdev=net0,mac=${o.tap.mac}`,
     );
   }
   if (o.incoming) args.push('-incoming', o.incoming);
@@ -189,7 +207,9 @@ export async function startVm(o: StartVmOptions): Promise<VmProcess> {
   qemuChecked ??= haveCommand(QEMU_BINARY);
   if (!(await qemuChecked)) {
     qemuChecked = undefined;
-    throw new UserError(`required program '${QEMU_BINARY}' was not found on PATH; install it with: apt-get -t bookworm-backports install qemu-system-x86`);
+    throw new UserError(
+      `required program '${QEMU_BINARY}' was not found on PATH; install it with: apt-get -t bookworm-backports install qemu-system-x86`,
+    );
   }
   await assertQemuUsable(o.accel);
 
@@ -198,17 +218,25 @@ export async function startVm(o: StartVmOptions): Promise<VmProcess> {
   const qmpPath = join(o.runDir, `${stem}.qmp`);
   const serialLog = join(o.runDir, `${stem}.serial.log`);
   if (qmpPath.length > MAX_UNIX_PATH) {
-    throw new UserError(`QMP socket path ${qmpPath} is longer than ${MAX_UNIX_PATH} bytes (unix socket limit); use a shorter run directory`);
+    throw new UserError(
+      `QMP socket path ${qmpPath} is longer than ${MAX_UNIX_PATH} bytes (unix socket limit); use a shorter run directory`,
+    );
   }
   if (existsSync(qmpPath)) {
-    if (await socketAnswers(qmpPath)) throw new UserError(`another QEMU already listens on ${qmpPath}; use a different VM name or run directory`);
+    if (await socketAnswers(qmpPath))
+      throw new UserError(`another QEMU already listens on ${qmpPath}; use a different VM name or run directory`);
     unlinkSync(qmpPath); // stale, from a QEMU that was killed
   }
 
   const args = qemuArgs(o, { qmp: qmpPath, serialLog });
   const [cmd, argv] = qemuCommand(o, args);
   const child: ResultPromise = spawnProcess(cmd, argv, {
-    stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, encoding: 'utf8', cleanup: true,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    encoding: 'utf8',
+    cleanup: true,
   });
   (child as unknown as Promise<unknown>).catch(() => {}); // exit is observed via 'exit' below
   const pid = child.pid;
@@ -236,7 +264,11 @@ export async function startVm(o: StartVmOptions): Promise<VmProcess> {
       // let stdout drain into the console before failing waiters
       setImmediate(() => serial.end(why));
       if (existsSync(qmpPath)) {
-        try { unlinkSync(qmpPath); } catch { /* already gone */ }
+        try {
+          unlinkSync(qmpPath);
+        } catch {
+          /* already gone */
+        }
       }
       resolve(exitInfo);
     });
@@ -247,7 +279,11 @@ export async function startVm(o: StartVmOptions): Promise<VmProcess> {
     qmp = await QmpClient.connect(qmpPath, { timeoutMs: o.startTimeoutMs ?? 60_000, label: o.name, signal: exitAbort.signal });
   } catch (e) {
     if (!exitInfo) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
       await exited;
     }
     const detail = stderrTail.trim();
@@ -263,9 +299,18 @@ export async function startVm(o: StartVmOptions): Promise<VmProcess> {
   const hasExited = () => exitInfo !== null;
   const kill = async (graceMs = 10_000): Promise<VmExit> => {
     if (exitInfo) return exitInfo;
-    try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
     const t = setTimeout(() => {
-      if (!exitInfo) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      if (!exitInfo)
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
     }, graceMs);
     const r = await exited;
     clearTimeout(t);

@@ -32,7 +32,11 @@ export interface QmpEvent {
 
 /** QEMU answered a command with an error. */
 export class QmpError extends Error {
-  constructor(readonly command: string, readonly errorClass: string, readonly desc: string) {
+  constructor(
+    readonly command: string,
+    readonly errorClass: string,
+    readonly desc: string,
+  ) {
     super(`QMP command '${command}' failed: ${desc} (${errorClass})`);
     this.name = 'QmpError';
   }
@@ -100,7 +104,11 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
   readonly closed: Promise<void>;
   private markClosed!: () => void;
 
-  private constructor(private readonly socket: Socket, readonly label: string, readonly greeting: QmpGreeting) {
+  private constructor(
+    private readonly socket: Socket,
+    readonly label: string,
+    readonly greeting: QmpGreeting,
+  ) {
     super();
     this.closed = new Promise((r) => (this.markClosed = r));
   }
@@ -137,7 +145,9 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     this.socket.on('data', (chunk: string) => {
       for (const l of lines.push(chunk)) this.onLine(l);
     });
-    this.socket.on('error', () => { /* 'close' follows and rejects everything */ });
+    this.socket.on('error', () => {
+      /* 'close' follows and rejects everything */
+    });
     this.socket.on('close', () => this.onClose());
     for (const l of rest) this.onLine(l);
     this.socket.resume(); // paused after the greeting so nothing is lost in between

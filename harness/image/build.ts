@@ -44,8 +44,14 @@ export interface BuildGuestImageOptions {
 
 /** virtio_net and what it depends on, in load order (otherwise no NIC appears). */
 export const NIC_MODULES = [
-  'virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev',
-  'virtio_pci', 'failover', 'net_failover', 'virtio_net',
+  'virtio_ring',
+  'virtio',
+  'virtio_pci_modern_dev',
+  'virtio_pci_legacy_dev',
+  'virtio_pci',
+  'failover',
+  'net_failover',
+  'virtio_net',
 ] as const;
 
 /** zram (and its allocator), loaded by /init only when a workload asks for swap. */
@@ -102,7 +108,9 @@ async function readModule(path: string): Promise<Buffer> {
   if (!tool) throw new Error(`unknown module compression: ${path}`);
   const r = await execa(tool, ['-dc', path], { encoding: 'buffer', reject: false });
   if ((r as { code?: string }).code === 'ENOENT') {
-    throw new UserError(`required program '${tool}' was not found on PATH; install it with: apt-get install ${tool === 'xz' ? 'xz-utils' : 'zstd'}`);
+    throw new UserError(
+      `required program '${tool}' was not found on PATH; install it with: apt-get install ${tool === 'xz' ? 'xz-utils' : 'zstd'}`,
+    );
   }
   if (r.exitCode !== 0) throw new Error(`${tool} -dc ${path} failed: ${Buffer.from(r.stderr).toString()}`);
   return Buffer.from(r.stdout);
@@ -125,7 +133,9 @@ async function findBusybox(explicit?: string): Promise<string> {
   const path = candidates.find((p) => existsSync(p));
   if (!path) throw new UserError('busybox not found; install it with: apt-get install busybox-static');
   if (!isStaticElf(readFileSync(path))) {
-    throw new UserError(`${path} is dynamically linked and cannot run in the guest; install the static one with: apt-get install busybox-static`);
+    throw new UserError(
+      `${path} is dynamically linked and cannot run in the guest; install the static one with: apt-get install busybox-static`,
+    );
   }
   return path;
 }
@@ -162,9 +172,7 @@ interface Inputs {
 }
 
 async function gatherInputs(opts: BuildGuestImageOptions): Promise<Inputs> {
-  const k = opts.kernel
-    ? { path: opts.kernel, version: opts.kernel.replace(/^.*vmlinuz-/, '') }
-    : findKernel();
+  const k = opts.kernel ? { path: opts.kernel, version: opts.kernel.replace(/^.*vmlinuz-/, '') } : findKernel();
   const modDir = join(opts.modulesRoot ?? '/lib/modules', k.version);
   const depFile = join(modDir, 'modules.dep');
   if (!existsSync(depFile)) {
@@ -178,7 +186,10 @@ async function gatherInputs(opts: BuildGuestImageOptions): Promise<Inputs> {
   const bbPath = await findBusybox(opts.busybox);
   const list = await execa(bbPath, ['--list-full'], { reject: false });
   if (list.exitCode !== 0) throw new UserError(`${bbPath} --list-full failed; install busybox-static`);
-  const applets = String(list.stdout).split('\n').map((s) => s.trim()).filter(Boolean);
+  const applets = String(list.stdout)
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
   const wwwDir = join(GUEST_DIR, 'www');
   const www = existsSync(wwwDir) ? listFiles(wwwDir).map((p) => ({ rel: relative(wwwDir, p), data: readFileSync(p) })) : [];
@@ -214,8 +225,25 @@ function hashInputs(inp: Inputs): string {
 }
 
 async function initramfsEntries(inp: Inputs): Promise<CpioEntry[]> {
-  const dirs = new Set(['bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'run', 'tmp', 'etc', 'root',
-    'lib', 'lib/modules', 'lib/modules/mb', 'www', 'www/cgi-bin']);
+  const dirs = new Set([
+    'bin',
+    'sbin',
+    'usr',
+    'usr/bin',
+    'usr/sbin',
+    'dev',
+    'proc',
+    'sys',
+    'run',
+    'tmp',
+    'etc',
+    'root',
+    'lib',
+    'lib/modules',
+    'lib/modules/mb',
+    'www',
+    'www/cgi-bin',
+  ]);
   for (const a of inp.busybox.applets) {
     for (let d = dirname(a); d !== '.' && d !== '/'; d = dirname(d)) dirs.add(d);
   }
@@ -270,7 +298,10 @@ export async function buildGuestImage(opts: BuildGuestImageOptions = {}): Promis
     writeFileSync(join(tmp, 'initrd.img'), initrd);
     copyFileSync(inp.kernel.path, join(tmp, 'vmlinuz'));
     const img: GuestImage = { kernel: join(final, 'vmlinuz'), initrd: join(final, 'initrd.img'), hash, kernelVersion: inp.kernel.version };
-    writeFileSync(join(tmp, 'image.json'), JSON.stringify({ ...img, modules: inp.modules.map((m) => m.name), builtAt: new Date().toISOString() }, null, 2));
+    writeFileSync(
+      join(tmp, 'image.json'),
+      JSON.stringify({ ...img, modules: inp.modules.map((m) => m.name), builtAt: new Date().toISOString() }, null, 2),
+    );
     try {
       renameSync(tmp, final); // atomic: readers see a complete image or none
     } catch (e) {

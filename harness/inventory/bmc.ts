@@ -16,7 +16,8 @@ export interface BmcLogin extends BmcCredentials {
  * then credentials.ts's order (secrets file bmcs.<host>, MIGBENCH_BMC_USER, default).
  */
 export function bmcLogin(host: InventoryHost, inv: Inventory, env: NodeJS.ProcessEnv = process.env): BmcLogin {
-  if (!host.bmc) throw new UserError(`${host.where}: host ${host.name} has no bmc.address in the inventory; power cannot be measured there`);
+  if (!host.bmc)
+    throw new UserError(`${host.where}: host ${host.name} has no bmc.address in the inventory; power cannot be measured there`);
   const hostUserVar = `MIGBENCH_BMC_${envKey(host.name)}_USER`;
   const effectiveEnv = host.bmc.user && env[hostUserVar] === undefined ? { ...env, [hostUserVar]: host.bmc.user } : env;
   const creds = resolveCredentials(host.name, { env: effectiveEnv, secretsFile: inv.bmcSecrets });

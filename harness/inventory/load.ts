@@ -60,7 +60,10 @@ function zodIssues(err: z.ZodError): SpecIssue[] {
       return { path: formatPath([...i.path, keys[0]]), message: `unknown key '${keys.join("', '")}'` };
     }
     if (i.code === 'invalid_type' && /received undefined/.test(i.message)) {
-      return { path: formatPath(i.path), message: `missing; ${i.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, '')}` };
+      return {
+        path: formatPath(i.path),
+        message: `missing; ${i.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, '')}`,
+      };
     }
     return { path: formatPath(i.path), message: i.message.replace(/^Invalid input: /, '') };
   });
@@ -94,7 +97,9 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
   }
   const obj = raw as Record<string, unknown>;
   if ('oar_nodefile' in obj && 'hosts' in obj) {
-    throw specError(file, [{ path: 'hosts', message: "give either 'hosts' or 'oar_nodefile', not both (per-node settings go under host_settings)" }]);
+    throw specError(file, [
+      { path: 'hosts', message: "give either 'hosts' or 'oar_nodefile', not both (per-node settings go under host_settings)" },
+    ]);
   }
   if (!('oar_nodefile' in obj) && !('hosts' in obj)) {
     throw specError(file, [{ path: '(top level)', message: "missing 'hosts' (a list of servers) or 'oar_nodefile' (e.g. $OAR_NODEFILE)" }]);
@@ -104,7 +109,13 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
   let entries: { entry: HostEntryT; where: string }[];
   let kind: Inventory['kind'];
   let nodefile: string | undefined;
-  let common: { defaults?: TemplateT; gateways?: GatewayEntryT[]; known_hosts?: string; host_key_check?: 'strict' | 'accept-new'; bmc_secrets?: string };
+  let common: {
+    defaults?: TemplateT;
+    gateways?: GatewayEntryT[];
+    known_hosts?: string;
+    host_key_check?: 'strict' | 'accept-new';
+    bmc_secrets?: string;
+  };
   if ('oar_nodefile' in obj) {
     const parsed = NodefileInventory.safeParse(obj);
     if (!parsed.success) throw specError(file, zodIssues(parsed.error));
@@ -123,7 +134,12 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
     const names = new Set(nf.hosts.map((h) => h.name));
     const stray = Object.keys(settings).filter((k) => !names.has(k));
     if (stray.length) {
-      throw specError(file, [{ path: formatPath(['host_settings', stray[0]]), message: `'${stray[0]}' is not in the node file ${nodefile} (hosts: ${[...names].join(', ')})` }]);
+      throw specError(file, [
+        {
+          path: formatPath(['host_settings', stray[0]]),
+          message: `'${stray[0]}' is not in the node file ${nodefile} (hosts: ${[...names].join(', ')})`,
+        },
+      ]);
     }
     entries = nf.hosts.map((h) => ({ entry: { name: h.name, ...settings[h.name] }, where: `${nodefile}:${h.line}` }));
   } else {
@@ -138,7 +154,11 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
   const seen = new Map<string, string>();
   for (const { entry, where } of entries) {
     const prev = seen.get(entry.name);
-    if (prev) issues.push({ path: where.replace(`${file}: `, ''), message: `host name '${entry.name}' is already used by ${prev.replace(`${file}: `, '')}` });
+    if (prev)
+      issues.push({
+        path: where.replace(`${file}: `, ''),
+        message: `host name '${entry.name}' is already used by ${prev.replace(`${file}: `, '')}`,
+      });
     seen.set(entry.name, where);
   }
   for (const g of common.gateways ?? []) {
@@ -148,7 +168,11 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
   for (const { entry, where } of entries) {
     if (!entry.spec_host) continue;
     const prev = specHosts.get(entry.spec_host);
-    if (prev) issues.push({ path: `${where.replace(`${file}: `, '')}.spec_host`, message: `spec host '${entry.spec_host}' is already mapped to ${prev}` });
+    if (prev)
+      issues.push({
+        path: `${where.replace(`${file}: `, '')}.spec_host`,
+        message: `spec host '${entry.spec_host}' is already mapped to ${prev}`,
+      });
     specHosts.set(entry.spec_host, entry.name);
   }
   if (issues.length) throw specError(file, issues);
@@ -170,7 +194,9 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
       try {
         accessSync(out.keyFile, constants.R_OK);
       } catch {
-        throw new UserError(`${where}: key_file ${out.keyFile} cannot be read; check the path (and that migbench runs as the user owning it)`);
+        throw new UserError(
+          `${where}: key_file ${out.keyFile} cannot be read; check the path (and that migbench runs as the user owning it)`,
+        );
       }
     }
     if (agent === true || (agent === undefined && keyFile === undefined)) {
@@ -181,7 +207,10 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
     }
     if (!out.keyFile && !out.agent) {
       const dflt = DEFAULT_KEYS.map((k) => join(env.HOME || homedir(), k.slice(2))).find((k) => existsSync(k));
-      if (!dflt) throw new UserError(`${where}: no key_file, no agent (SSH_AUTH_SOCK) and no ~/.ssh/id_ed25519|id_ecdsa|id_rsa: set key_file or agent`);
+      if (!dflt)
+        throw new UserError(
+          `${where}: no key_file, no agent (SSH_AUTH_SOCK) and no ~/.ssh/id_ed25519|id_ecdsa|id_rsa: set key_file or agent`,
+        );
       out.keyFile = dflt;
     }
     return out;
@@ -221,7 +250,8 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
   const hosts: InventoryHost[] = entries.map(({ entry, where }) => {
     const e = { ...tpl, ...entry };
     const bmc = e.bmc || tpl.bmc ? { ...tpl.bmc, ...entry.bmc } : undefined;
-    if (bmc && !bmc.address) throw specError(file, [{ path: `${where.replace(`${file}: `, '')}.bmc.address`, message: 'missing; expected the BMC address' }]);
+    if (bmc && !bmc.address)
+      throw specError(file, [{ path: `${where.replace(`${file}: `, '')}.bmc.address`, message: 'missing; expected the BMC address' }]);
     return {
       name: entry.name,
       where,

@@ -50,7 +50,9 @@ export function parseNodefile(text: string): Nodefile {
 export function checkNodefile(nf: Nodefile, file: string): void {
   if (nf.issues.length) {
     const lines = nf.issues.map((i) => `${file}:${i.line}: ${i.message}`);
-    throw new UserError(lines.length === 1 ? `OAR node file ${lines[0]}` : `OAR node file ${file}: ${lines.length} bad lines\n  ${lines.join('\n  ')}`);
+    throw new UserError(
+      lines.length === 1 ? `OAR node file ${lines[0]}` : `OAR node file ${file}: ${lines.length} bad lines\n  ${lines.join('\n  ')}`,
+    );
   }
   if (!nf.hosts.length) throw new UserError(`OAR node file ${file} lists no host (is the reservation still running?)`);
 }
@@ -61,16 +63,20 @@ export function checkNodefile(nf: Nodefile, file: string): void {
  * (e.g. `inv.yaml: oar_nodefile`).
  */
 export function expandPath(value: string, where: string, baseDir: string, env: NodeJS.ProcessEnv = process.env): string {
-  const expanded = value.replace(/\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (_m, a: string | undefined, b: string | undefined) => {
-    const name = (a ?? b) as string;
-    const v = env[name];
-    if (v === undefined || v === '') {
-      throw new UserError(
-        `${where}: $${name} is not set` + (name === 'OAR_NODEFILE' ? ' (run inside an OAR job, or give the node file path)' : '; set it or write the path'),
-      );
-    }
-    return v;
-  });
+  const expanded = value.replace(
+    /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g,
+    (_m, a: string | undefined, b: string | undefined) => {
+      const name = (a ?? b) as string;
+      const v = env[name];
+      if (v === undefined || v === '') {
+        throw new UserError(
+          `${where}: $${name} is not set` +
+            (name === 'OAR_NODEFILE' ? ' (run inside an OAR job, or give the node file path)' : '; set it or write the path'),
+        );
+      }
+      return v;
+    },
+  );
   const home = expanded === '~' || expanded.startsWith('~/') ? (env.HOME || homedir()) + expanded.slice(1) : expanded;
   return isAbsolute(home) ? home : resolve(baseDir, home);
 }

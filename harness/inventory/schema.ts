@@ -5,40 +5,46 @@
 import { z } from 'zod';
 import { isHostname } from './nodefile.ts';
 
-const Name = z.string({ error: (iss) => (iss.input === undefined ? 'missing; expected a name' : 'expected a name') }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, {
-  message: "expected a name of letters, digits, '.', '_' and '-'",
-});
+const Name = z
+  .string({ error: (iss) => (iss.input === undefined ? 'missing; expected a name' : 'expected a name') })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, {
+    message: "expected a name of letters, digits, '.', '_' and '-'",
+  });
 const Host = z.string({ error: 'expected a host name or address' }).refine(isHostname, { message: 'expected a host name or IP address' });
 const Port = z.number({ error: 'expected a port number' }).int().min(1).max(65535);
 const Iface = z.string({ error: 'expected an interface name' }).regex(/^[A-Za-z0-9_.:@-]{1,15}$/, {
   message: 'expected a network interface name (at most 15 characters)',
 });
 /** An address with optional prefix length: 10.0.0.1 or 10.0.0.1/24. */
-const IfAddress = z.string({ error: 'expected an address' }).regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, { message: 'expected an IP address, e.g. 10.0.0.1/24' });
+const IfAddress = z
+  .string({ error: 'expected an address' })
+  .regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, { message: 'expected an IP address, e.g. 10.0.0.1/24' });
 
 const Nic = z.strictObject({ iface: Iface.optional(), address: IfAddress.optional() });
 
 /** BMC login: user may be here, the password never (environment or secrets file, as for the local BMCs). */
-const Bmc = z
-  .looseObject({ address: Host.optional(), user: z.string().min(1).optional(), port: Port.optional() })
-  .superRefine((v, ctx) => {
-    for (const k of Object.keys(v)) {
-      if (k === 'password') {
-        ctx.addIssue({
-          code: 'custom',
-          path: [k],
-          message: 'a BMC password never goes into the inventory: set MIGBENCH_BMC_PASSWORD (or MIGBENCH_BMC_<HOST>_PASSWORD) or use a secrets file',
-        });
-      } else if (!['address', 'user', 'port'].includes(k)) {
-        ctx.addIssue({ code: 'custom', path: [k], message: `unknown key '${k}' (expected address, user, port)` });
-      }
+const Bmc = z.looseObject({ address: Host.optional(), user: z.string().min(1).optional(), port: Port.optional() }).superRefine((v, ctx) => {
+  for (const k of Object.keys(v)) {
+    if (k === 'password') {
+      ctx.addIssue({
+        code: 'custom',
+        path: [k],
+        message:
+          'a BMC password never goes into the inventory: set MIGBENCH_BMC_PASSWORD (or MIGBENCH_BMC_<HOST>_PASSWORD) or use a secrets file',
+      });
+    } else if (!['address', 'user', 'port'].includes(k)) {
+      ctx.addIssue({ code: 'custom', path: [k], message: `unknown key '${k}' (expected address, user, port)` });
     }
-  });
+  }
+});
 
 /** Settings a host may have; all optional so the same shape serves the template and the per-host entries. */
 const settings = {
   address: Host.optional(),
-  user: z.string({ error: 'expected a user name' }).regex(/^[A-Za-z0-9._][A-Za-z0-9._-]*$/, { message: 'expected a user name' }).optional(),
+  user: z
+    .string({ error: 'expected a user name' })
+    .regex(/^[A-Za-z0-9._][A-Za-z0-9._-]*$/, { message: 'expected a user name' })
+    .optional(),
   port: Port.optional(),
   /** Private key file; `~` and `$VAR` are expanded, relative paths are relative to the inventory. */
   key_file: z.string().min(1).optional(),
@@ -79,7 +85,10 @@ const common = {
   bmc_secrets: z.string().min(1).optional(),
 };
 
-export const HostsInventory = z.strictObject({ ...common, hosts: z.array(HostEntry, { error: 'expected a list of hosts' }).min(1, 'expected at least one host') });
+export const HostsInventory = z.strictObject({
+  ...common,
+  hosts: z.array(HostEntry, { error: 'expected a list of hosts' }).min(1, 'expected at least one host'),
+});
 export const NodefileInventory = z.strictObject({
   ...common,
   /** Path of the OAR node file, usually `$OAR_NODEFILE`. */

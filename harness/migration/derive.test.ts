@@ -12,7 +12,9 @@ const copy = (o: MigrationObservation): MigrationObservation => structuredClone(
 const NOISE_MS = 1e-3;
 
 describe('deriveMigration reproduces what the harness recorded from real migrations', () => {
-  const names = readdirSync(DIR).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, ''));
+  const names = readdirSync(DIR)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.replace(/\.json$/, ''));
   it('has a fixture for every kind of sequence', () => {
     expect(names.sort()).toEqual(expect.arrayContaining(['cancelled', 'completed', 'failed', 'postcopy']));
   });
@@ -90,7 +92,10 @@ describe('derivation rules', () => {
     const p = copy(load('cancelled').observation);
     p.queries.pop(); // the 'cancelled' answer never came
     p.control.srcUnanswered = 'QMP command query-migrate timed out after 10000 ms';
-    expect(deriveMigration(p)).toMatchObject({ status: 'cancelled', reason: 'source QEMU stopped answering: QMP command query-migrate timed out after 10000 ms' });
+    expect(deriveMigration(p)).toMatchObject({
+      status: 'cancelled',
+      reason: 'source QEMU stopped answering: QMP command query-migrate timed out after 10000 ms',
+    });
   });
 
   it('a source that stopped answering mid-migration ends at the harness time, not at an earlier status event', () => {
@@ -110,7 +115,14 @@ describe('derivation rules', () => {
     Object.assign(o, { tCmdMs: null, tEndMs: null, events: [], queries: [], probe: null });
     o.control.error = 'QMP connect vm1.r1-h2.r0: timed out';
     const d = deriveMigration(o);
-    expect(d).toMatchObject({ status: 'failed', reason: 'QMP connect vm1.r1-h2.r0: timed out', t_cmd: null, t_done: null, total_ms: null, transferred_bytes: null });
+    expect(d).toMatchObject({
+      status: 'failed',
+      reason: 'QMP connect vm1.r1-h2.r0: timed out',
+      t_cmd: null,
+      t_done: null,
+      total_ms: null,
+      transferred_bytes: null,
+    });
   });
 
   it('completed without a probe or without a reply after RESUME: no observed downtime, no post-operation time', () => {
@@ -138,27 +150,50 @@ describe('derivation rules', () => {
   it('a loss run that began before the command keeps its full length; one after the first reply is ignored', () => {
     const interval = 10;
     const t0 = 1_000_000; // ms
-    const rec = (seq: number, lost: boolean) => ({ seq, sentUs: (t0 + seq * interval) * 1000, recvUs: lost ? null : (t0 + seq * interval) * 1000 + 300 });
+    const rec = (seq: number, lost: boolean) => ({
+      seq,
+      sentUs: (t0 + seq * interval) * 1000,
+      recvUs: lost ? null : (t0 + seq * interval) * 1000 + 300,
+    });
     // probes 0..99; lost 8..14 (crosses the command at seq 10), 40..44 (after RESUME's first reply at 30)
     const probe = Array.from({ length: 100 }, (_, s) => rec(s, (s >= 8 && s <= 14) || (s >= 40 && s <= 44)));
     const o: MigrationObservation = {
-      version: 1, id: 'synthetic', config: { mode: 'live', downtimeLimitMs: 300, maxTimeMs: 60_000, probeIntervalMs: interval, linkRateBps: null },
-      tCmdMs: t0 + 100, tEndMs: t0 + 400,
+      version: 1,
+      id: 'synthetic',
+      config: { mode: 'live', downtimeLimitMs: 300, maxTimeMs: 60_000, probeIntervalMs: interval, linkRateBps: null },
+      tCmdMs: t0 + 100,
+      tEndMs: t0 + 400,
       events: [
         { side: 'src', event: 'STOP', timestampMs: t0 + 250, receivedAtMs: t0 + 250, data: {} },
         { side: 'src', event: 'MIGRATION', timestampMs: t0 + 290, receivedAtMs: t0 + 290, data: { status: 'completed' } },
         { side: 'dst', event: 'RESUME', timestampMs: t0 + 295, receivedAtMs: t0 + 295, data: {} },
       ],
-      queries: [{ tMs: t0 + 300, answer: { status: 'completed', 'total-time': 190, downtime: 40, 'setup-time': 1, ram: { transferred: 5, 'dirty-sync-count': 2 } } }],
-      probe: probeWindow(probe, t0 + 100), control: emptyControlFacts(),
+      queries: [
+        {
+          tMs: t0 + 300,
+          answer: { status: 'completed', 'total-time': 190, downtime: 40, 'setup-time': 1, ram: { transferred: 5, 'dirty-sync-count': 2 } },
+        },
+      ],
+      probe: probeWindow(probe, t0 + 100),
+      control: emptyControlFacts(),
     };
     expect(o.probe![0].seq).toBe(7); // the window starts at the last reply before the command
     const d = deriveMigration(o);
     // probes 7 (answered) .. 15 (answered): (150 - 70) - 10 = 70 ms
     expect(d.downtime_observed_ms).toBe(70);
     expect(d.postop_ms).toBe(5); // RESUME at +295, first reply to the probe sent at +300
-    expect(d).toMatchObject({ status: 'completed', total_ms: 190, downtime_reported_ms: 40, setup_ms: 1, transferred_bytes: 5, passes: 2,
-      preop_ms: 150, downtime_event_ms: 45, t_done: new Date(t0 + 290).toISOString(), total_ms_harness: 190 });
+    expect(d).toMatchObject({
+      status: 'completed',
+      total_ms: 190,
+      downtime_reported_ms: 40,
+      setup_ms: 1,
+      transferred_bytes: 5,
+      passes: 2,
+      preop_ms: 150,
+      downtime_event_ms: 45,
+      t_done: new Date(t0 + 290).toISOString(),
+      total_ms_harness: 190,
+    });
   });
 
   it('total and downtime come from a completed answer re-read later when the first lacked them', () => {

@@ -86,9 +86,25 @@ export interface MigrationObservation {
 /** The record fields derived from an observation. */
 export type DerivedMeasures = Pick<
   MigrationRecord,
-  | 'status' | 'reason' | 't_cmd' | 't_stop' | 't_resume' | 't_done' | 'total_ms' | 'total_ms_harness' | 'downtime_reported_ms'
-  | 'downtime_event_ms' | 'downtime_observed_ms' | 'preop_ms' | 'postop_ms' | 'setup_ms' | 'transferred_bytes' | 'passes'
-  | 'link_rate_mbit' | 'downtime_limit_ms' | 'probe_interval_ms'
+  | 'status'
+  | 'reason'
+  | 't_cmd'
+  | 't_stop'
+  | 't_resume'
+  | 't_done'
+  | 'total_ms'
+  | 'total_ms_harness'
+  | 'downtime_reported_ms'
+  | 'downtime_event_ms'
+  | 'downtime_observed_ms'
+  | 'preop_ms'
+  | 'postop_ms'
+  | 'setup_ms'
+  | 'transferred_bytes'
+  | 'passes'
+  | 'link_rate_mbit'
+  | 'downtime_limit_ms'
+  | 'probe_interval_ms'
 > & {
   /** Source entered postcopy-active (QEMU clock); null when post-copy never engaged. */
   t_postcopy: string | null;
@@ -136,7 +152,10 @@ export function resumeEvent(obs: MigrationObservation): ObservedEvent | undefine
 }
 
 /** Is this probe record a reply to a probe sent at or after `tMs`? The first one marks the guest answering again. */
-export const answeredSince = (tMs: number) => (r: ProbeRecord): boolean => r.recvUs !== null && r.sentUs >= tMs * 1000;
+export const answeredSince =
+  (tMs: number) =>
+  (r: ProbeRecord): boolean =>
+    r.recvUs !== null && r.sentUs >= tMs * 1000;
 
 /** The earliest-sent answered probe sent at or after `tMs`. */
 export function firstReplySince(records: readonly ProbeRecord[], tMs: number): ProbeRecord | null {
@@ -185,19 +204,28 @@ export function deriveMigration(obs: MigrationObservation): DerivedMeasures {
   const tCmd = obs.tCmdMs;
   const tDone = obs.tEndMs === null ? null : migrationEndMs(obs);
   const out: DerivedMeasures = {
-    status, reason,
-    t_cmd: iso(tCmd), t_stop: null, t_resume: null, t_done: iso(tDone),
-    total_ms: final.status === 'completed' ? final['total-time'] ?? null : lastRam['total-time'] ?? null,
+    status,
+    reason,
+    t_cmd: iso(tCmd),
+    t_stop: null,
+    t_resume: null,
+    t_done: iso(tDone),
+    total_ms: final.status === 'completed' ? (final['total-time'] ?? null) : (lastRam['total-time'] ?? null),
     total_ms_harness: tCmd !== null && tDone !== null ? tDone - tCmd : null,
-    downtime_reported_ms: final.status === 'completed' ? final.downtime ?? null : null,
-    downtime_event_ms: null, downtime_observed_ms: null, preop_ms: null, postop_ms: null,
+    downtime_reported_ms: final.status === 'completed' ? (final.downtime ?? null) : null,
+    downtime_event_ms: null,
+    downtime_observed_ms: null,
+    preop_ms: null,
+    postop_ms: null,
     setup_ms: lastRam['setup-time'] ?? final['setup-time'] ?? null,
     transferred_bytes: ram.transferred ?? null,
     passes: ram['dirty-sync-count'] ?? null,
     link_rate_mbit: config.linkRateBps ? config.linkRateBps / 1e6 : null,
     downtime_limit_ms: config.downtimeLimitMs,
     probe_interval_ms: config.probeIntervalMs,
-    t_postcopy: iso(obs.events.find((e) => e.side === 'src' && e.event === 'MIGRATION' && e.data.status === 'postcopy-active')?.timestampMs),
+    t_postcopy: iso(
+      obs.events.find((e) => e.side === 'src' && e.event === 'MIGRATION' && e.data.status === 'postcopy-active')?.timestampMs,
+    ),
   };
   if (status !== 'completed' || tCmd === null) return out;
   // the guest's own pause: STOP on the source -> RESUME on the destination, both on QEMU clocks

@@ -91,7 +91,12 @@ export function flagRecord(r: FlagInput, s: Readonly<FlagSettings> = DEFAULT_FLA
       });
     }
   }
-  if (r.status === 'completed' && num(r.downtime_reported_ms) && num(r.downtime_event_ms) && r.downtime_reported_ms > r.downtime_event_ms + s.reportedSlackMs) {
+  if (
+    r.status === 'completed' &&
+    num(r.downtime_reported_ms) &&
+    num(r.downtime_event_ms) &&
+    r.downtime_reported_ms > r.downtime_event_ms + s.reportedSlackMs
+  ) {
     flags.push({
       code: 'reported_above_event',
       reason: `the hypervisor reports ${f1(r.downtime_reported_ms)} ms of downtime, more than the ${f1(r.downtime_event_ms)} ms between its own STOP and RESUME events`,

@@ -8,7 +8,14 @@ import { errorMessage } from '../util/errors.ts';
 import { deleteTap, startIncoming, tapName, workloadLabel, type PlacedVm, type VmEnv } from './placement.ts';
 import type { ProbeStream } from './probe-stream.ts';
 import {
-  answeredSince, deriveMigration, emptyControlFacts, finalAnswer, migrationEndMs, probeWindow, type MigrationObservation, type QueryMigrateAnswer,
+  answeredSince,
+  deriveMigration,
+  emptyControlFacts,
+  finalAnswer,
+  migrationEndMs,
+  probeWindow,
+  type MigrationObservation,
+  type QueryMigrateAnswer,
 } from './derive.ts';
 import { WORKLOAD_HEARTBEAT } from '../workloads/guest-reports.ts';
 
@@ -55,11 +62,35 @@ function capabilityList(m: MigrationSpecT, side: 'src' | 'dst'): Array<{ capabil
 /** One query-migrate answer as a migration_progress sample; the raw QEMU fields are kept so the record can be re-derived. */
 function progressSample(tMs: number, tCmd: number, a: QueryMigrateAnswer, tags: Record<string, string>): Sample {
   const ram = a.ram ?? {};
-  return { t: iso(tMs)!, measurement: 'migration_progress', tags, fields: {
-    status: a.status ?? null, elapsed_ms: a['total-time'] ?? tMs - tCmd, transferred: ram.transferred ?? null, remaining: ram.remaining ?? null,
-    total: ram.total ?? null, dirty_pages_rate: ram['dirty-pages-rate'] ?? null, mbps: ram.mbps ?? null,
-    dirty_sync_count: ram['dirty-sync-count'] ?? null, expected_downtime_ms: a['expected-downtime'] ?? null,
-    total_time_ms: a['total-time'] ?? null, setup_time_ms: a['setup-time'] ?? null, downtime_ms: a.downtime ?? null, error_desc: a['error-desc'] ?? null } };
+  return {
+    t: iso(tMs)!,
+    measurement: 'migration_progress',
+    tags,
+    fields: {
+      status: a.status ?? null,
+      elapsed_ms: a['total-time'] ?? tMs - tCmd,
+      transferred: ram.transferred ?? null,
+      remaining: ram.remaining ?? null,
+      total: ram.total ?? null,
+      dirty_pages_rate: ram['dirty-pages-rate'] ?? null,
+      mbps: ram.mbps ?? null,
+      dirty_sync_count: ram['dirty-sync-count'] ?? null,
+      expected_downtime_ms: a['expected-downtime'] ?? null,
+      total_time_ms: a['total-time'] ?? null,
+      setup_time_ms: a['setup-time'] ?? null,
+      downtime_ms: a.downtime ?? null,
+      error_desc: a['error-desc'] ?? null,
+      // zero pages found so far and the page size: memory in use = total - zero pages once the bulk pass ended
+      zero_pages: ram.duplicate ?? null,
+      normal_bytes: ram['normal-bytes'] ?? null,
+      page_size: ram['page-size'] ?? null,
+      // where the bytes went (pre-copy, stop-and-copy, post-copy) and post-copy page requests
+      precopy_bytes: ram['precopy-bytes'] ?? null,
+      downtime_bytes: ram['downtime-bytes'] ?? null,
+      postcopy_bytes: ram['postcopy-bytes'] ?? null,
+      postcopy_requests: ram['postcopy-requests'] ?? null,
+    },
+  };
 }
 
 /**
@@ -72,7 +103,12 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   const { env, migration: m } = ctx;
   const id = `${ctx.treatment}-r${ctx.rep}-${vm.spec.name}`;
   const tags = {
-    experiment: ctx.experiment, treatment: ctx.treatment, rep: String(ctx.rep), attempt: String(ctx.attempt ?? 1), vm: vm.spec.name, migration: id,
+    experiment: ctx.experiment,
+    treatment: ctx.treatment,
+    rep: String(ctx.rep),
+    attempt: String(ctx.attempt ?? 1),
+    vm: vm.spec.name,
+    migration: id,
   };
   const dstIp = ctx.network === 'mig' ? dst.migIp! : dst.dataIp;
   const uri = `tcp:${dstIp}:${4400 + vm.index}`;
@@ -81,8 +117,15 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   const downtimeLimitMs = m.downtime_limit.ms;
   const maxTimeMs = m.max_time.ms;
   const obs: MigrationObservation = {
-    version: 1, id, config: { mode: m.mode, downtimeLimitMs, maxTimeMs, probeIntervalMs: ctx.probeIntervalMs, linkRateBps: rate || null },
-    tCmdMs: null, tEndMs: null, events: [], queries: [], probe: null, control: emptyControlFacts(),
+    version: 1,
+    id,
+    config: { mode: m.mode, downtimeLimitMs, maxTimeMs, probeIntervalMs: ctx.probeIntervalMs, linkRateBps: rate || null },
+    tCmdMs: null,
+    tEndMs: null,
+    events: [],
+    queries: [],
+    probe: null,
+    control: emptyControlFacts(),
   };
   let measuring = true;
   const control = (tMs: number, action: string, detail: string | null = null) =>
@@ -93,8 +136,20 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   const onEvent = (side: 'src' | 'dst') => (e: QmpEvent) => {
     if (!measuring) return;
     obs.events.push({ side, event: e.event, timestampMs: e.timestampMs, receivedAtMs: e.receivedAtMs, data: e.data ?? {} });
-    ctx.emit([{ t: iso(Number.isFinite(e.timestampMs) ? e.timestampMs : e.receivedAtMs)!, measurement: 'qmp_event', tags: { ...tags, side },
-      fields: { event: e.event, status: typeof e.data?.status === 'string' ? e.data.status : null, pass: typeof e.data?.pass === 'number' ? e.data.pass : null, received_ms: e.receivedAtMs, data: JSON.stringify(e.data ?? {}) } }]);
+    ctx.emit([
+      {
+        t: iso(Number.isFinite(e.timestampMs) ? e.timestampMs : e.receivedAtMs)!,
+        measurement: 'qmp_event',
+        tags: { ...tags, side },
+        fields: {
+          event: e.event,
+          status: typeof e.data?.status === 'string' ? e.data.status : null,
+          pass: typeof e.data?.pass === 'number' ? e.data.pass : null,
+          received_ms: e.receivedAtMs,
+          data: JSON.stringify(e.data ?? {}),
+        },
+      },
+    ]);
   };
   const srcListener = onEvent('src');
   const dstListener = onEvent('dst');
@@ -182,7 +237,9 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
       // wait for what derivation needs: RESUME on the destination, then a probe reply after it with every probe before settled
       const resume = await dstProc.qmp.waitForEvent('RESUME', () => true, 30_000, { since: 0 }).catch(() => null);
       if (ctx.probe && resume) {
-        const first = await ctx.probe.waitFor(answeredSince(resume.timestampMs), 20_000, `a probe reply from ${vm.ip} after resume`).catch(() => null);
+        const first = await ctx.probe
+          .waitFor(answeredSince(resume.timestampMs), 20_000, `a probe reply from ${vm.ip} after resume`)
+          .catch(() => null);
         answeredAfterResume = first !== null;
         if (first) await ctx.probe.settled(first.seq, 5_000).catch(() => undefined);
       }
@@ -201,13 +258,41 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   measuring = false;
 
   const rec: MigrationRecord = {
-    id, experiment: ctx.experiment, treatment: ctx.treatment, rep: ctx.rep, attempt: ctx.attempt ?? 1, vm: vm.spec.name, src: vm.host.name, dst: dst.name,
-    status: 'failed', reason: null, partial: false, t_cmd: null, t_stop: null, t_resume: null, t_done: null,
-    total_ms: null, total_ms_harness: null, downtime_reported_ms: null, downtime_event_ms: null, downtime_observed_ms: null,
-    preop_ms: null, postop_ms: null, setup_ms: null, transferred_bytes: null, passes: null, energy_j: null,
-    link_rate_mbit: null, memory_mib: vm.memoryMiB, workload: workloadLabel(vm.spec.workload),
-    downtime_limit_ms: downtimeLimitMs, probe_interval_ms: ctx.probeIntervalMs, healthy: null,
-    health: { answers: null, workload_running: null, problems: [] }, source_running: null, migration_uri: uri,
+    id,
+    experiment: ctx.experiment,
+    treatment: ctx.treatment,
+    rep: ctx.rep,
+    attempt: ctx.attempt ?? 1,
+    vm: vm.spec.name,
+    src: vm.host.name,
+    dst: dst.name,
+    status: 'failed',
+    reason: null,
+    partial: false,
+    t_cmd: null,
+    t_stop: null,
+    t_resume: null,
+    t_done: null,
+    total_ms: null,
+    total_ms_harness: null,
+    downtime_reported_ms: null,
+    downtime_event_ms: null,
+    downtime_observed_ms: null,
+    preop_ms: null,
+    postop_ms: null,
+    setup_ms: null,
+    transferred_bytes: null,
+    passes: null,
+    energy_j: null,
+    link_rate_mbit: null,
+    memory_mib: vm.memoryMiB,
+    workload: workloadLabel(vm.spec.workload),
+    downtime_limit_ms: downtimeLimitMs,
+    probe_interval_ms: ctx.probeIntervalMs,
+    healthy: null,
+    health: { answers: null, workload_running: null, problems: [] },
+    source_running: null,
+    migration_uri: uri,
   };
   Object.assign(rec, deriveMigration(obs));
 
@@ -216,9 +301,15 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     const since = 0;
     if (vm.workload) {
       // every workload program prints a report line per second: one on the destination's console proves it runs there
-      rec.health.workload_running = await dstProc.waitForSerial(WORKLOAD_HEARTBEAT, 10_000, { since }).then(() => true, () => false);
+      rec.health.workload_running = await dstProc.waitForSerial(WORKLOAD_HEARTBEAT, 10_000, { since }).then(
+        () => true,
+        () => false,
+      );
     }
-    rec.health.problems = dstProc.serialProblems().filter((p) => SERIOUS.has(p.kind)).map((p) => `${p.kind}: ${p.line}`);
+    rec.health.problems = dstProc
+      .serialProblems()
+      .filter((p) => SERIOUS.has(p.kind))
+      .map((p) => `${p.kind}: ${p.line}`);
     rec.healthy = rec.health.answers !== false && rec.health.workload_running !== false && rec.health.problems.length === 0;
     // the source is paused in 'postmigrate': end it, the guest lives on dst now
     await src.quit(10_000).catch(() => src.kill());
@@ -229,10 +320,16 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   if (dstProc && !dstProc.hasExited()) await dstProc.kill().catch(() => undefined);
   await deleteTap(dst.ns, tapName(vm.index));
   rec.source_running = await sourceRunning(src);
-  rec.health.problems = src.serialProblems().filter((p) => SERIOUS.has(p.kind)).map((p) => `${p.kind}: ${p.line}`);
+  rec.health.problems = src
+    .serialProblems()
+    .filter((p) => SERIOUS.has(p.kind))
+    .map((p) => `${p.kind}: ${p.line}`);
   if (ctx.probe && rec.source_running) {
     const t = Date.now();
-    rec.health.answers = await ctx.probe.waitFor(answeredSince(t), 20_000, 'probe reply from the source guest').then(() => true, () => false);
+    rec.health.answers = await ctx.probe.waitFor(answeredSince(t), 20_000, 'probe reply from the source guest').then(
+      () => true,
+      () => false,
+    );
   }
   rec.healthy = rec.source_running === true && rec.health.answers !== false && rec.health.problems.length === 0;
   return { record: rec, vm };

@@ -43,7 +43,13 @@ export class ProbeStream {
 
   async start(): Promise<void> {
     const bin = await probePath();
-    const args = ['netns', 'exec', this.ns, bin, ...probeArgs({ target: this.target, intervalMs: this.intervalMs, rt: true, timeoutMs: 1000 })];
+    const args = [
+      'netns',
+      'exec',
+      this.ns,
+      bin,
+      ...probeArgs({ target: this.target, intervalMs: this.intervalMs, rt: true, timeoutMs: 1000 }),
+    ];
     const child = spawnChild('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.owned = ownProcess(child.pid!, 'probe');
@@ -60,7 +66,12 @@ export class ProbeStream {
         t: iso(rec.sentUs / 1000)!,
         measurement: 'probe',
         tags: this.tags,
-        fields: { seq: rec.seq, sent_us: rec.sentUs, recv_us: rec.recvUs, rtt_ms: rec.recvUs === null ? null : (rec.recvUs - rec.sentUs) / 1000 },
+        fields: {
+          seq: rec.seq,
+          sent_us: rec.sentUs,
+          recv_us: rec.recvUs,
+          rtt_ms: rec.recvUs === null ? null : (rec.recvUs - rec.sentUs) / 1000,
+        },
       });
       for (const w of [...this.waiters]) {
         if (w.pred(rec)) {
@@ -69,10 +80,14 @@ export class ProbeStream {
         }
       }
     });
-    this.flushTimer = safeInterval(() => this.flush(), 1000, (e) => {
-      if (this.failure === null) this.onError(e); // once per failure episode, not every second
-      this.failure = e;
-    });
+    this.flushTimer = safeInterval(
+      () => this.flush(),
+      1000,
+      (e) => {
+        if (this.failure === null) this.onError(e); // once per failure episode, not every second
+        this.failure = e;
+      },
+    );
     // the probe is useful only once the guest answers: wait for the first reply
     await this.waitFor((r) => r.recvUs !== null, 30_000, `first probe reply from ${this.target}`).catch((e) => {
       throw new Error(`${(e as Error).message}${stderr ? `; mb-probe said: ${stderr.trim()}` : ''}`);
@@ -84,7 +99,13 @@ export class ProbeStream {
     const hit = this.records.find(pred);
     if (hit) return Promise.resolve(hit);
     return new Promise((resolve, reject) => {
-      const w = { pred, resolve: (r: ProbeRecord) => { clearTimeout(timer); resolve(r); } };
+      const w = {
+        pred,
+        resolve: (r: ProbeRecord) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      };
       const timer = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(w), 1);
         reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
@@ -98,7 +119,9 @@ export class ProbeStream {
     const deadline = Date.now() + timeoutMs;
     while (this.contiguous <= seq) {
       if (Date.now() > deadline) throw new Error(`probe results up to #${seq} not complete after ${timeoutMs} ms`);
-      await this.waitFor((r) => r.seq > seq + 1 || this.contiguous > seq, Math.max(1, deadline - Date.now()), 'probe results').catch(() => undefined);
+      await this.waitFor((r) => r.seq > seq + 1 || this.contiguous > seq, Math.max(1, deadline - Date.now()), 'probe results').catch(
+        () => undefined,
+      );
       if (this.contiguous <= seq) await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  computeOutages,
-  delayForwarderArgs,
-  longestOutage,
-  parseProbeLine,
-  probeArgs,
-  type ProbeRecord,
-} from './programs.ts';
+import { computeOutages, delayForwarderArgs, longestOutage, parseProbeLine, probeArgs, type ProbeRecord } from './programs.ts';
 
 const T0 = 1_795_000_000_000_000; // epoch µs
 
@@ -44,7 +37,7 @@ describe('parseProbeLine', () => {
 });
 
 describe('computeOutages', () => {
-  it('23 lost probes at 10 ms give a 230 ms outage bounded by the neighbours\' send times', () => {
+  it("23 lost probes at 10 ms give a 230 ms outage bounded by the neighbours' send times", () => {
     const recs = series(200, 10, (s) => s >= 50 && s <= 72);
     const out = computeOutages(recs, 10);
     expect(out).toHaveLength(1);
@@ -97,7 +90,12 @@ describe('computeOutages', () => {
   });
 
   it('returns nothing when every probe was answered, and rejects a bad interval', () => {
-    expect(computeOutages(series(50, 10, () => false), 10)).toEqual([]);
+    expect(
+      computeOutages(
+        series(50, 10, () => false),
+        10,
+      ),
+    ).toEqual([]);
     expect(computeOutages([], 10)).toEqual([]);
     expect(() => computeOutages([], 0)).toThrow(RangeError);
   });
@@ -125,7 +123,22 @@ describe('argument builders', () => {
   it('builds mb-delayfwd arguments in microseconds', () => {
     expect(
       delayForwarderArgs({ ifA: 'x', ifB: 'y', ab: { delayMs: 25, jitterMs: 2.5 }, ba: { delayMs: 0, loss: 0.01 }, pidfile: '/tmp/p' }),
-    ).toEqual(['--a', 'x', '--b', 'y', '--delay-ab', '25000us', '--delay-ba', '0us', '--jitter-ab', '2500us', '--loss-ba', '0.01', '--pidfile', '/tmp/p']);
+    ).toEqual([
+      '--a',
+      'x',
+      '--b',
+      'y',
+      '--delay-ab',
+      '25000us',
+      '--delay-ba',
+      '0us',
+      '--jitter-ab',
+      '2500us',
+      '--loss-ba',
+      '0.01',
+      '--pidfile',
+      '/tmp/p',
+    ]);
   });
 
   it('passes --max-wait and --rt to mb-delayfwd when asked', () => {
@@ -135,7 +148,15 @@ describe('argument builders', () => {
 
   it('builds mb-probe arguments', () => {
     expect(probeArgs({ target: '10.0.0.2', intervalMs: 10, durationMs: 30_000, rt: true, id: 7 })).toEqual([
-      '--target', '10.0.0.2', '--interval', '10000us', '--duration', '30000000us', '--rt', '--id', '7',
+      '--target',
+      '10.0.0.2',
+      '--interval',
+      '10000us',
+      '--duration',
+      '30000000us',
+      '--rt',
+      '--id',
+      '7',
     ]);
   });
 });

@@ -4,7 +4,11 @@ import { buildPlanGraph } from './graph.ts';
 import { PlanSpec } from './schema.ts';
 
 describe('scheduleViolations', () => {
-  const moves = [{ vm: 'a', from: 'h1', to: 'h3' }, { vm: 'b', from: 'h1', to: 'h3' }, { vm: 'c', from: 'h2', to: 'h3' }];
+  const moves = [
+    { vm: 'a', from: 'h1', to: 'h3' },
+    { vm: 'b', from: 'h1', to: 'h3' },
+    { vm: 'c', from: 'h2', to: 'h3' },
+  ];
   it('finds early starts, split sync units and exceeded limits', () => {
     const g = buildPlanGraph(moves, PlanSpec.parse({ kind: 'per_server', k: 1, after: [{ vm: 'c', after: 'a' }], sync: [['b', 'c']] }));
     const v = scheduleViolations(g, [
@@ -21,10 +25,12 @@ describe('scheduleViolations', () => {
   });
   it('accepts a valid schedule and ignores skipped actions', () => {
     const g = buildPlanGraph(moves, PlanSpec.parse({ kind: 'sequential' }));
-    expect(scheduleViolations(g, [
-      { id: 'migrate:a', start: 0, end: 10 },
-      { id: 'migrate:b', start: 10, end: 20 },
-      { id: 'migrate:c', start: null, end: null },
-    ])).toEqual([]);
+    expect(
+      scheduleViolations(g, [
+        { id: 'migrate:a', start: 0, end: 10 },
+        { id: 'migrate:b', start: 10, end: 20 },
+        { id: 'migrate:c', start: null, end: null },
+      ]),
+    ).toEqual([]);
   });
 });

@@ -30,7 +30,8 @@ export function scheduleViolations(graph: PlanGraph, timed: readonly Timed[], to
   }
   graph.syncUnits.forEach((unit) => {
     const starts = unit.map((id) => at.get(id)?.start ?? null).filter((s): s is number => s !== null);
-    if (starts.length && Math.max(...starts) - Math.min(...starts) > tolerance) out.push(`sync unit ${unit.join(', ')} started at ${starts.join(', ')}`);
+    if (starts.length && Math.max(...starts) - Math.min(...starts) > tolerance)
+      out.push(`sync unit ${unit.join(', ')} started at ${starts.join(', ')}`);
   });
   // the set of running actions only grows at a start: check the limits there.
   // Zero-length actions occupy no time and are left out (their order among

@@ -79,7 +79,8 @@ export async function executePlan(graph: PlanGraph, runAction: RunAction, opts: 
     const done = Promise.resolve()
       .then(() => runAction(a, abort.signal))
       .then(
-        (r): ActionResult => (r && typeof r.ok === 'boolean' ? r : { ok: false, reason: `the action returned ${JSON.stringify(r)} instead of a result` }),
+        (r): ActionResult =>
+          r && typeof r.ok === 'boolean' ? r : { ok: false, reason: `the action returned ${JSON.stringify(r)} instead of a result` },
         (e: unknown): ActionResult => {
           if (e instanceof Interrupted) interruptedBy ??= e;
           return { ok: false, reason: errorMessage(e) };
@@ -128,7 +129,9 @@ export async function executePlan(graph: PlanGraph, runAction: RunAction, opts: 
   if (interruptedBy) throw interruptedBy;
   if (listenerError) throw listenerError;
   return {
-    records, start, end,
+    records,
+    start,
+    end,
     completionMs: start !== null && end !== null ? end - start : null,
     ok: records.every((r) => r.status === 'ok'),
   };

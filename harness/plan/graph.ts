@@ -92,7 +92,12 @@ class Issues {
 
 /** Hosts a boot/shutdown selection names: `true` = all eligible ones, in move order. */
 function selectHosts(
-  sel: boolean | string[], eligible: string[], role: 'boot' | 'shutdown', moves: PlanMove[], path: string, issues: Issues,
+  sel: boolean | string[],
+  eligible: string[],
+  role: 'boot' | 'shutdown',
+  moves: PlanMove[],
+  path: string,
+  issues: Issues,
 ): string[] {
   if (sel === false) return [];
   if (sel === true) return eligible;
@@ -128,7 +133,8 @@ export function buildPlanGraph(moves: readonly PlanMove[], plan: PlanSpecT, sour
     const v = plan[key];
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) issues.add(`${P}.${key}`, `expected an integer >= 1, got ${v}`);
   }
-  if ((plan.kind === 'capped' || plan.kind === 'per_server') && plan.k === undefined) issues.add(`${P}.k`, `missing; a '${plan.kind}' plan needs k`);
+  if ((plan.kind === 'capped' || plan.kind === 'per_server') && plan.k === undefined)
+    issues.add(`${P}.k`, `missing; a '${plan.kind}' plan needs k`);
   const knownVm = (vm: string, path: string): boolean => {
     if (moveOf.has(vm)) return true;
     const names = [...moveOf.keys()];
@@ -139,8 +145,22 @@ export function buildPlanGraph(moves: readonly PlanMove[], plan: PlanSpecT, sour
   // --- power actions: boot only pure destinations, shut down only pure sources
   const srcs = new Set(moves.map((m) => m.from));
   const dsts = new Set(moves.map((m) => m.to));
-  const boots = selectHosts(plan.boot, [...new Set(moves.map((m) => m.to))].filter((h) => !srcs.has(h)), 'boot', [...moves], `${P}.boot`, issues);
-  const shutdowns = selectHosts(plan.shutdown, [...new Set(moves.map((m) => m.from))].filter((h) => !dsts.has(h)), 'shutdown', [...moves], `${P}.shutdown`, issues);
+  const boots = selectHosts(
+    plan.boot,
+    [...new Set(moves.map((m) => m.to))].filter((h) => !srcs.has(h)),
+    'boot',
+    [...moves],
+    `${P}.boot`,
+    issues,
+  );
+  const shutdowns = selectHosts(
+    plan.shutdown,
+    [...new Set(moves.map((m) => m.from))].filter((h) => !dsts.has(h)),
+    'shutdown',
+    [...moves],
+    `${P}.shutdown`,
+    issues,
+  );
   issues.throwIfAny();
 
   // --- actions in priority order: a boot just before the first migration into
@@ -157,9 +177,11 @@ export function buildPlanGraph(moves: readonly PlanMove[], plan: PlanSpecT, sour
   const bootSet = new Set(boots);
   const shutdownSet = new Set(shutdowns);
   moves.forEach((m, i) => {
-    if (bootSet.has(m.to) && !byId.has(powerOnId(m.to))) push({ id: powerOnId(m.to), kind: 'power-on', host: m.to, order: 0, waits: [], sync: null });
+    if (bootSet.has(m.to) && !byId.has(powerOnId(m.to)))
+      push({ id: powerOnId(m.to), kind: 'power-on', host: m.to, order: 0, waits: [], sync: null });
     push({ id: migrateId(m.vm), kind: 'migrate', vm: m.vm, from: m.from, to: m.to, order: 0, waits: [], sync: null });
-    if (shutdownSet.has(m.from) && lastOut.get(m.from) === i) push({ id: powerOffId(m.from), kind: 'power-off', host: m.from, order: 0, waits: [], sync: null });
+    if (shutdownSet.has(m.from) && lastOut.get(m.from) === i)
+      push({ id: powerOffId(m.from), kind: 'power-off', host: m.from, order: 0, waits: [], sync: null });
   });
   const wait = (id: string, on: string, why: WaitReason) => {
     const a = byId.get(id)!;
@@ -173,15 +195,18 @@ export function buildPlanGraph(moves: readonly PlanMove[], plan: PlanSpecT, sour
   // --- groups
   if (plan.kind === 'groups' && plan.groups) {
     const groupOf = new Map<string, number>();
-    plan.groups.forEach((g, gi) => g.forEach((vm, j) => {
-      const path = `${P}.groups[${gi}][${j}]`;
-      if (!knownVm(vm, path)) return;
-      const prev = groupOf.get(vm);
-      if (prev !== undefined) issues.add(path, `vm '${vm}' is already in group ${prev}`);
-      else groupOf.set(vm, gi);
-    }));
+    plan.groups.forEach((g, gi) =>
+      g.forEach((vm, j) => {
+        const path = `${P}.groups[${gi}][${j}]`;
+        if (!knownVm(vm, path)) return;
+        const prev = groupOf.get(vm);
+        if (prev !== undefined) issues.add(path, `vm '${vm}' is already in group ${prev}`);
+        else groupOf.set(vm, gi);
+      }),
+    );
     const missing = [...moveOf.keys()].filter((vm) => !groupOf.has(vm));
-    if (missing.length) issues.add(`${P}.groups`, `vm(s) ${missing.map((v) => `'${v}'`).join(', ')} are moved but in no group; add them to a group`);
+    if (missing.length)
+      issues.add(`${P}.groups`, `vm(s) ${missing.map((v) => `'${v}'`).join(', ')} are moved but in no group; add them to a group`);
     for (let gi = 1; gi < plan.groups.length; gi++) {
       for (const vm of new Set(plan.groups[gi])) {
         if (!moveOf.has(vm)) continue;
@@ -214,13 +239,15 @@ export function buildPlanGraph(moves: readonly PlanMove[], plan: PlanSpecT, sour
     return x;
   };
   const syncPathOf = new Map<string, number>();
-  plan.sync.forEach((list, i) => list.forEach((vm, j) => {
-    if (!knownVm(vm, `${P}.sync[${i}][${j}]`)) return;
-    if (!parent.has(vm)) parent.set(vm, vm);
-    if (!syncPathOf.has(vm)) syncPathOf.set(vm, i);
-    const first = list.find((v) => moveOf.has(v));
-    if (first !== undefined && first !== vm) parent.set(find(vm), find(first));
-  }));
+  plan.sync.forEach((list, i) =>
+    list.forEach((vm, j) => {
+      if (!knownVm(vm, `${P}.sync[${i}][${j}]`)) return;
+      if (!parent.has(vm)) parent.set(vm, vm);
+      if (!syncPathOf.has(vm)) syncPathOf.set(vm, i);
+      const first = list.find((v) => moveOf.has(v));
+      if (first !== undefined && first !== vm) parent.set(find(vm), find(first));
+    }),
+  );
   issues.throwIfAny();
 
   const unitMembers = new Map<string, string[]>();
@@ -244,7 +271,10 @@ export function buildPlanGraph(moves: readonly PlanMove[], plan: PlanSpecT, sour
       const from = nodeOf(byId.get(w.id)!);
       const to = nodeOf(a);
       if (from === to) {
-        issues.add(syncPath(a.sync!), `'${describeAction(a)}' waits for '${describeAction(byId.get(w.id)!)}' (${w.why}), so they cannot start at the same time`);
+        issues.add(
+          syncPath(a.sync!),
+          `'${describeAction(a)}' waits for '${describeAction(byId.get(w.id)!)}' (${w.why}), so they cannot start at the same time`,
+        );
         continue;
       }
       if (!succ.has(from)) succ.set(from, new Set());
@@ -257,17 +287,22 @@ export function buildPlanGraph(moves: readonly PlanMove[], plan: PlanSpecT, sour
     const paths = new Set<string>();
     const names: string[] = [];
     for (const node of cycle) {
-      names.push(node.startsWith('sync#') ? `sync(${syncUnits[Number(node.slice(5))].map((id) => id.slice(8)).join(', ')})` : node.replace(/^migrate:/, ''));
+      names.push(
+        node.startsWith('sync#')
+          ? `sync(${syncUnits[Number(node.slice(5))].map((id) => id.slice(8)).join(', ')})`
+          : node.replace(/^migrate:/, ''),
+      );
     }
     // name the `after` entries on the cycle: those are what the user can change
     for (let i = 0; i < cycle.length; i++) {
       const from = cycle[i];
       const to = cycle[(i + 1) % cycle.length];
       const vmsOf = (n: string) => (n.startsWith('sync#') ? syncUnits[Number(n.slice(5))] : [n]).map((id) => id.slice(8));
-      for (const b of vmsOf(to)) for (const a of vmsOf(from)) {
-        const p = afterPath.get(`${b}<-${a}`);
-        if (p) paths.add(p);
-      }
+      for (const b of vmsOf(to))
+        for (const a of vmsOf(from)) {
+          const p = afterPath.get(`${b}<-${a}`);
+          if (p) paths.add(p);
+        }
     }
     const where = paths.size ? [...paths].sort().join(', ') : `${P}.after`;
     issues.add(where, `precedence cycle: ${[...names, names[0]].join(' -> ')}; no migration of it could ever start`);
@@ -276,8 +311,17 @@ export function buildPlanGraph(moves: readonly PlanMove[], plan: PlanSpecT, sour
   // --- sync units must fit the concurrency limits, or they could never start
   const limits = limitsOf(plan);
   syncUnits.forEach((u, i) => {
-    if (!fits(limits, [], u.map((id) => byId.get(id)!))) {
-      issues.add(syncPath(i), `${u.length} migrations that start together do not fit a '${plan.kind}' plan${plan.k !== undefined ? ` with k = ${plan.k}` : ''}${plan.dst_k !== undefined ? `, dst_k = ${plan.dst_k}` : ''}; raise k or split the sync list`);
+    if (
+      !fits(
+        limits,
+        [],
+        u.map((id) => byId.get(id)!),
+      )
+    ) {
+      issues.add(
+        syncPath(i),
+        `${u.length} migrations that start together do not fit a '${plan.kind}' plan${plan.k !== undefined ? ` with k = ${plan.k}` : ''}${plan.dst_k !== undefined ? `, dst_k = ${plan.dst_k}` : ''}; raise k or split the sync list`,
+      );
     }
   });
   issues.throwIfAny();

@@ -19,11 +19,15 @@ export interface Limits {
 export function limitsOf(plan: PlanSpecT): Limits {
   const none: Limits = { actions: null, migrations: null, perSource: null, perDestination: null };
   switch (plan.kind) {
-    case 'sequential': return { ...none, actions: 1 };
-    case 'capped': return { ...none, migrations: plan.k ?? null };
-    case 'per_server': return { ...none, perSource: plan.k ?? null, perDestination: plan.dst_k ?? null };
+    case 'sequential':
+      return { ...none, actions: 1 };
+    case 'capped':
+      return { ...none, migrations: plan.k ?? null };
+    case 'per_server':
+      return { ...none, perSource: plan.k ?? null, perDestination: plan.dst_k ?? null };
     case 'parallel':
-    case 'groups': return none;
+    case 'groups':
+      return none;
   }
 }
 

@@ -15,7 +15,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** Two racks of 2 hosts behind a 1 Gbit/s interlink; 4 VMs of 256 MiB on rack r1. */
 function specFile(plan: string, name = 'maint.yaml'): string {
   const file = join(dir, name);
-  writeFileSync(file, `name: maint
+  writeFileSync(
+    file,
+    `name: maint
 testbed:
   racks:
     - {name: r1, hosts: 2, host_nic: {rate: 1gbit}}
@@ -29,7 +31,8 @@ vms:
 migration:
   plan: ${plan}
   moves: [{vm: a1, to: r2-h1}, {vm: a2, to: r2-h1}, {vm: b1, to: r2-h2}, {vm: b2, to: r2-h2}]
-`);
+`,
+  );
   return file;
 }
 
@@ -38,12 +41,20 @@ const estimate = (plan: string) => {
   const { spec, graph } = loadPlan(specFile(plan));
   return { graph, schedule: simulate(graph, estimateModel(spec, opts)) };
 };
-const alone = (256 * 2 ** 20 * 8) / 1e9 * 1000; // ms for 256 MiB at 1 Gbit/s
+const alone = ((256 * 2 ** 20 * 8) / 1e9) * 1000; // ms for 256 MiB at 1 Gbit/s
 
 describe('plan show estimate', () => {
   it('loads plans the spec schema does not know yet (groups, after, sync, boot, shutdown)', () => {
     const { graph } = loadPlan(specFile('{kind: groups, groups: [[a1, b1], [a2, b2]], sync: [[a1, b1]], boot: true, shutdown: [r1-h1]}'));
-    expect(graph.actions.map((a) => a.id)).toEqual(['power-on:r2-h1', 'migrate:a1', 'migrate:a2', 'power-off:r1-h1', 'power-on:r2-h2', 'migrate:b1', 'migrate:b2']);
+    expect(graph.actions.map((a) => a.id)).toEqual([
+      'power-on:r2-h1',
+      'migrate:a1',
+      'migrate:a2',
+      'power-off:r1-h1',
+      'power-on:r2-h2',
+      'migrate:b1',
+      'migrate:b2',
+    ]);
   });
 
   it('names the file and path of a bad plan', () => {

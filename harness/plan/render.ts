@@ -18,15 +18,27 @@ export function describeWaits(graph: PlanGraph, a: PlanAction): string {
     const ws = a.waits.filter((w) => w.why === why).map((w) => short(byId.get(w.id)!));
     if (ws.length) parts.push(`${ws.join(', ')} (${why === 'shutdown' ? 'last out' : why})`);
   }
-  if (a.sync !== null) parts.push(`starts with ${graph.syncUnits[a.sync].filter((id) => id !== a.id).map((id) => short(byId.get(id)!)).join(', ')}`);
+  if (a.sync !== null)
+    parts.push(
+      `starts with ${graph.syncUnits[a.sync]
+        .filter((id) => id !== a.id)
+        .map((id) => short(byId.get(id)!))
+        .join(', ')}`,
+    );
   return parts.join('; ') || '-';
 }
 
 export function describePlan(graph: PlanGraph): string {
   const p = graph.plan;
   const counts = (kind: PlanAction['kind']) => graph.actions.filter((a) => a.kind === kind).length;
-  const kind = p.kind + (p.k !== undefined ? ` k=${p.k}` : '') + (p.dst_k !== undefined ? ` dst_k=${p.dst_k}` : '') + (p.groups ? ` (${p.groups.length} groups)` : '');
-  const extra = [counts('power-on') && `${counts('power-on')} boot(s)`, counts('power-off') && `${counts('power-off')} shutdown(s)`].filter(Boolean);
+  const kind =
+    p.kind +
+    (p.k !== undefined ? ` k=${p.k}` : '') +
+    (p.dst_k !== undefined ? ` dst_k=${p.dst_k}` : '') +
+    (p.groups ? ` (${p.groups.length} groups)` : '');
+  const extra = [counts('power-on') && `${counts('power-on')} boot(s)`, counts('power-off') && `${counts('power-off')} shutdown(s)`].filter(
+    Boolean,
+  );
   return `plan ${kind}: ${counts('migrate')} migration(s)${extra.length ? `, ${extra.join(', ')}` : ''}; ${describeLimits(graph.limits)}`;
 }
 
@@ -37,13 +49,19 @@ export function byStart(schedule: Schedule): SimulatedAction[] {
 
 export function formatPlanList(graph: PlanGraph, schedule: Schedule): string {
   const rows = byStart(schedule).map((it, i) => [
-    String(i + 1), describeAction(it.action), formatSeconds(it.start), formatSeconds(it.end), formatSeconds(it.end - it.start),
-    it.action.kind === 'migrate' ? String(peakMigrationsDuring(schedule, it)) : '-', describeWaits(graph, it.action),
+    String(i + 1),
+    describeAction(it.action),
+    formatSeconds(it.start),
+    formatSeconds(it.end),
+    formatSeconds(it.end - it.start),
+    it.action.kind === 'migrate' ? String(peakMigrationsDuring(schedule, it)) : '-',
+    describeWaits(graph, it.action),
   ]);
   const head = ['#', 'action', 'start', 'end', 'duration', 'concurrent', 'waits for'];
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
   const right = new Set([0, 2, 3, 4, 5]);
-  const line = (r: string[]) => r.map((cell, c) => (c === r.length - 1 ? cell : right.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ');
+  const line = (r: string[]) =>
+    r.map((cell, c) => (c === r.length - 1 ? cell : right.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ');
   return [line(head), ...rows.map(line)].join('\n');
 }
 

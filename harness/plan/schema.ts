@@ -25,7 +25,10 @@ import { z } from 'zod';
 const vmRef = z.string({ error: 'expected a vm name' }).min(1, { message: 'expected a vm name' });
 const hostRef = z.string({ error: 'expected a host name' }).min(1, { message: 'expected a host name' });
 const count = (what: string) =>
-  z.number({ error: `expected ${what} (an integer >= 1)` }).int({ message: `expected ${what} (an integer >= 1)` }).min(1, { message: `expected ${what} (an integer >= 1)` });
+  z
+    .number({ error: `expected ${what} (an integer >= 1)` })
+    .int({ message: `expected ${what} (an integer >= 1)` })
+    .min(1, { message: `expected ${what} (an integer >= 1)` });
 
 /** true: every eligible host of the moves; a list: exactly these hosts. */
 const HostSelection = z.union([z.boolean(), z.array(hostRef).min(1)], {
@@ -44,7 +47,10 @@ export const PlanSpec = z
     /** per_server: also at most this many concurrent incoming migrations per destination host. */
     dst_k: count('a number of concurrent incoming migrations').optional(),
     /** groups: lists of VMs; each group starts when the previous one has finished. */
-    groups: z.array(z.array(vmRef).min(1, { message: 'expected a non-empty group of vms' })).min(1).optional(),
+    groups: z
+      .array(z.array(vmRef).min(1, { message: 'expected a non-empty group of vms' }))
+      .min(1)
+      .optional(),
     after: z.array(z.strictObject({ vm: vmRef, after: z.union([vmRef, z.array(vmRef).min(1)]) })).default([]),
     sync: z.array(z.array(vmRef).min(2, { message: 'expected at least two vms that start together' })).default([]),
     boot: HostSelection.default(false),
@@ -52,11 +58,16 @@ export const PlanSpec = z
   })
   .superRefine((p, ctx) => {
     const needsK = p.kind === 'capped' || p.kind === 'per_server';
-    if (needsK && p.k === undefined) ctx.addIssue({ code: 'custom', path: ['k'], message: `missing; a '${p.kind}' plan needs k, the number of concurrent migrations` });
-    if (!needsK && p.k !== undefined) ctx.addIssue({ code: 'custom', path: ['k'], message: `k applies to 'capped' and 'per_server' plans, not '${p.kind}'` });
-    if (p.dst_k !== undefined && p.kind !== 'per_server') ctx.addIssue({ code: 'custom', path: ['dst_k'], message: `dst_k applies to 'per_server' plans, not '${p.kind}'` });
-    if (p.kind === 'groups' && p.groups === undefined) ctx.addIssue({ code: 'custom', path: ['groups'], message: "missing; a 'groups' plan needs groups, a list of lists of vms" });
-    if (p.kind !== 'groups' && p.groups !== undefined) ctx.addIssue({ code: 'custom', path: ['groups'], message: `groups applies to 'groups' plans, not '${p.kind}'` });
+    if (needsK && p.k === undefined)
+      ctx.addIssue({ code: 'custom', path: ['k'], message: `missing; a '${p.kind}' plan needs k, the number of concurrent migrations` });
+    if (!needsK && p.k !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['k'], message: `k applies to 'capped' and 'per_server' plans, not '${p.kind}'` });
+    if (p.dst_k !== undefined && p.kind !== 'per_server')
+      ctx.addIssue({ code: 'custom', path: ['dst_k'], message: `dst_k applies to 'per_server' plans, not '${p.kind}'` });
+    if (p.kind === 'groups' && p.groups === undefined)
+      ctx.addIssue({ code: 'custom', path: ['groups'], message: "missing; a 'groups' plan needs groups, a list of lists of vms" });
+    if (p.kind !== 'groups' && p.groups !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['groups'], message: `groups applies to 'groups' plans, not '${p.kind}'` });
   });
 
 export type PlanSpecT = z.infer<typeof PlanSpec>;

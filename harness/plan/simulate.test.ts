@@ -49,18 +49,24 @@ describe('simulated schedules obey the plan', () => {
 
   it.each([1, 2])('per_server k=%i never exceeds k per source, and runs sources side by side', (k) => {
     const { schedule } = run({ kind: 'per_server', k });
-    for (const s of ['s1', 's2', 's3']) expect(peak(migs(schedule).filter((i) => i.action.kind === 'migrate' && i.action.from === s))).toBe(k);
+    for (const s of ['s1', 's2', 's3'])
+      expect(peak(migs(schedule).filter((i) => i.action.kind === 'migrate' && i.action.from === s))).toBe(k);
     expect(peak(migs(schedule))).toBe(3 * k);
   });
 
   it('per_server dst_k also caps incoming migrations per destination', () => {
     const { schedule, graph } = run({ kind: 'per_server', k: 3, dst_k: 1 });
-    for (const d of ['d1', 'd2', 'd3']) expect(peak(migs(schedule).filter((i) => i.action.kind === 'migrate' && i.action.to === d))).toBe(1);
+    for (const d of ['d1', 'd2', 'd3'])
+      expect(peak(migs(schedule).filter((i) => i.action.kind === 'migrate' && i.action.to === d))).toBe(1);
     expect(scheduleViolations(graph, timed(schedule))).toEqual([]);
   });
 
   it('groups run one after another, members in parallel', () => {
-    const groups = [['v11', 'v21', 'v31'], ['v12', 'v22'], ['v32', 'v13', 'v23', 'v33']];
+    const groups = [
+      ['v11', 'v21', 'v31'],
+      ['v12', 'v22'],
+      ['v32', 'v13', 'v23', 'v33'],
+    ];
     const { at } = run({ kind: 'groups', groups });
     for (let g = 1; g < groups.length; g++) {
       const prevEnd = Math.max(...groups[g - 1].map((vm) => at(`migrate:${vm}`).end));
@@ -71,7 +77,13 @@ describe('simulated schedules obey the plan', () => {
   });
 
   it('after: a migration starts only once all it waits for ended', () => {
-    const { at } = run({ kind: 'parallel', after: [{ vm: 'v11', after: ['v22', 'v33'] }, { vm: 'v22', after: 'v31' }] });
+    const { at } = run({
+      kind: 'parallel',
+      after: [
+        { vm: 'v11', after: ['v22', 'v33'] },
+        { vm: 'v22', after: 'v31' },
+      ],
+    });
     expect(at('migrate:v22').start).toBe(at('migrate:v31').end);
     expect(at('migrate:v11').start).toBe(Math.max(at('migrate:v22').end, at('migrate:v33').end));
   });
@@ -85,24 +97,36 @@ describe('simulated schedules obey the plan', () => {
   it('power-on precedes the first incoming migration, power-off follows the last outgoing one', () => {
     const { schedule, at } = run({ kind: 'per_server', k: 2, boot: true, shutdown: true });
     for (const d of ['d1', 'd2', 'd3']) {
-      const firstIn = Math.min(...migs(schedule).filter((i) => i.action.kind === 'migrate' && i.action.to === d).map((i) => i.start));
+      const firstIn = Math.min(
+        ...migs(schedule)
+          .filter((i) => i.action.kind === 'migrate' && i.action.to === d)
+          .map((i) => i.start),
+      );
       expect(at(`power-on:${d}`).end).toBeLessThanOrEqual(firstIn);
       expect(at(`power-on:${d}`).start).toBe(0);
     }
     for (const s of ['s1', 's2', 's3']) {
-      const lastOut = Math.max(...migs(schedule).filter((i) => i.action.kind === 'migrate' && i.action.from === s).map((i) => i.end));
+      const lastOut = Math.max(
+        ...migs(schedule)
+          .filter((i) => i.action.kind === 'migrate' && i.action.from === s)
+          .map((i) => i.end),
+      );
       expect(at(`power-off:${s}`).start).toBe(lastOut);
     }
   });
 
   it('random plans never violate their rules', () => {
     let seed = 12345;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const pick = <T,>(xs: T[]) => xs[Math.floor(rnd() * xs.length)];
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)];
     let checked = 0;
     for (let trial = 0; trial < 300; trial++) {
       const n = 2 + Math.floor(rnd() * 8);
-      const m: PlanMove[] = Array.from({ length: n }, (_, i) => ({ vm: `v${i}`, from: `s${Math.floor(rnd() * 3)}`, to: `d${Math.floor(rnd() * 3)}` }));
+      const m: PlanMove[] = Array.from({ length: n }, (_, i) => ({
+        vm: `v${i}`,
+        from: `s${Math.floor(rnd() * 3)}`,
+        to: `d${Math.floor(rnd() * 3)}`,
+      }));
       const vms = m.map((x) => x.vm);
       const kind = pick(['sequential', 'parallel', 'capped', 'per_server', 'groups'] as const);
       const plan: PlanSpecInput = { kind, boot: rnd() < 0.5, shutdown: rnd() < 0.5 };
@@ -121,7 +145,10 @@ describe('simulated schedules obey the plan', () => {
         continue; // e.g. a sync unit that does not fit k: rejected, as tested elsewhere
       }
       const dur = new Map(graph.actions.map((a) => [a.id, Math.floor(rnd() * 5) * 250]));
-      const schedule = simulate(graph, fixedDurations((a) => dur.get(a.id)!));
+      const schedule = simulate(
+        graph,
+        fixedDurations((a) => dur.get(a.id)!),
+      );
       expect(scheduleViolations(graph, timed(schedule)), JSON.stringify(plan)).toEqual([]);
       checked++;
     }
@@ -156,11 +183,14 @@ describe('fair-share fluid simulation', () => {
 
   it('a migration speeds up when the one sharing its link ends', () => {
     const g = buildPlanGraph(four.slice(0, 2), PlanSpec.parse({ kind: 'parallel' }));
-    const s = simulate(g, fairShareModel({
-      transfer: (a) => ({ bytes: a.vm === 'v1' ? 50e6 : 100e6, resources: ['h1 up'] }),
-      capacity: () => 100e3,
-      powerMs: () => 0,
-    }));
+    const s = simulate(
+      g,
+      fairShareModel({
+        transfer: (a) => ({ bytes: a.vm === 'v1' ? 50e6 : 100e6, resources: ['h1 up'] }),
+        capacity: () => 100e3,
+        powerMs: () => 0,
+      }),
+    );
     // both at 50 kB/ms until v1 ends at 1000 ms; v2 then has 50 MB left at 100 kB/ms
     expect(s.items[0].end).toBeCloseTo(1000, 6);
     expect(s.items[1].end).toBeCloseTo(1500, 6);

@@ -115,5 +115,5 @@ export function peakMigrationsDuring(schedule: Schedule, item: SimulatedAction):
   const migs = schedule.items.filter((i) => i.action.kind === 'migrate');
   // the count only rises at a start, so checking the item's start and every start inside its span is enough
   const instants = [item.start, ...migs.map((m) => m.start).filter((s) => s > item.start && s < item.end)];
-  return Math.max(...instants.map((t) => migs.filter((m) => m.start <= t && t < m.end || (m.start === t && m.end === t)).length));
+  return Math.max(...instants.map((t) => migs.filter((m) => (m.start <= t && t < m.end) || (m.start === t && m.end === t)).length));
 }

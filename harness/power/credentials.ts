@@ -39,7 +39,8 @@ export function readSecretsFile(path: string, warn: (msg: string) => void = cons
   } catch (e) {
     throw new UserError(`BMC secrets file ${path} is not valid YAML/JSON: ${(e as Error).message}`);
   }
-  if (data === null || typeof data !== 'object') throw new UserError(`BMC secrets file ${path}: expected a mapping with 'default' and/or 'bmcs'`);
+  if (data === null || typeof data !== 'object')
+    throw new UserError(`BMC secrets file ${path}: expected a mapping with 'default' and/or 'bmcs'`);
   return data as SecretsFile;
 }
 

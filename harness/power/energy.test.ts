@@ -20,9 +20,11 @@ describe('excessEnergy', () => {
 
   it('does not bridge a null reading or a long hole, and reports the covered fraction', () => {
     const pts = [
-      { tMs: 0, watts: 120 }, { tMs: 1000, watts: 120 }, // 10 J
+      { tMs: 0, watts: 120 },
+      { tMs: 1000, watts: 120 }, // 10 J
       { tMs: 2000, watts: null }, // gap: [1,3] s not covered
-      { tMs: 3000, watts: 130 }, { tMs: 4000, watts: 130 }, // 20 J
+      { tMs: 3000, watts: 130 },
+      { tMs: 4000, watts: 130 }, // 20 J
       { tMs: 9000, watts: 130 }, // 5 s hole > maxGap: not covered
     ];
     const e = excessEnergy(pts, 110, 0, 9000);

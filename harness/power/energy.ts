@@ -29,7 +29,13 @@ export interface EnergyOptions {
  * invented across it. Segments straddling the interval bounds are clipped
  * with linear interpolation. Coverage says how much of the interval counted.
  */
-export function excessEnergy(points: readonly PowerPoint[], idleW: number, fromMs: number, toMs: number, opts: EnergyOptions = {}): EnergyResult {
+export function excessEnergy(
+  points: readonly PowerPoint[],
+  idleW: number,
+  fromMs: number,
+  toMs: number,
+  opts: EnergyOptions = {},
+): EnergyResult {
   const maxGap = opts.maxGapMs ?? 2500;
   const pts = [...points].sort((a, b) => a.tMs - b.tMs);
   let joules = 0;

@@ -1,5 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { cpuTicksFromStat, DEFAULT_POWER_MODEL, modelPower, parseChassisState, type PowerModelParams, type PowerPhase } from './power-model.ts';
+import {
+  cpuTicksFromStat,
+  DEFAULT_POWER_MODEL,
+  modelPower,
+  parseChassisState,
+  type PowerModelParams,
+  type PowerPhase,
+} from './power-model.ts';
 import { writePowerFile } from './sim-bmc.ts';
 import { nowMs } from './poller.ts';
 

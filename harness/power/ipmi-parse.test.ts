@@ -9,14 +9,18 @@ describe('ipmitool answers', () => {
     expect(parseSensorReading('Power            | na')).toEqual({ ok: false, reason: 'no-reading' });
     expect(parseSensorReading('Sensor "Nope" not found!')).toEqual({ ok: false, reason: 'sensor-not-found' });
     expect(parseSdrGet(' Sensor Reading        : 150 (+/- 0) Watts\n Status : ok')).toEqual({ ok: true, watts: 150 });
-    expect(parseDcmiPowerReading('    Instantaneous power reading:                   231 Watts\n    Minimum during sampling period: 90 Watts')).toEqual({ ok: true, watts: 231 });
+    expect(
+      parseDcmiPowerReading('    Instantaneous power reading:                   231 Watts\n    Minimum during sampling period: 90 Watts'),
+    ).toEqual({ ok: true, watts: 231 });
     expect(parseDcmiPowerReading('DCMI request failed because: Invalid command (c1)')).toEqual({ ok: false, reason: 'dcmi-unsupported' });
   });
 
   it('classifies session failures from ipmitool -v', () => {
     expect(classifySessionFailure('> RAKP 2 HMAC is invalid\nError: Unable to establish IPMI v2 / RMCP+ session')).toBe('wrong-password');
     expect(classifySessionFailure('RAKP 2 message indicates an error : unauthorized name')).toBe('unknown-user');
-    expect(classifySessionFailure('Get Auth Capabilities error\nError issuing Get Channel Authentication Capabilities request')).toBe('unreachable');
+    expect(classifySessionFailure('Get Auth Capabilities error\nError issuing Get Channel Authentication Capabilities request')).toBe(
+      'unreachable',
+    );
   });
 });
 
@@ -27,8 +31,14 @@ describe('host power model', () => {
     expect(modelPower(P, { cpuCores: 1, nicMbit: 100 }, on, 1e12).watts).toBeCloseTo(110 + 17.6 + 6.4, 9);
   });
   it('off: idle during shutdown then standby; on: idle + 20 W during boot', () => {
-    expect(modelPower(P, { cpuCores: 1, nicMbit: 0 }, { power: 'off', sinceMs: 1000 }, 2000)).toEqual({ watts: 110, phase: 'shutting-down' });
-    expect(modelPower(P, { cpuCores: 1, nicMbit: 0 }, { power: 'off', sinceMs: 1000 }, 1000 + P.shutdownMs)).toEqual({ watts: 0, phase: 'off' });
+    expect(modelPower(P, { cpuCores: 1, nicMbit: 0 }, { power: 'off', sinceMs: 1000 }, 2000)).toEqual({
+      watts: 110,
+      phase: 'shutting-down',
+    });
+    expect(modelPower(P, { cpuCores: 1, nicMbit: 0 }, { power: 'off', sinceMs: 1000 }, 1000 + P.shutdownMs)).toEqual({
+      watts: 0,
+      phase: 'off',
+    });
     expect(modelPower(P, { cpuCores: 1, nicMbit: 0 }, { power: 'on', sinceMs: 1000 }, 2000)).toEqual({ watts: 130, phase: 'booting' });
     expect(modelPower(P, { cpuCores: 0, nicMbit: 0 }, { power: 'on', sinceMs: 1000 }, 1000 + P.bootMs).phase).toBe('on');
   });

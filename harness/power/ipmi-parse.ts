@@ -1,8 +1,6 @@
 /** Parsing of ipmitool's text answers into watts; pure, so it is unit-tested. */
 
-export type ReadingResult =
-  | { ok: true; watts: number }
-  | { ok: false; reason: string };
+export type ReadingResult = { ok: true; watts: number } | { ok: false; reason: string };
 
 /** `sensor reading "<name>"` prints `Name | 187` (or `| na` when unreadable). */
 export function parseSensorReading(text: string): ReadingResult {
@@ -36,7 +34,12 @@ export type SessionFailure = 'wrong-password' | 'unknown-user' | 'unreachable' |
 export function classifySessionFailure(text: string): SessionFailure {
   if (/HMAC is invalid|integrity check|password/i.test(text)) return 'wrong-password';
   if (/unauthorized name|invalid user/i.test(text)) return 'unknown-user';
-  if (/Get Auth Capabilities error|Get Channel Authentication Capabilities|No response|Timeout|connection refused|unable to.*connect|no route|Address lookup/i.test(text)) return 'unreachable';
+  if (
+    /Get Auth Capabilities error|Get Channel Authentication Capabilities|No response|Timeout|connection refused|unable to.*connect|no route|Address lookup/i.test(
+      text,
+    )
+  )
+    return 'unreachable';
   return 'other';
 }
 

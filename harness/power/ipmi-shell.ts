@@ -23,9 +23,21 @@ const PROMPT = 'ipmitool> ';
 /** ipmitool arguments for an endpoint; the password goes through IPMI_PASSWORD (-E), never argv. */
 export function ipmitoolArgs(ep: BmcEndpoint, extra: readonly string[]): string[] {
   return [
-    '-I', 'lanplus', '-C', String(ep.cipherSuite ?? 3),
-    '-N', String(ep.timeoutS ?? 1), '-R', String(ep.retries ?? 1),
-    '-H', ep.address, '-p', String(ep.port ?? 623), '-U', ep.credentials.user, '-E',
+    '-I',
+    'lanplus',
+    '-C',
+    String(ep.cipherSuite ?? 3),
+    '-N',
+    String(ep.timeoutS ?? 1),
+    '-R',
+    String(ep.retries ?? 1),
+    '-H',
+    ep.address,
+    '-p',
+    String(ep.port ?? 623),
+    '-U',
+    ep.credentials.user,
+    '-E',
     ...extra,
   ];
 }
@@ -35,7 +47,11 @@ function withNetns(ep: BmcEndpoint, cmd: string, args: string[]): [string, strin
 }
 
 /** Runs one ipmitool command as its own process (for chassis control and diagnosis, not for polling). */
-export async function ipmitoolOnce(ep: BmcEndpoint, extra: readonly string[], timeoutMs = 15_000): Promise<{ ok: boolean; output: string }> {
+export async function ipmitoolOnce(
+  ep: BmcEndpoint,
+  extra: readonly string[],
+  timeoutMs = 15_000,
+): Promise<{ ok: boolean; output: string }> {
   const [cmd, args] = withNetns(ep, 'ipmitool', ipmitoolArgs(ep, extra));
   const r = await run(cmd, args, { allowFail: true, timeoutMs, env: { ...envWithoutSecrets(), IPMI_PASSWORD: ep.credentials.password } });
   return { ok: r.exitCode === 0, output: `${r.stdout}\n${r.stderr}`.trim() };
@@ -45,7 +61,11 @@ export async function ipmitoolOnce(ep: BmcEndpoint, extra: readonly string[], ti
 export async function diagnoseSession(ep: BmcEndpoint): Promise<{ kind: SessionFailure; detail: string }> {
   const r = await ipmitoolOnce(ep, ['-v', 'chassis', 'power', 'status']);
   if (r.ok) return { kind: 'other', detail: 'session opens now' };
-  const detail = r.output.split('\n').filter((l) => l && !/IANA PEN/.test(l)).slice(0, 3).join('; ');
+  const detail = r.output
+    .split('\n')
+    .filter((l) => l && !/IANA PEN/.test(l))
+    .slice(0, 3)
+    .join('; ');
   return { kind: classifySessionFailure(r.output), detail };
 }
 
@@ -111,7 +131,8 @@ export class IpmiShell {
 
   /** Sends one shell command; resolves with its answer text. */
   command(cmd: string): Promise<string> {
-    if (!this.alive || !this.ready) return Promise.reject(new Error(`ipmitool shell not running${this.exitInfo ? `: ${this.exitInfo}` : ''}`));
+    if (!this.alive || !this.ready)
+      return Promise.reject(new Error(`ipmitool shell not running${this.exitInfo ? `: ${this.exitInfo}` : ''}`));
     if (/[\n\r]/.test(cmd)) return Promise.reject(new Error('IPMI command must be one line'));
     return new Promise((resolve, reject) => {
       this.queue.push({ cmd, resolve, reject });

@@ -52,7 +52,10 @@ class BmcState {
   reported: string | null = null;
   unavailableReason = 'connecting';
   lastRequestMs: number | null = null;
-  constructor(readonly src: PowerSource, minBackoff: number) {
+  constructor(
+    readonly src: PowerSource,
+    minBackoff: number,
+  ) {
     this.backoffMs = minBackoff;
   }
 }
@@ -90,7 +93,10 @@ export class PowerPoller {
   private readonly log: (msg: string) => void;
   private readonly inflight = new Set<Promise<void>>();
 
-  constructor(sources: readonly PowerSource[], private readonly opts: PollerOptions) {
+  constructor(
+    sources: readonly PowerSource[],
+    private readonly opts: PollerOptions,
+  ) {
     this.interval = opts.intervalMs ?? 1000;
     this.timeout = opts.timeoutMs ?? this.interval * 0.8;
     this.log = opts.log ?? ((m) => console.error(m));
@@ -107,7 +113,8 @@ export class PowerPoller {
 
   /** Opens the sessions (in parallel) and starts ticking; the first tick is one interval after the sessions are tried. */
   async start(): Promise<void> {
-    if (!(await haveCommand('ipmitool'))) throw new UserError("required program 'ipmitool' was not found on PATH; install it with: apt-get install ipmitool");
+    if (!(await haveCommand('ipmitool')))
+      throw new UserError("required program 'ipmitool' was not found on PATH; install it with: apt-get install ipmitool");
     this.running = true;
     await Promise.all(this.states.map((st) => this.connect(st)));
     this.startMs = nowMs();
@@ -202,9 +209,12 @@ export class PowerPoller {
     const r: ReadingResult = st.src.reading.kind === 'dcmi' ? parseDcmiPowerReading(answer) : parseSensorReading(answer);
     if (!r.ok) {
       this.emitGap(host, req, r.reason, rep - req);
-      this.reportOnce(st, `power: BMC of ${host} (${st.src.address}:${st.src.port ?? 623}) gives no reading: ${r.reason}` +
-        (r.reason === 'sensor-not-found' ? `; check the sensor name with: ipmitool ... sdr list` : '') +
-        (r.reason === 'dcmi-unsupported' ? `; use a named power sensor instead (see: ipmitool ... sdr list)` : ''));
+      this.reportOnce(
+        st,
+        `power: BMC of ${host} (${st.src.address}:${st.src.port ?? 623}) gives no reading: ${r.reason}` +
+          (r.reason === 'sensor-not-found' ? `; check the sensor name with: ipmitool ... sdr list` : '') +
+          (r.reason === 'dcmi-unsupported' ? `; use a named power sensor instead (see: ipmitool ... sdr list)` : ''),
+      );
       return;
     }
     if (st.reported !== null) {
@@ -249,7 +259,7 @@ export class PowerPoller {
     }
   }
 
-    private reportOnce(st: BmcState, msg: string): void {
+  private reportOnce(st: BmcState, msg: string): void {
     if (st.reported === msg) return;
     st.reported = msg;
     this.log(msg);

@@ -56,7 +56,12 @@ export type PowerPhase = 'on' | 'booting' | 'shutting-down' | 'off';
  * the shutdown duration (the OS is still shutting down), then standby; "on"
  * draws idle + boot extra for the boot duration, then the utilisation model.
  */
-export function modelPower(p: PowerModelParams, inputs: ModelInputs, chassis: ChassisState, nowMs: number): { watts: number; phase: PowerPhase } {
+export function modelPower(
+  p: PowerModelParams,
+  inputs: ModelInputs,
+  chassis: ChassisState,
+  nowMs: number,
+): { watts: number; phase: PowerPhase } {
   const since = nowMs - chassis.sinceMs;
   if (chassis.power === 'off') {
     return since < p.shutdownMs ? { watts: p.idleW, phase: 'shutting-down' } : { watts: p.standbyW, phase: 'off' };

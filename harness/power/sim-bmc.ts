@@ -48,18 +48,50 @@ const SAFE_PATH = /^[A-Za-z0-9_./+-]+$/;
 export function powerSensorSdr(sensorNum: number, name: string): number[] {
   const id = [...Buffer.from(name.slice(0, 16), 'latin1')];
   const body = [
-    0x20, 0x00, sensorNum, // owner (BMC), LUN, sensor number
-    0x07, 0x01, // entity: system board, instance 1
-    0x67, 0x40, // initialisation; capabilities: auto re-arm, no thresholds
-    0x08, 0x01, // sensor type Power Supply, event/reading type threshold
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // event masks
-    0x00, 0x06, 0x00, // units: unsigned; base unit Watts; no modifier
+    0x20,
+    0x00,
+    sensorNum, // owner (BMC), LUN, sensor number
+    0x07,
+    0x01, // entity: system board, instance 1
+    0x67,
+    0x40, // initialisation; capabilities: auto re-arm, no thresholds
+    0x08,
+    0x01, // sensor type Power Supply, event/reading type threshold
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00, // event masks
+    0x00,
+    0x06,
+    0x00, // units: unsigned; base unit Watts; no modifier
     0x00, // linear
-    0x01, 0x00, 0x00, 0x00, 0x00, 0x00, // M=1, tolerance, B=0, accuracy, direction, R/B exponents 0
-    0x00, 0x00, 0x00, 0x00, 0xff, 0x00, // analog flags, nominal, normal max/min, sensor max/min
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // thresholds and hysteresis
-    0x00, 0x00, 0x00, // reserved, OEM
-    0xc0 | id.length, ...id,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00, // M=1, tolerance, B=0, accuracy, direction, R/B exponents 0
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0xff,
+    0x00, // analog flags, nominal, normal max/min, sensor max/min
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00, // thresholds and hysteresis
+    0x00,
+    0x00,
+    0x00, // reserved, OEM
+    0xc0 | id.length,
+    ...id,
   ];
   return [0x00, 0x00, 0x51, 0x01, body.length, ...body];
 }
@@ -135,10 +167,12 @@ export function writePowerFile(path: string, watts: number): void {
 }
 
 function checkSpec(spec: SimBmcSpec): void {
-  const bad = (what: string, v: string) => new UserError(`simulated BMC of host '${spec.host}': ${what} '${v}' may only contain letters, digits and _.+-/ (no quotes or spaces)`);
+  const bad = (what: string, v: string) =>
+    new UserError(`simulated BMC of host '${spec.host}': ${what} '${v}' may only contain letters, digits and _.+-/ (no quotes or spaces)`);
   if (!SAFE_PATH.test(spec.dir)) throw bad('directory', spec.dir);
   if (!/^[A-Za-z0-9_.-]{1,16}$/.test(spec.credentials.user)) throw bad('user name (1..16 chars)', spec.credentials.user);
-  if (!/^[A-Za-z0-9_.+-]{1,20}$/.test(spec.credentials.password)) throw new UserError(`simulated BMC of host '${spec.host}': password must be 1..20 letters, digits or _.+-`);
+  if (!/^[A-Za-z0-9_.+-]{1,20}$/.test(spec.credentials.password))
+    throw new UserError(`simulated BMC of host '${spec.host}': password must be 1..20 letters, digits or _.+-`);
   if (!/^[A-Za-z0-9_. -]{1,16}$/.test(spec.sensorName ?? 'Power')) throw bad('sensor name (1..16 chars)', spec.sensorName ?? '');
   if (!/^[0-9.]+$/.test(spec.address)) throw bad('address (IPv4)', spec.address);
 }
@@ -151,7 +185,12 @@ async function waitUdpBound(pid: number, port: number, timeoutMs: number, exited
     const why = exited();
     if (why !== null) throw new Error(why);
     try {
-      if (readFileSync(`/proc/${pid}/net/udp`, 'utf8').split('\n').some((l) => l.trim().split(/\s+/)[1]?.endsWith(want.trim()))) return;
+      if (
+        readFileSync(`/proc/${pid}/net/udp`, 'utf8')
+          .split('\n')
+          .some((l) => l.trim().split(/\s+/)[1]?.endsWith(want.trim()))
+      )
+        return;
     } catch {
       /* process may be between fork and exec */
     }
@@ -163,7 +202,8 @@ async function waitUdpBound(pid: number, port: number, timeoutMs: number, exited
 /** Generates the BMC's files and starts ipmi_sim; resolves when it listens. */
 export async function startSimBmc(spec: SimBmcSpec): Promise<SimBmc> {
   checkSpec(spec);
-  if (!(await haveCommand('ipmi_sim'))) throw new UserError("required program 'ipmi_sim' was not found on PATH; install it with: apt-get install openipmi");
+  if (!(await haveCommand('ipmi_sim')))
+    throw new UserError("required program 'ipmi_sim' was not found on PATH; install it with: apt-get install openipmi");
   mkdirSync(join(spec.dir, 'state'), { recursive: true });
   chmodSync(spec.dir, 0o700); // lan.conf holds the simulated BMC's password
   const powerFile = join(spec.dir, 'power-watts');
@@ -182,7 +222,12 @@ export async function startSimBmc(spec: SimBmcSpec): Promise<SimBmc> {
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   let exitWhy: string | null = null;
-  const exited = new Promise<void>((r) => child.once('exit', (c, s) => { exitWhy = `ipmi_sim for ${spec.host} exited (${s ?? c}): ${out.trim().slice(-300)}`; r(); }));
+  const exited = new Promise<void>((r) =>
+    child.once('exit', (c, s) => {
+      exitWhy = `ipmi_sim for ${spec.host} exited (${s ?? c}): ${out.trim().slice(-300)}`;
+      r();
+    }),
+  );
   const pid = child.pid!;
   const stop = async () => {
     if (exitWhy !== null) return;

@@ -82,7 +82,8 @@ export class TestbedPower {
     spec: NonNullable<Spec['measure']['power']>,
     o: { dir: string; onSample: (s: Sample) => void; log: (l: string) => void; tags: Record<string, string> },
   ): Promise<TestbedPower> {
-    if (!topo.clientNs || topo.hosts.some((h) => !h.mgmtIp)) throw new Error('power measurement needs the management network and the client namespace');
+    if (!topo.clientNs || topo.hosts.some((h) => !h.mgmtIp))
+      throw new Error('power measurement needs the management network and the client namespace');
     const params = powerModelFrom(spec);
     // a fresh password per run; it lives in memory and the BMC's private files only
     const credentials = { user: 'mbadmin', password: randomBytes(8).toString('hex') };
@@ -93,18 +94,37 @@ export class TestbedPower {
       for (const h of topo.hosts) {
         const dir = join(o.dir, h.name);
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        const bmc = await startSimBmc({ host: h.name, address: h.mgmtIp!, port: 623, credentials, dir, netns: h.ns, initialWatts: params.idleW });
+        const bmc = await startSimBmc({
+          host: h.name,
+          address: h.mgmtIp!,
+          port: 623,
+          credentials,
+          dir,
+          netns: h.ns,
+          initialWatts: params.idleW,
+        });
         bmcs.push(bmc);
         const ino = netnsInode(h.ns);
         const nics = ['mb-data', 'mb-mig'];
-        const model = new HostPowerModel(bmc, { qemuPids: () => qemuPidsInNetns(ino), nicCounters: () => nicCountersVia(bmc.pid, nics) }, params);
+        const model = new HostPowerModel(
+          bmc,
+          { qemuPids: () => qemuPidsInNetns(ino), nicCounters: () => nicCountersVia(bmc.pid, nics) },
+          params,
+        );
         await model.start();
         models.push(model);
       }
       const intervalMs = spec.interval.ms;
       const self: { it: TestbedPower | null } = { it: null };
       poller = new PowerPoller(
-        topo.hosts.map((h) => ({ host: h.name, address: h.mgmtIp!, port: 623, credentials, netns: topo.clientNs!, reading: { kind: 'sensor' as const, name: 'Power' } })),
+        topo.hosts.map((h) => ({
+          host: h.name,
+          address: h.mgmtIp!,
+          port: 623,
+          credentials,
+          netns: topo.clientNs!,
+          reading: { kind: 'sensor' as const, name: 'Power' },
+        })),
         { intervalMs, onSample: (s) => self.it?.record(s, o.onSample), log: o.log },
       );
       self.it = new TestbedPower(params, bmcs, models, poller, intervalMs, topo.clientNs, o.dir);
@@ -133,7 +153,10 @@ export class TestbedPower {
   async chassis(host: string, action: 'on' | 'off'): Promise<boolean> {
     const bmc = this.bmcs.find((b) => b.spec.host === host);
     if (!bmc) return false;
-    return chassisPower({ address: bmc.spec.address, port: bmc.spec.port, credentials: bmc.spec.credentials, netns: this.pollerNs }, action);
+    return chassisPower(
+      { address: bmc.spec.address, port: bmc.spec.port, credentials: bmc.spec.credentials, netns: this.pollerNs },
+      action,
+    );
   }
 
   setTags(tags: Record<string, string>): void {

@@ -17,12 +17,36 @@ function errorOf(text: string): UserError {
 describe('spec validation', () => {
   it.each([
     ['unknown key', base('  racks: [{name: r1, hosts: 2}]\n  colour: red\n'), "bad.yaml: testbed.colour: unknown key 'colour'"],
-    ['negative rate', base('  racks: [{name: r1, hosts: 2, host_nic: {rate: -5mbit}}]\n'), 'bad.yaml: testbed.racks[0].host_nic.rate: expected a positive rate'],
-    ['rate: fast', base('  racks: [{name: r1, hosts: 2}]\n  shaping: [{link: r1-h1, rate: fast}]\n'), 'bad.yaml: testbed.shaping[0].rate: expected a positive rate'],
-    ['host in two racks', base('  racks: [{name: r1, hosts: [a, b]}, {name: r2, hosts: [b]}]\n'), "bad.yaml: testbed.racks[1].hosts: host 'b' is already in rack 'r1'"],
-    ['unknown link', base('  racks: [{name: r1, hosts: 2}]\n  shaping: [{link: r9-h1, rate: 10mbit}]\n'), "bad.yaml: testbed.shaping[0].link: unknown link 'r9-h1'"],
-    ['loss over 100 %', base('  racks: [{name: r1, hosts: 2}]\n  shaping: [{link: r1-h1, loss: 150%}]\n'), 'bad.yaml: testbed.shaping[0].loss: expected a percentage'],
-    ['unknown vm host', base('  racks: [{name: r1, hosts: 2}]\nvms: [{name: v, host: r7-h1}]\n'), "bad.yaml: vms[0].host: unknown host 'r7-h1'"],
+    [
+      'negative rate',
+      base('  racks: [{name: r1, hosts: 2, host_nic: {rate: -5mbit}}]\n'),
+      'bad.yaml: testbed.racks[0].host_nic.rate: expected a positive rate',
+    ],
+    [
+      'rate: fast',
+      base('  racks: [{name: r1, hosts: 2}]\n  shaping: [{link: r1-h1, rate: fast}]\n'),
+      'bad.yaml: testbed.shaping[0].rate: expected a positive rate',
+    ],
+    [
+      'host in two racks',
+      base('  racks: [{name: r1, hosts: [a, b]}, {name: r2, hosts: [b]}]\n'),
+      "bad.yaml: testbed.racks[1].hosts: host 'b' is already in rack 'r1'",
+    ],
+    [
+      'unknown link',
+      base('  racks: [{name: r1, hosts: 2}]\n  shaping: [{link: r9-h1, rate: 10mbit}]\n'),
+      "bad.yaml: testbed.shaping[0].link: unknown link 'r9-h1'",
+    ],
+    [
+      'loss over 100 %',
+      base('  racks: [{name: r1, hosts: 2}]\n  shaping: [{link: r1-h1, loss: 150%}]\n'),
+      'bad.yaml: testbed.shaping[0].loss: expected a percentage',
+    ],
+    [
+      'unknown vm host',
+      base('  racks: [{name: r1, hosts: 2}]\nvms: [{name: v, host: r7-h1}]\n'),
+      "bad.yaml: vms[0].host: unknown host 'r7-h1'",
+    ],
   ])('%s gives one message with the spec path', (_name, text, expected) => {
     const e = errorOf(text);
     expect(e.message.startsWith(expected), e.message).toBe(true);
@@ -30,7 +54,7 @@ describe('spec validation', () => {
     expect(e.exitCode).toBe(2);
   });
 
-  const racks = "  racks: [{name: r1, hosts: 2}]\n";
+  const racks = '  racks: [{name: r1, hosts: 2}]\n';
   const vm = (extra: string) => base(`${racks}vms: [{name: v, host: r1-h1, ${extra}}]\n`);
   const mig = (extra: string) => `${vm('memory: 128MiB')}migration: {moves: [{vm: v, to: r1-h2}], ${extra}}\n`;
   it.each([
@@ -42,13 +66,41 @@ describe('spec validation', () => {
     ['probe interval 0', `${base(racks)}measure: {probe_interval: 0ms}\n`, 'measure.probe_interval: expected 1ms to 24h'],
     ['dirty period 0', vm('workload: {kind: dirty, wset: 8MiB, bpc: 1, period: 0ms}'), 'vms[0].workload.period: expected 1ms to 24h'],
     ['max_time 0', mig('max_time: 0s'), 'migration.max_time: expected 1ms to 24h'],
-    ['rate 1e23', base(`${racks}  aggregation: {rate: 100000000000000000000000bit}\n`), 'testbed.aggregation.rate: expected 1kbit to 100gbit'],
-    ['rate 10 bit/s', base('  racks: [{name: r1, hosts: 2, host_nic: {rate: 10bit}}]\n'), 'testbed.racks[0].host_nic.rate: expected 1kbit to 100gbit'],
-    ['delay 3.6e26 ms', base('  racks: [{name: r1, hosts: 2, host_nic: {delay: 360000000000000000000000000ms}}]\n'), 'testbed.racks[0].host_nic.delay: expected 0ms to 60s'],
-    ['host named client', base('  racks: [{name: r1, hosts: [a, client]}]\n'), "testbed.racks[0].hosts[1]: expected a host name other than 'sw' and 'client'"],
-    ['host named sw', base('  racks: [{name: r1, hosts: [sw]}]\n'), "testbed.racks[0].hosts[0]: expected a host name other than 'sw' and 'client'"],
-    ['300 hosts', base(`  racks: [{name: r1, hosts: [${Array.from({ length: 300 }, (_, i) => `h${i}`).join(', ')}]}]\n`), 'testbed.racks[0].hosts: expected a host count (1-99) or a list of 1-99'],
-    ['100 racks', base(`  racks: [${Array.from({ length: 100 }, (_, i) => `{name: r${i}, hosts: 1}`).join(', ')}]\n`), 'testbed.racks: expected at most 99 racks'],
+    [
+      'rate 1e23',
+      base(`${racks}  aggregation: {rate: 100000000000000000000000bit}\n`),
+      'testbed.aggregation.rate: expected 1kbit to 100gbit',
+    ],
+    [
+      'rate 10 bit/s',
+      base('  racks: [{name: r1, hosts: 2, host_nic: {rate: 10bit}}]\n'),
+      'testbed.racks[0].host_nic.rate: expected 1kbit to 100gbit',
+    ],
+    [
+      'delay 3.6e26 ms',
+      base('  racks: [{name: r1, hosts: 2, host_nic: {delay: 360000000000000000000000000ms}}]\n'),
+      'testbed.racks[0].host_nic.delay: expected 0ms to 60s',
+    ],
+    [
+      'host named client',
+      base('  racks: [{name: r1, hosts: [a, client]}]\n'),
+      "testbed.racks[0].hosts[1]: expected a host name other than 'sw' and 'client'",
+    ],
+    [
+      'host named sw',
+      base('  racks: [{name: r1, hosts: [sw]}]\n'),
+      "testbed.racks[0].hosts[0]: expected a host name other than 'sw' and 'client'",
+    ],
+    [
+      '300 hosts',
+      base(`  racks: [{name: r1, hosts: [${Array.from({ length: 300 }, (_, i) => `h${i}`).join(', ')}]}]\n`),
+      'testbed.racks[0].hosts: expected a host count (1-99) or a list of 1-99',
+    ],
+    [
+      '100 racks',
+      base(`  racks: [${Array.from({ length: 100 }, (_, i) => `{name: r${i}, hosts: 1}`).join(', ')}]\n`),
+      'testbed.racks: expected at most 99 racks',
+    ],
   ])('bounds: %s', (_name, text, expected) => {
     const e = errorOf(text);
     expect(e.message, e.message).toContain(`bad.yaml: ${expected}`);
@@ -79,19 +131,26 @@ describe('spec validation', () => {
   });
 
   it('refuses YAML that is no spec with a located error, not a stack trace', () => {
-    const bomb = 'a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n' +
+    const bomb =
+      'a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n' +
       'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n';
     expect(errorOf(bomb).message).toMatch(/^bad\.yaml:\d+:\d+: not usable as a spec: .*alias/i);
-    expect(errorOf('name: x\ntestbed: *nope\n').message).toBe("bad.yaml:2:10: not valid YAML: alias '*nope' refers to no anchor defined before it");
+    expect(errorOf('name: x\ntestbed: *nope\n').message).toBe(
+      "bad.yaml:2:10: not valid YAML: alias '*nope' refers to no anchor defined before it",
+    );
     expect(errorOf('? [a]\n: 1\n').message).toMatch(/^bad\.yaml:1:3: not valid in a spec: a key must be a plain name/);
-    expect(errorOf(`a: ${'['.repeat(200)}${']'.repeat(200)}\n`).message).toMatch(/^bad\.yaml(:\d+:\d+)?: not (usable as a spec|valid YAML)/);
+    expect(errorOf(`a: ${'['.repeat(200)}${']'.repeat(200)}\n`).message).toMatch(
+      /^bad\.yaml(:\d+:\d+)?: not (usable as a spec|valid YAML)/,
+    );
     expect(errorOf('a: !!js/function x\n').message).toMatch(/^bad\.yaml:1:\d+: not valid YAML: Unresolved tag/);
   });
 
   it('accepts anchors, aliases and merge keys', () => {
-    const text = 'name: x\nnic: &nic {rate: 100mbit}\ntestbed:\n  racks: [{name: r1, hosts: 2, host_nic: *nic}]\n  aggregation: {<<: *nic, delay: 1ms}\n';
+    const text =
+      'name: x\nnic: &nic {rate: 100mbit}\ntestbed:\n  racks: [{name: r1, hosts: 2, host_nic: *nic}]\n  aggregation: {<<: *nic, delay: 1ms}\n';
     expect(errorOf(text).message).toBe("bad.yaml: nic: unknown key 'nic'"); // anchors live in spec keys only
-    const ok = 'name: x\ntestbed:\n  racks: [{name: r1, hosts: 2, host_nic: &nic {rate: 100mbit}}, {name: r2, hosts: 1, host_nic: *nic}]\n' +
+    const ok =
+      'name: x\ntestbed:\n  racks: [{name: r1, hosts: 2, host_nic: &nic {rate: 100mbit}}, {name: r2, hosts: 1, host_nic: *nic}]\n' +
       '  aggregation: {<<: *nic, delay: 1ms}\n';
     const { spec } = parseSpecText(ok, 'ok.yaml');
     expect(spec.testbed.racks[1].host_nic?.rate?.bps).toBe(100e6);

@@ -28,7 +28,10 @@ function zodIssues(err: z.ZodError): SpecIssue[] {
       };
     }
     if (i.code === 'invalid_type' && /received undefined/.test(i.message)) {
-      return { path: formatPath(i.path), message: `missing; ${i.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, '')}` };
+      return {
+        path: formatPath(i.path),
+        message: `missing; ${i.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, '')}`,
+      };
     }
     if (i.code === 'too_small' && (i as { origin?: string }).origin === 'number') {
       const min = (i as { minimum?: number | bigint }).minimum;
@@ -46,7 +49,10 @@ export function semanticIssues(spec: Spec): SpecIssue[] {
     for (const h of hostNames(rack)) {
       const prev = rackOf.get(h);
       if (prev !== undefined) {
-        issues.push({ path: `testbed.racks[${ri}].hosts`, message: `host '${h}' is already in rack '${prev}'; a host belongs to one rack` });
+        issues.push({
+          path: `testbed.racks[${ri}].hosts`,
+          message: `host '${h}' is already in rack '${prev}'; a host belongs to one rack`,
+        });
       } else rackOf.set(h, rack.name);
     }
   });
@@ -58,14 +64,18 @@ export function semanticIssues(spec: Spec): SpecIssue[] {
   spec.testbed.shaping.forEach((s, i) => {
     if (!links.has(s.link)) {
       const sample = [...links].slice(0, 6).join(', ');
-      issues.push({ path: `testbed.shaping[${i}].link`, message: `unknown link '${s.link}'; links of this testbed are: ${sample}${links.size > 6 ? ', ...' : ''}` });
+      issues.push({
+        path: `testbed.shaping[${i}].link`,
+        message: `unknown link '${s.link}'; links of this testbed are: ${sample}${links.size > 6 ? ', ...' : ''}`,
+      });
     }
   });
   const vmNames = new Set<string>();
   spec.vms.forEach((vm, i) => {
     if (vmNames.has(vm.name)) issues.push({ path: `vms[${i}].name`, message: `vm name '${vm.name}' is used twice` });
     vmNames.add(vm.name);
-    if (!rackOf.has(vm.host)) issues.push({ path: `vms[${i}].host`, message: `unknown host '${vm.host}'; hosts are: ${[...rackOf.keys()].join(', ')}` });
+    if (!rackOf.has(vm.host))
+      issues.push({ path: `vms[${i}].host`, message: `unknown host '${vm.host}'; hosts are: ${[...rackOf.keys()].join(', ')}` });
   });
   spec.migration?.moves.forEach((mv, i) => {
     if (!vmNames.has(mv.vm)) issues.push({ path: `migration.moves[${i}].vm`, message: `unknown vm '${mv.vm}'` });
@@ -117,7 +127,8 @@ export function factorPathProblem(raw: unknown, path: string): string | null {
       if (p >= cur.length) return `'${at}' does not exist in the spec (the list has ${cur.length} entries)`;
       cur = cur[p];
     } else {
-      if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return `'${formatPath(parts.slice(0, i))}' is not a mapping in the spec`;
+      if (cur === null || typeof cur !== 'object' || Array.isArray(cur))
+        return `'${formatPath(parts.slice(0, i))}' is not a mapping in the spec`;
       if (!Object.hasOwn(cur, p)) {
         if (last) return null; // an optional key the spec leaves out: the schema checks the level
         return `'${at}' does not exist in the spec; write it in the spec so the factor can vary it`;
@@ -164,7 +175,12 @@ function checkYamlNodes(doc: Document, file: string, lc: LineCounter): void {
   let problem: UserError | null = null;
   visit(doc, (_key, node, path) => {
     if (path.length > MAX_DEPTH) {
-      problem = yamlError(file, lc, (node as { range?: [number] }).range?.[0], `not usable as a spec: nested deeper than ${MAX_DEPTH / 2} levels`);
+      problem = yamlError(
+        file,
+        lc,
+        (node as { range?: [number] }).range?.[0],
+        `not usable as a spec: nested deeper than ${MAX_DEPTH / 2} levels`,
+      );
       return visit.BREAK;
     }
     if (isAlias(node)) {
@@ -191,7 +207,8 @@ function checkYamlNodes(doc: Document, file: string, lc: LineCounter): void {
 }
 
 export function parseSpecText(text: string, file: string): { spec: Spec; raw: unknown } {
-  if (text.length > MAX_SPEC_BYTES) throw new UserError(`${file}: (top level): ${text.length} characters; a spec is at most ${MAX_SPEC_BYTES} (1 MiB)`);
+  if (text.length > MAX_SPEC_BYTES)
+    throw new UserError(`${file}: (top level): ${text.length} characters; a spec is at most ${MAX_SPEC_BYTES} (1 MiB)`);
   const lineCounter = new LineCounter();
   let doc: Document;
   try {
@@ -212,7 +229,12 @@ export function parseSpecText(text: string, file: string): { spec: Spec; raw: un
   } catch (err) {
     // yaml throws ReferenceError for an alias bomb (and for aliases it cannot resolve)
     const first = firstAliasOffset(doc);
-    throw yamlError(file, lineCounter, first, `not usable as a spec: ${(err as Error).message.replace(/\.$/, '')}; write the values out or use fewer aliases`);
+    throw yamlError(
+      file,
+      lineCounter,
+      first,
+      `not usable as a spec: ${(err as Error).message.replace(/\.$/, '')}; write the values out or use fewer aliases`,
+    );
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new UserError(`${file}: (top level): expected a YAML mapping with at least 'name' and 'testbed'`);
@@ -234,11 +256,14 @@ function firstAliasOffset(doc: Document): number | undefined {
 export function loadSpec(file: string): { spec: Spec; raw: unknown; text: string } {
   let text: string;
   try {
-    if (statSync(file).size > MAX_SPEC_BYTES) throw new UserError(`${file}: (top level): larger than ${MAX_SPEC_BYTES} bytes (1 MiB); this is not a spec`);
+    if (statSync(file).size > MAX_SPEC_BYTES)
+      throw new UserError(`${file}: (top level): larger than ${MAX_SPEC_BYTES} bytes (1 MiB); this is not a spec`);
     text = readFileSync(file, 'utf8');
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`cannot read spec '${file}': ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new UserError(
+      `cannot read spec '${file}': ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
   }
   return { ...parseSpecText(text, file), text };
 }

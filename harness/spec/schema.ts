@@ -37,7 +37,16 @@ function quantity<Q>(parse: (s: string) => number | null, make: (text: string, v
 
 const MiB = 2 ** 20;
 const showMs = (ms: number) => (ms >= 3_600_000 ? `${ms / 3_600_000}h` : ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`);
-const showBytes = (n: number) => (n >= 2 ** 40 ? `${n / 2 ** 40}TiB` : n >= 2 ** 30 ? `${n / 2 ** 30}GiB` : n >= MiB ? `${n / MiB}MiB` : n >= 1024 ? `${n / 1024}KiB` : `${n}B`);
+const showBytes = (n: number) =>
+  n >= 2 ** 40
+    ? `${n / 2 ** 40}TiB`
+    : n >= 2 ** 30
+      ? `${n / 2 ** 30}GiB`
+      : n >= MiB
+        ? `${n / MiB}MiB`
+        : n >= 1024
+          ? `${n / 1024}KiB`
+          : `${n}B`;
 const showBps = (n: number) => (n >= 1e9 ? `${n / 1e9}gbit` : n >= 1e6 ? `${n / 1e6}mbit` : `${n / 1e3}kbit`);
 
 const HOUR = 3_600_000;
@@ -49,7 +58,11 @@ const size = (min: number, max: number) =>
   quantity(parseSize, (t, v) => new Sz(t, v), 'a size like 128MiB, 64M or 1GiB', { min, max, show: showBytes });
 
 /** Link and migration rates: 1 kbit/s (tc's granularity) to 100 Gbit/s. */
-export const Rate = quantity(parseRate, (t, v) => new Rt(t, v), 'a positive rate like 100mbit, 1gbit or 20mbit/s', { min: 1e3, max: 100e9, show: showBps });
+export const Rate = quantity(parseRate, (t, v) => new Rt(t, v), 'a positive rate like 100mbit, 1gbit or 20mbit/s', {
+  min: 1e3,
+  max: 100e9,
+  show: showBps,
+});
 /** A time span that may be zero (warm-up, pause, delay): 0 to a day. */
 export const Duration = duration(0, DAY);
 /** Intervals, periods, timeouts, limits: something that repeats or must elapse, so at least 1 ms. */
@@ -152,7 +165,12 @@ const StressWorkload = z.strictObject({
   kind: z.literal('stress'),
   vm: z.number().int().min(1).max(4096),
   vm_bytes: Size,
-  vm_stride: z.number().int().min(1).max(2 ** 30).default(4096),
+  vm_stride: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 30)
+    .default(4096),
   vm_hang: Duration.optional(),
   vm_keep: z.boolean().default(false),
   ...workloadCommon,
@@ -180,13 +198,18 @@ const HttperfClient = z.strictObject({
   rate: z.number().positive().max(1_000_000),
   /** httperf runs in consecutive windows of this length: one sample per window. */
   window: Interval.prefault('1s'),
-  uri: z.string().regex(/^\/[A-Za-z0-9/._?=&-]*$/, { message: 'expected a URI path like /index.html' }).default('/index.html'),
+  uri: z
+    .string()
+    .regex(/^\/[A-Za-z0-9/._?=&-]*$/, { message: 'expected a URI path like /index.html' })
+    .default('/index.html'),
   timeout: Interval.prefault('2s'),
 });
 /** Periodic requests for one service operation (Truong et al.), one response-time sample each. */
 const OpProbeClient = z.strictObject({
   kind: z.literal('probe'),
-  op: z.enum(['page', 'search', 'write', 'write20m', 'cpu', 'echo'], { error: "expected op 'page', 'search', 'write', 'write20m', 'cpu' or 'echo'" }),
+  op: z.enum(['page', 'search', 'write', 'write20m', 'cpu', 'echo'], {
+    error: "expected op 'page', 'search', 'write', 'write20m', 'cpu' or 'echo'",
+  }),
   interval: Interval.prefault('1s'),
   timeout: Interval.prefault('10s'),
 });
@@ -194,7 +217,10 @@ const OpProbeClient = z.strictObject({
 const RateClient = z.strictObject({
   kind: z.literal('rate'),
   rate: z.number().positive().max(2000),
-  uri: z.string().regex(/^\/[A-Za-z0-9/._?=&-]*$/, { message: 'expected a URI path like /index.html' }).default('/index.html'),
+  uri: z
+    .string()
+    .regex(/^\/[A-Za-z0-9/._?=&-]*$/, { message: 'expected a URI path like /index.html' })
+    .default('/index.html'),
   timeout: Interval.prefault('2s'),
 });
 export const ClientSpec = z.discriminatedUnion('kind', [HttperfClient, OpProbeClient, RateClient], {

@@ -7,8 +7,15 @@
  */
 
 const RATE_UNITS: Record<string, number> = {
-  bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9, tbit: 1e12,
-  bps: 8, kbps: 8e3, mbps: 8e6, gbps: 8e9, // tc's bytes-per-second units
+  bit: 1,
+  kbit: 1e3,
+  mbit: 1e6,
+  gbit: 1e9,
+  tbit: 1e12,
+  bps: 8,
+  kbps: 8e3,
+  mbps: 8e6,
+  gbps: 8e9, // tc's bytes-per-second units
 };
 
 /** '100mbit', '1Gbit', '20 Mbit/s', '500kbit' -> bits per second. */
@@ -33,8 +40,16 @@ export function parseDuration(s: string): number | null {
 }
 
 const SIZE_UNITS: Record<string, number> = {
-  b: 1, k: 1024, kib: 1024, kb: 1000, m: 1024 ** 2, mib: 1024 ** 2, mb: 1e6,
-  g: 1024 ** 3, gib: 1024 ** 3, gb: 1e9,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  kb: 1000,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  mb: 1e6,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  gb: 1e9,
 };
 
 /** '128MiB', '64M', '16KiB', '1GB' -> bytes (K/M/G without B are binary, as in stress/dd). */
@@ -72,25 +87,37 @@ abstract class Quantity {
 
 /** A duration; `ms` in milliseconds. */
 export class Duration extends Quantity {
-  constructor(text: string, readonly ms: number) {
+  constructor(
+    text: string,
+    readonly ms: number,
+  ) {
     super(text);
   }
 }
 /** A size; `bytes`. */
 export class Size extends Quantity {
-  constructor(text: string, readonly bytes: number) {
+  constructor(
+    text: string,
+    readonly bytes: number,
+  ) {
     super(text);
   }
 }
 /** A rate; `bps` in bits per second. */
 export class Rate extends Quantity {
-  constructor(text: string, readonly bps: number) {
+  constructor(
+    text: string,
+    readonly bps: number,
+  ) {
     super(text);
   }
 }
 /** A percentage; `pct` in 0..100. */
 export class Percent extends Quantity {
-  constructor(text: string, readonly pct: number) {
+  constructor(
+    text: string,
+    readonly pct: number,
+  ) {
     super(text);
   }
 }

@@ -105,7 +105,10 @@ export async function measureClockOffset(
     new Promise<string>((resolve, reject) => {
       const queued = lines.shift();
       if (queued !== undefined) return resolve(queued);
-      const timer = setTimeout(() => reject(conn.error(`no answer from the clock probe within ${ms / 1000} s; check the server's load`)), ms);
+      const timer = setTimeout(
+        () => reject(conn.error(`no answer from the clock probe within ${ms / 1000} s; check the server's load`)),
+        ms,
+      );
       waiter = (l) => (clearTimeout(timer), resolve(l));
     });
   try {

@@ -126,7 +126,8 @@ export class SshConnection {
   }
 
   private ensure(): Promise<Client> {
-    if (this.closed) return Promise.reject(new SshError(this.name, `${describeTarget(this.target)}: connection already closed by migbench`));
+    if (this.closed)
+      return Promise.reject(new SshError(this.name, `${describeTarget(this.target)}: connection already closed by migbench`));
     if (this.client) return Promise.resolve(this.client);
     if (!this.opening) {
       const wasUsed = this.lastLoss !== undefined;
@@ -198,7 +199,9 @@ export class SshConnection {
       keepaliveInterval: this.opts.keepaliveIntervalMs ?? 5000,
       keepaliveCountMax: this.opts.keepaliveCountMax ?? 3,
       // Ask for the key types known_hosts has for this host first, as OpenSSH does.
-      algorithms: pref.length ? { serverHostKey: { remove: pref, prepend: pref } as unknown as string[] } as ConnectConfig['algorithms'] : undefined,
+      algorithms: pref.length
+        ? ({ serverHostKey: { remove: pref, prepend: pref } as unknown as string[] } as ConnectConfig['algorithms'])
+        : undefined,
       hostVerifier: (key: Buffer): boolean => {
         const v = hk.verdict(t.host, t.port, key);
         const type = wireKeyType(key);
@@ -252,7 +255,9 @@ export class SshConnection {
       try {
         client.connect(cfg);
       } catch (e) {
-        reject(this.fail(`invalid connection settings: ${errorMessage(e)}; check key_file (a private key, not passphrase-protected) and user`));
+        reject(
+          this.fail(`invalid connection settings: ${errorMessage(e)}; check key_file (a private key, not passphrase-protected) and user`),
+        );
       }
     });
   }
@@ -263,16 +268,24 @@ export class SshConnection {
     const via = t.jump ? ` via gateway ${t.jump.name}` : '';
     if (e.level === 'client-authentication') {
       const how = [t.keyFile && `key ${t.keyFile}`, t.agent && `agent ${t.agent}`].filter(Boolean).join(' and ');
-      return this.fail(`authentication failed for user '${t.user}' with ${how || 'no key'}; check key_file/agent, user, and the server's authorized_keys`);
+      return this.fail(
+        `authentication failed for user '${t.user}' with ${how || 'no key'}; check key_file/agent, user, and the server's authorized_keys`,
+      );
     }
     if (e.code === 'ECONNREFUSED') return this.fail(`connection refused; check that sshd runs there and the port (${t.port})${via}`);
-    if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return this.fail(`cannot resolve '${t.host}'; check the address in the inventory`);
-    if (e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH') return this.fail(`no route to ${t.host}; check the address and the network${via}`);
+    if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN')
+      return this.fail(`cannot resolve '${t.host}'; check the address in the inventory`);
+    if (e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH')
+      return this.fail(`no route to ${t.host}; check the address and the network${via}`);
     if (e.level === 'client-timeout' || /timed out/i.test(e.message)) {
-      return this.fail(`no SSH answer within ${timeoutMs / 1000} s; check the address, port ${t.port}, firewalls${t.jump ? ' and the gateway' : ''}`);
+      return this.fail(
+        `no SSH answer within ${timeoutMs / 1000} s; check the address, port ${t.port}, firewalls${t.jump ? ' and the gateway' : ''}`,
+      );
     }
     if (e.level === 'client-socket' || e.code === 'ECONNRESET') {
-      return this.fail(`connection dropped during the handshake (${e.message}); check the port (${t.port}) is an SSH server and the server's sshd log`);
+      return this.fail(
+        `connection dropped during the handshake (${e.message}); check the port (${t.port}) is an SSH server and the server's sshd log`,
+      );
     }
     if (/handshake|host key|verification/i.test(e.message)) {
       return this.fail(`SSH handshake failed (${e.message}); check known_hosts and that the server's key and algorithms are usable`);
@@ -307,7 +320,9 @@ export class SshConnection {
           c.end();
         }
         if (lost && attempt === 0) continue;
-        throw this.fail(`cannot start a command (${errorMessage(e)})${lost ? '; the connection was lost and reconnecting did not help' : '; check MaxSessions in sshd_config'}`);
+        throw this.fail(
+          `cannot start a command (${errorMessage(e)})${lost ? '; the connection was lost and reconnecting did not help' : '; check MaxSessions in sshd_config'}`,
+        );
       }
     }
   }
@@ -336,7 +351,12 @@ export class SshConnection {
         if (pgid < 0) resolvePgid(-1);
         const exit = exits.get(ch);
         if (exit) resolve(exit);
-        else reject(this.fail(`connection lost while ${labelOf(argv, opts)} ran (${this.lastLoss ?? 'no exit status'}); the command may or may not have completed`));
+        else
+          reject(
+            this.fail(
+              `connection lost while ${labelOf(argv, opts)} ran (${this.lastLoss ?? 'no exit status'}); the command may or may not have completed`,
+            ),
+          );
       });
     });
     done.catch(() => undefined); // callers race it against timeouts; a late loss must not go unhandled
@@ -361,14 +381,23 @@ export class SshConnection {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const timeoutMs = opts.timeoutMs ?? 60_000;
-    const { ch, pgid, done } = await this.start(argv, opts, (d) => out.push(d), (d) => err.push(d));
+    const { ch, pgid, done } = await this.start(
+      argv,
+      opts,
+      (d) => out.push(d),
+      (d) => err.push(d),
+    );
     if (opts.stdin === undefined) ch.end();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_r, reject) => {
       timer = setTimeout(() => {
         this.killGroup(pgid, 'KILL').catch(() => undefined);
         ch.close();
-        reject(this.fail(`${labelOf(argv, opts)} did not finish within ${timeoutMs / 1000} s (ended it); check the server's load or raise the timeout`));
+        reject(
+          this.fail(
+            `${labelOf(argv, opts)} did not finish within ${timeoutMs / 1000} s (ended it); check the server's load or raise the timeout`,
+          ),
+        );
       }, timeoutMs);
     });
     try {
@@ -383,7 +412,9 @@ export class SshConnection {
   async run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
     const r = await this.exec(argv, opts);
     if (r.code !== 0) {
-      throw this.fail(`${labelOf(argv, opts)} failed (${r.signal ? `signal ${r.signal}` : `exit ${r.code}`}): ${(r.stderr.trim() || r.stdout.trim()).slice(0, 500)}`);
+      throw this.fail(
+        `${labelOf(argv, opts)} failed (${r.signal ? `signal ${r.signal}` : `exit ${r.code}`}): ${(r.stderr.trim() || r.stdout.trim()).slice(0, 500)}`,
+      );
     }
     return r;
   }
@@ -424,21 +455,27 @@ export class SshConnection {
   /** A TCP stream from the server to host:port (gateways, forwarded services). */
   async forwardOut(host: string, port: number): Promise<Duplex> {
     const c = await this.ensure();
-    return new Promise((resolve, reject) => c.forwardOut('127.0.0.1', 0, host, port, (err, stream) => (err ? reject(err) : resolve(stream))));
+    return new Promise((resolve, reject) =>
+      c.forwardOut('127.0.0.1', 0, host, port, (err, stream) => (err ? reject(err) : resolve(stream))),
+    );
   }
 
   /** A stream to a unix socket on the server (QMP of a remote QEMU). */
   async openUnixSocket(path: string): Promise<Duplex> {
     const c = await this.ensure();
     return new Promise((resolve, reject) =>
-      c.openssh_forwardOutStreamLocal(path, (err, stream) => (err ? reject(this.fail(`cannot open unix socket ${path}: ${err.message}`)) : resolve(stream))),
+      c.openssh_forwardOutStreamLocal(path, (err, stream) =>
+        err ? reject(this.fail(`cannot open unix socket ${path}: ${err.message}`)) : resolve(stream),
+      ),
     );
   }
 
   private async sftp(): Promise<SFTPWrapper> {
     const c = await this.ensure();
     this.sftpSession ??= new Promise<SFTPWrapper>((resolve, reject) =>
-      c.sftp((err, s) => (err ? reject(this.fail(`SFTP is not available (${err.message}); check the sshd Subsystem sftp setting`)) : resolve(s))),
+      c.sftp((err, s) =>
+        err ? reject(this.fail(`SFTP is not available (${err.message}); check the sshd Subsystem sftp setting`)) : resolve(s),
+      ),
     );
     this.sftpSession.catch(() => (this.sftpSession = undefined));
     return this.sftpSession;

@@ -18,7 +18,11 @@ export interface PoolOptions {
 }
 
 /** Runs fn over items with at most `limit` in flight; results in input order, failures as Errors. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (t: T, i: number) => Promise<R>,
+): Promise<PromiseSettledResult<R>[]> {
   const out: PromiseSettledResult<R>[] = new Array(items.length);
   let next = 0;
   const worker = async () => {
@@ -86,7 +90,9 @@ export class SshPool {
     });
     const failed = res.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
     if (failed.length) {
-      throw new UserError(failed.length === 1 ? failed[0] : `cannot connect to ${failed.length} of ${targets.length} hosts:\n  ${failed.join('\n  ')}`);
+      throw new UserError(
+        failed.length === 1 ? failed[0] : `cannot connect to ${failed.length} of ${targets.length} hosts:\n  ${failed.join('\n  ')}`,
+      );
     }
     return times;
   }

@@ -89,17 +89,23 @@ export function checkHost(host: PreflightHost, f: ProbeFacts, clock: ClockOffset
       fail('qemu', errorMessage(e));
     }
   }
-  if (f.kvm?.device === 'no-access') fail('kvm', '/dev/kvm exists but cannot be opened read-write by this user; add the user to group kvm or log in as root');
+  if (f.kvm?.device === 'no-access')
+    fail('kvm', '/dev/kvm exists but cannot be opened read-write by this user; add the user to group kvm or log in as root');
   if (host.hypervisor === 'libvirt') {
     const l = f.libvirt;
-    if (!l?.found) fail('libvirt', "virsh not found; install libvirt-clients and libvirt-daemon-driver-qemu (hypervisor: libvirt)");
-    else if (!l.daemon) fail('libvirt', `libvirt daemon does not answer on qemu:///system: ${l.raw || 'no version reported'}; start libvirtd/virtqemud`);
+    if (!l?.found) fail('libvirt', 'virsh not found; install libvirt-clients and libvirt-daemon-driver-qemu (hypervisor: libvirt)');
+    else if (!l.daemon)
+      fail('libvirt', `libvirt daemon does not answer on qemu:///system: ${l.raw || 'no version reported'}; start libvirtd/virtqemud`);
   }
   if (!f.tc?.found) fail('tc', 'tc not found; install iproute2');
   const q = f.qdiscs;
-  if ((req.htb ?? true) && q?.available.htb === false) fail('qdiscs', 'the kernel has no htb qdisc (CONFIG_NET_SCH_HTB); rate shaping is impossible');
+  if ((req.htb ?? true) && q?.available.htb === false)
+    fail('qdiscs', 'the kernel has no htb qdisc (CONFIG_NET_SCH_HTB); rate shaping is impossible');
   if (req.netem && q?.available.netem === false) {
-    fail('qdiscs', 'the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM) but the spec shapes delay/jitter/loss; load sch_netem or use a kernel with it');
+    fail(
+      'qdiscs',
+      'the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM) but the spec shapes delay/jitter/loss; load sch_netem or use a kernel with it',
+    );
   }
   if ((req.htb ?? true) || req.netem) {
     if (q && q.method === 'none') fail('qdiscs', `${q.detail}; run as root (unshare -n) so the qdiscs can be tried`);
@@ -109,10 +115,16 @@ export function checkHost(host: PreflightHost, f: ProbeFacts, clock: ClockOffset
   const avail = f.memory?.availableBytes;
   if (req.minAvailableBytes !== undefined && (avail ?? 0) < req.minAvailableBytes) {
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
-    fail('memory', `${avail === null || avail === undefined ? 'unknown' : gib(avail)} available, ${gib(req.minAvailableBytes)} needed for the guests placed here`);
+    fail(
+      'memory',
+      `${avail === null || avail === undefined ? 'unknown' : gib(avail)} available, ${gib(req.minAvailableBytes)} needed for the guests placed here`,
+    );
   }
   if (req.maxClockErrorMs !== undefined && clock && Math.abs(clock.offsetMs) + clock.uncertaintyMs > req.maxClockErrorMs) {
-    fail('clock', `clock differs from the controller by ${clock.offsetMs.toFixed(1)} ± ${clock.uncertaintyMs.toFixed(1)} ms (limit ${req.maxClockErrorMs} ms); check NTP/chrony there`);
+    fail(
+      'clock',
+      `clock differs from the controller by ${clock.offsetMs.toFixed(1)} ± ${clock.uncertaintyMs.toFixed(1)} ms (limit ${req.maxClockErrorMs} ms); check NTP/chrony there`,
+    );
   }
   return out;
 }
@@ -140,12 +152,17 @@ export function formatFailures(fs: readonly PreflightFailure[], targets: Readonl
     const t = targets.get(f.host);
     return `host ${f.host}${t ? ` (${t.user}@${t.host}:${t.port})` : ''}: ${f.check}: ${f.message}`;
   };
-  return fs.length === 1 ? `preflight failed: ${line(fs[0])}` : `preflight failed on ${new Set(fs.map((f) => f.host)).size} host(s):\n  ${fs.map(line).join('\n  ')}`;
+  return fs.length === 1
+    ? `preflight failed: ${line(fs[0])}`
+    : `preflight failed on ${new Set(fs.map((f) => f.host)).size} host(s):\n  ${fs.map(line).join('\n  ')}`;
 }
 
 async function probeHost(conn: SshConnection, host: PreflightHost): Promise<ProbeFacts> {
   const probes = ORDER.map((k) => PROBES[k] as Probe<unknown>).filter((p) => !p.when || p.when({ hypervisor: host.hypervisor }));
-  const batch = await conn.exec(['sh', '-c', batchScript(probes)], { timeoutMs: (PROBE_TIMEOUT_S + 5) * 1000 * probes.length, label: 'preflight probes' });
+  const batch = await conn.exec(['sh', '-c', batchScript(probes)], {
+    timeoutMs: (PROBE_TIMEOUT_S + 5) * 1000 * probes.length,
+    label: 'preflight probes',
+  });
   return factsFromBatch(batch.stdout, host.hypervisor);
 }
 
@@ -186,7 +203,14 @@ export async function runPreflight(
     if (c.status === 'rejected') failures.push({ host: h.name, check: 'clock', message: withoutHost(c.reason) });
     const clock = c.status === 'fulfilled' ? c.value : null;
     failures.push(...checkHost(h, f.value, clock, req));
-    reports.push({ name: h.name, facts: f.value, accel: accelOf(f.value), clock, connectMs: connectTimes.get(h.name) ?? 0, probeMs: probeMs.get(h.name) ?? 0 });
+    reports.push({
+      name: h.name,
+      facts: f.value,
+      accel: accelOf(f.value),
+      clock,
+      connectMs: connectTimes.get(h.name) ?? 0,
+      probeMs: probeMs.get(h.name) ?? 0,
+    });
   });
   if (failures.length) throw new UserError(formatFailures(failures, new Map(hosts.map((h) => [h.name, h.ssh]))));
   return { hosts: reports, warnings: crossHostWarnings(reports), connectMs, totalMs: performance.now() - t0 };

@@ -26,7 +26,11 @@ export type ProbeName = 'kernel' | 'qemu' | 'kvm' | 'libvirt' | 'tc' | 'qdiscs' 
 
 /** 127: not found (sh); 126: not executable. */
 const missing = (o: ProbeOutput) => o.code === 127 || o.code === 126 || /: (command )?not found/.test(o.out);
-const firstLine = (s: string) => s.split('\n').find((l) => l.trim())?.trim() ?? '';
+const firstLine = (s: string) =>
+  s
+    .split('\n')
+    .find((l) => l.trim())
+    ?.trim() ?? '';
 
 export interface ToolVersion {
   found: boolean;
@@ -87,7 +91,21 @@ export function parseLibvirtProbe(o: ProbeOutput): LibvirtFacts {
   const daemonVersion = /Running against daemon: (\d+\.\d+\.\d+)/.exec(o.out)?.[1] ?? null;
   const hv = /Running hypervisor: (\S+ \d+\.\d+\.\d+)/.exec(o.out)?.[1] ?? null;
   const found = !missing(o);
-  return { found, daemon: found && o.code === 0 && daemonVersion !== null, library: lib, daemonVersion, hypervisor: hv, raw: o.code === 0 ? '' : o.out.trim().split(/\s*\n\s*/).join('; ').slice(0, 300) };
+  return {
+    found,
+    daemon: found && o.code === 0 && daemonVersion !== null,
+    library: lib,
+    daemonVersion,
+    hypervisor: hv,
+    raw:
+      o.code === 0
+        ? ''
+        : o.out
+            .trim()
+            .split(/\s*\n\s*/)
+            .join('; ')
+            .slice(0, 300),
+  };
 }
 
 export type QdiscName = 'htb' | 'netem' | 'tbf';
@@ -103,7 +121,7 @@ export interface QdiscFacts {
  * possible, falls back to the kernel config (/proc/config.gz or /boot/config-*).
  */
 const QDISC_SCRIPT = [
-  'if unshare -n sh -c \'ip link add mbp0 type veth peer name mbp1 && ip link set mbp0 up || exit 3',
+  "if unshare -n sh -c 'ip link add mbp0 type veth peer name mbp1 && ip link set mbp0 up || exit 3",
   'for a in "htb:htb default 1" "netem:netem delay 1ms" "tbf:tbf rate 1mbit burst 10k latency 10ms"; do',
   'q=${a%%:*}; if tc qdisc add dev mbp0 root ${a#*:} 2>/dev/null; then echo "qdisc $q ok"; tc qdisc del dev mbp0 root; else echo "qdisc $q no"; fi',
   "done' 2>/dev/null; then exit 0; fi",
@@ -152,7 +170,12 @@ export const PROBES = {
   kernel: { name: 'kernel', argv: ['uname', '-sr', '-m'], parse: parseKernel },
   qemu: { name: 'qemu', argv: ['qemu-system-x86_64', '--version'], parse: parseQemuProbe },
   kvm: { name: 'kvm', argv: ['sh', '-c', KVM_SCRIPT], parse: parseKvmProbe },
-  libvirt: { name: 'libvirt', argv: ['virsh', '-c', 'qemu:///system', 'version'], when: (c) => c.hypervisor === 'libvirt', parse: parseLibvirtProbe },
+  libvirt: {
+    name: 'libvirt',
+    argv: ['virsh', '-c', 'qemu:///system', 'version'],
+    when: (c) => c.hypervisor === 'libvirt',
+    parse: parseLibvirtProbe,
+  },
   tc: { name: 'tc', argv: ['tc', '-V'], parse: (o) => toolVersion(o, /iproute2-(?:ss)?([\w.]+)/) },
   qdiscs: { name: 'qdiscs', argv: ['sh', '-c', QDISC_SCRIPT], parse: parseQdiscProbe },
   nft: { name: 'nft', argv: ['nft', '--version'], parse: (o) => toolVersion(o, /nftables v(\d+\.\d+(?:\.\d+)?)/) },

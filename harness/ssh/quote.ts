@@ -12,7 +12,8 @@ const SAFE = /^[A-Za-z0-9_/.,:@%+-]+$/;
 /** Quotes one argument for POSIX sh. A NUL byte cannot be passed through any shell or argv: refused. */
 export function shQuote(arg: string): string {
   if (typeof arg !== 'string') throw new TypeError(`shQuote: expected a string, got ${typeof arg}`);
-  if (arg.includes('\0')) throw new UserError(`a remote command argument contains a NUL byte, which cannot be passed to a program: ${JSON.stringify(arg)}`);
+  if (arg.includes('\0'))
+    throw new UserError(`a remote command argument contains a NUL byte, which cannot be passed to a program: ${JSON.stringify(arg)}`);
   if (SAFE.test(arg)) return arg;
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }

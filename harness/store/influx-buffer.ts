@@ -20,7 +20,9 @@ export class InfluxDiskBuffer {
 
   /** Segment names, oldest first. */
   segments(): string[] {
-    return readdirSync(this.dir).filter((f) => /^\d{10}\.jsonl$/.test(f)).sort();
+    return readdirSync(this.dir)
+      .filter((f) => /^\d{10}\.jsonl$/.test(f))
+      .sort();
   }
 
   get empty(): boolean {

@@ -32,7 +32,10 @@ describe('InfluxDB credentials are never stored or printed', () => {
   it('export to an unreachable server names the server without the login', async () => {
     const run = mkdtempSync(`${dir}/run-`);
     mkdirSync(`${run}/samples`);
-    writeFileSync(`${run}/samples/m.jsonl`, JSON.stringify({ t: new Date().toISOString(), measurement: 'm', tags: {}, fields: { x: 1 } }) + '\n');
+    writeFileSync(
+      `${run}/samples/m.jsonl`,
+      JSON.stringify({ t: new Date().toISOString(), measurement: 'm', tags: {}, fields: { x: 1 } }) + '\n',
+    );
     const err = await replayRunDir(run, 'http://admin:s3cret@127.0.0.1:9/db', { requestTimeoutMs: 500 }).catch((e: Error) => e);
     expect(String((err as Error).message)).toMatch(/cannot reach InfluxDB at http:\/\/127.0.0.1:9\/db/);
     expect(String((err as Error).message)).not.toMatch(/s3cret|admin/);

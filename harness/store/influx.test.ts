@@ -8,8 +8,18 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('influx mapping', () => {
   it('keeps tags as tags, drops null fields, uses explicit microsecond timestamps', () => {
-    const p = sampleToPoint({ t: '2026-11-22T00:00:01.234Z', measurement: 'power', tags: { host: 'h1' }, fields: { watts: null, reason: 'timeout', latency_ms: 3.5 } });
-    expect(p).toEqual({ measurement: 'power', tags: { host: 'h1' }, fields: { reason: 'timeout', latency_ms: 3.5 }, timestamp: String(Date.parse('2026-11-22T00:00:01.234Z') * 1000) });
+    const p = sampleToPoint({
+      t: '2026-11-22T00:00:01.234Z',
+      measurement: 'power',
+      tags: { host: 'h1' },
+      fields: { watts: null, reason: 'timeout', latency_ms: 3.5 },
+    });
+    expect(p).toEqual({
+      measurement: 'power',
+      tags: { host: 'h1' },
+      fields: { reason: 'timeout', latency_ms: 3.5 },
+      timestamp: String(Date.parse('2026-11-22T00:00:01.234Z') * 1000),
+    });
     expect(isoToMicros('2026-11-22T00:00:01.234567Z')).toBe(String(Date.parse('2026-11-22T00:00:01.234Z') * 1000 + 567));
   });
   it('parses --influx URLs with a database and a clear error otherwise', () => {

@@ -29,7 +29,8 @@ export function parseInfluxUrl(url: string): InfluxTarget {
   } catch {
     throw new UserError(`--influx: '${redactUrl(url)}' is not a URL; expected e.g. http://127.0.0.1:8086/migbench`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UserError(`--influx: '${redactUrl(url)}' must start with http:// or https://`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new UserError(`--influx: '${redactUrl(url)}' must start with http:// or https://`);
   const db = decodeURIComponent(u.pathname.replace(/^\/+|\/+$/g, '')) || 'migbench';
   if (!/^[A-Za-z0-9_-]+$/.test(db)) throw new UserError(`--influx: database name '${db}' may only contain letters, digits, _ and -`);
   return {
@@ -123,7 +124,10 @@ export class InfluxSink {
   private readonly log: (msg: string) => void;
   private readonly st: InfluxSinkStats = { written: 0, batches: 0, failures: 0, bufferedToDisk: 0, pendingOnDisk: 0, dropped: 0 };
 
-  constructor(url: string, private readonly opts: InfluxSinkOptions) {
+  constructor(
+    url: string,
+    private readonly opts: InfluxSinkOptions,
+  ) {
     this.target = parseInfluxUrl(url);
     this.client = this.newClient();
     this.buffer = new InfluxDiskBuffer(join(opts.runDir, 'influx-buffer'));
@@ -189,8 +193,12 @@ export class InfluxSink {
   private newClient(): InfluxDB {
     const t = this.target;
     return new InfluxDB({
-      host: t.host, port: t.port, protocol: t.protocol, database: t.database,
-      username: t.username, password: t.password,
+      host: t.host,
+      port: t.port,
+      protocol: t.protocol,
+      database: t.database,
+      username: t.username,
+      password: t.password,
       pool: { maxRetries: 0, requestTimeout: this.opts.requestTimeoutMs ?? 5000 },
     });
   }
@@ -236,7 +244,8 @@ export class InfluxSink {
       this.buffer.append(batch);
       this.st.bufferedToDisk += batch.length;
     } catch (e) {
-      if (this.st.dropped === 0) this.log(`influx: cannot buffer points in ${this.buffer.dir} (${errorMessage(e)}); they stay in samples/ for 'migbench export'`);
+      if (this.st.dropped === 0)
+        this.log(`influx: cannot buffer points in ${this.buffer.dir} (${errorMessage(e)}); they stay in samples/ for 'migbench export'`);
       this.st.dropped += batch.length;
     }
   }
@@ -245,7 +254,9 @@ export class InfluxSink {
     this.st.failures += 1;
     if (!this.offline) {
       this.offline = true;
-      this.log(`influx: ${shown(this.target)} unreachable (${redactInText(errorMessage(e))}); buffering points in ${this.buffer.dir} and retrying`);
+      this.log(
+        `influx: ${shown(this.target)} unreachable (${redactInText(errorMessage(e))}); buffering points in ${this.buffer.dir} and retrying`,
+      );
     }
     this.client = this.newClient(); // a fresh pool: the old one keeps the host marked down for its own backoff
     this.scheduleRetry(this.backoff);
@@ -295,13 +306,19 @@ export async function replayRunDir(
   const dir = join(runDir, 'samples');
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort();
+    files = readdirSync(dir)
+      .filter((f) => f.endsWith('.jsonl'))
+      .sort();
   } catch {
     throw new UserError(`${runDir} has no samples/ directory; is it a migbench run directory?`);
   }
   const client = new InfluxDB({
-    host: target.host, port: target.port, protocol: target.protocol, database: target.database,
-    username: target.username, password: target.password,
+    host: target.host,
+    port: target.port,
+    protocol: target.protocol,
+    database: target.database,
+    username: target.username,
+    password: target.password,
     pool: { maxRetries: 2, requestTimeout: opts.requestTimeoutMs ?? 30_000 },
   });
   try {

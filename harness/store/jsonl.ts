@@ -1,4 +1,16 @@
-import { closeSync, createReadStream, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { errorMessage } from '../util/errors.ts';
 
@@ -13,7 +25,11 @@ export interface LineProblem {
 
 /** An append that did not reach the disk whole; the file was cut back to where the line started. */
 export class JsonlAppendError extends Error {
-  constructor(readonly path: string, readonly code: string, detail: string) {
+  constructor(
+    readonly path: string,
+    readonly code: string,
+    detail: string,
+  ) {
     super(`${path}: record not written (${detail})`);
     this.name = 'JsonlAppendError';
   }
@@ -49,7 +65,10 @@ export class JsonlWriter {
   /** Set when open cut a torn tail: its size and where the file now ends. */
   readonly repaired: { droppedBytes: number; at: number } | null = null;
 
-  constructor(readonly path: string, log?: (line: string) => void) {
+  constructor(
+    readonly path: string,
+    log?: (line: string) => void,
+  ) {
     mkdirSync(dirname(path), { recursive: true });
     this.fd = openSync(path, 'a+');
     const size = fstatSync(this.fd).size;
@@ -131,13 +150,23 @@ export function parseJsonlLine(text: string, unterminated: boolean): ParsedLine 
   try {
     value = JSON.parse(line);
   } catch (e) {
-    if (unterminated) return { ok: false, kind: 'truncated', message: `unterminated last line of ${line.length} bytes (cut by a crash mid-write); skipped` };
+    if (unterminated)
+      return {
+        ok: false,
+        kind: 'truncated',
+        message: `unterminated last line of ${line.length} bytes (cut by a crash mid-write); skipped`,
+      };
     // eslint-disable-next-line no-control-regex
     if (/^\u0000+$/.test(line)) return { ok: false, kind: 'garbage', message: `${line.length} NUL bytes (left by a power loss?); skipped` };
     return { ok: false, kind: 'garbage', message: `not valid JSON (${(e as Error).message}); skipped` };
   }
   if (value === null) return { ok: false, kind: 'null', message: 'the line is null, not a record; skipped' };
-  if (typeof value !== 'object' || Array.isArray(value)) return { ok: false, kind: 'invalid', message: `expected a JSON object, found ${Array.isArray(value) ? 'an array' : typeof value}; skipped` };
+  if (typeof value !== 'object' || Array.isArray(value))
+    return {
+      ok: false,
+      kind: 'invalid',
+      message: `expected a JSON object, found ${Array.isArray(value) ? 'an array' : typeof value}; skipped`,
+    };
   return { ok: true, value };
 }
 

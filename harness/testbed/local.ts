@@ -16,7 +16,10 @@ import { checkServersFree, teardownServers, upServers } from './servers.ts';
 
 export async function listNamespaces(): Promise<string[]> {
   const r = await run('ip', ['netns', 'list']);
-  return r.stdout.split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter(Boolean);
 }
 
 /** Probes the kernel in a scratch device inside `ns` (netem is missing on some kernels). */
@@ -29,10 +32,12 @@ export async function detectCaps(ns: string): Promise<KernelCaps> {
   const netem = await tryTc('netem', 'delay', '1ms');
   const htb = await tryTc('htb', 'default', '10');
   const nftNetdev =
-    (await run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
-      allowFail: true,
-      input: `table netdev mb_capprobe {\n chain c { type filter hook ingress device "${dev}" priority 0; }\n}\ndelete table netdev mb_capprobe\n`,
-    })).exitCode === 0;
+    (
+      await run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+        allowFail: true,
+        input: `table netdev mb_capprobe {\n chain c { type filter hook ingress device "${dev}" priority 0; }\n}\ndelete table netdev mb_capprobe\n`,
+      })
+    ).exitCode === 0;
   await run('ip', ['-n', ns, 'link', 'del', dev], { allowFail: true });
   return { netem, htb, nftNetdev };
 }
@@ -103,7 +108,9 @@ export async function up(opts: UpOptions): Promise<TestbedState> {
   const existingNs = new Set(await listNamespaces());
   const present = topologyNamespaces(topo).filter((n) => existingNs.has(n));
   if (present.length) {
-    const owners = listStates().filter((s) => s.id !== opts.id && s.namespaces?.some((n) => present.includes(n))).map((s) => `'${s.id}'`);
+    const owners = listStates()
+      .filter((s) => s.id !== opts.id && s.namespaces?.some((n) => present.includes(n)))
+      .map((s) => `'${s.id}'`);
     throw new UserError(
       owners.length
         ? `namespaces ${present.join(', ')} needed by testbed '${opts.id}' belong to testbed ${owners.join(', ')}; give this spec another testbed.id`
@@ -112,9 +119,19 @@ export async function up(opts: UpOptions): Promise<TestbedState> {
     );
   }
   const state: TestbedState = {
-    id: opts.id, specFile: opts.specFile, createdAt: new Date().toISOString(), upPid: process.pid,
+    id: opts.id,
+    specFile: opts.specFile,
+    createdAt: new Date().toISOString(),
+    upPid: process.pid,
     upStartTime: procStartTime(process.pid) ?? undefined,
-    complete: false, ownerRun: opts.ownerRun, namespaces: [], processes: [], logs: [], topology: topo, caps: null, mechanisms: {},
+    complete: false,
+    ownerRun: opts.ownerRun,
+    namespaces: [],
+    processes: [],
+    logs: [],
+    topology: topo,
+    caps: null,
+    mechanisms: {},
   };
   // registered before anything exists: a crash or signal mid-way removes what this up created
   let tornDown = false;
@@ -178,7 +195,10 @@ export async function teardown(
     if (!existing.has(ns)) continue;
     // processes still inside our namespaces were started by us (QEMU, probes, forwarders)
     const pids = await run('ip', ['netns', 'pids', ns], { allowFail: true });
-    for (const pid of pids.stdout.split('\n').map(Number).filter((n) => n > 0)) {
+    for (const pid of pids.stdout
+      .split('\n')
+      .map(Number)
+      .filter((n) => n > 0)) {
       if (await endProcess(ownProcess(pid, `in ${ns}`))) ended++;
     }
     await run('ip', ['netns', 'del', ns], { allowFail: true });

@@ -81,8 +81,12 @@ describe('plan (spec -> commands)', () => {
   it('shapes rate with htb on both ends and a bounded FIFO', () => {
     const plan = planUp(topo(TWO_RACKS), NO_NETEM, '/x/mb-delayfwd');
     const lines = plan.steps.map(formatStep);
-    expect(lines).toContain('ip netns exec mb-tb-r1-h1 tc class add dev mb-data parent 1: classid 1:10 htb rate 50000kbit ceil 50000kbit quantum 200000');
-    expect(lines).toContain('ip netns exec mb-tb-sw tc class add dev mb-d1 parent 1: classid 1:10 htb rate 50000kbit ceil 50000kbit quantum 200000');
+    expect(lines).toContain(
+      'ip netns exec mb-tb-r1-h1 tc class add dev mb-data parent 1: classid 1:10 htb rate 50000kbit ceil 50000kbit quantum 200000',
+    );
+    expect(lines).toContain(
+      'ip netns exec mb-tb-sw tc class add dev mb-d1 parent 1: classid 1:10 htb rate 50000kbit ceil 50000kbit quantum 200000',
+    );
     expect(lines).toContain(`ip netns exec mb-tb-sw tc qdisc add dev mb-ud1 parent 1:10 handle 10: bfifo limit ${queueLimitBytes(20e6)}`);
     expect(plan.mechanisms['r1-h1']).toEqual({ rate: 'htb', delay: 'none', loss: 'none' });
   });
@@ -95,7 +99,22 @@ describe('plan (spec -> commands)', () => {
     expect(lines).toContain('ip -n mb-tb-sw link set mb-d2b master mb-r1d');
     expect(lines).not.toContain('ip -n mb-tb-sw link set mb-d2 master mb-r1d');
     const fwd = plan.steps.find((s) => s.daemon)!;
-    expect(fwd.argv).toEqual(['/x/mb-delayfwd', '--a', 'mb-d2', '--b', 'mb-d2f', '--delay-ab', '25ms', '--delay-ba', '25ms', '--jitter-ab', '2ms', '--jitter-ba', '2ms', '--rt']);
+    expect(fwd.argv).toEqual([
+      '/x/mb-delayfwd',
+      '--a',
+      'mb-d2',
+      '--b',
+      'mb-d2f',
+      '--delay-ab',
+      '25ms',
+      '--delay-ba',
+      '25ms',
+      '--jitter-ab',
+      '2ms',
+      '--jitter-ba',
+      '2ms',
+      '--rt',
+    ]);
     // rate of the same link goes on the bridge-side port, before the delay line
     expect(lines).toContain('ip netns exec mb-tb-sw tc qdisc replace dev mb-d2b root handle 1: htb default 10');
   });
@@ -129,14 +148,19 @@ describe('the largest testbed a spec may describe fits the address and name plan
   const yaml = (racks: string) => `name: big-experiment-name-x\ntestbed:\n  racks: [${racks}]\n  aggregation: {delay: 1ms}\n`;
   const cases = {
     '99 racks of 1 host': yaml(Array.from({ length: 99 }, (_, i) => `{name: r${i + 1}, hosts: 1}`).join(', ')),
-    '1 rack of 99 named hosts': yaml(`{name: r1, hosts: [${Array.from({ length: 99 }, (_, i) => `host-${String(i).padStart(7, '0')}`).join(', ')}]}`),
+    '1 rack of 99 named hosts': yaml(
+      `{name: r1, hosts: [${Array.from({ length: 99 }, (_, i) => `host-${String(i).padStart(7, '0')}`).join(', ')}]}`,
+    ),
     '3 racks of 99 hosts': yaml(Array.from({ length: 3 }, (_, i) => `{name: rack${i + 1}, hosts: 99}`).join(', ')),
   };
   it.each(Object.entries(cases))('%s', (_name, text) => {
     const { spec } = parseSpecText(text, 't.yaml');
     const id = testbedId(spec);
     const t = buildTopology(spec.testbed, id, { mgmt: true });
-    const addrs = t.links.flatMap((l) => [l.a.addr, l.b.addr]).filter((a): a is string => !!a).map((a) => a.split('/')[0]);
+    const addrs = t.links
+      .flatMap((l) => [l.a.addr, l.b.addr])
+      .filter((a): a is string => !!a)
+      .map((a) => a.split('/')[0]);
     addrs.push(...t.hosts.map((h) => h.dataIp));
     expect(new Set(addrs).size).toBe(addrs.length);
     for (const a of addrs) {
@@ -149,7 +173,8 @@ describe('the largest testbed a spec may describe fits the address and name plan
     expect(new Set(namespaces).size).toBe(namespaces.length);
     // every interface, with the delay forwarder's extra ends, within IFNAMSIZ (15 characters)
     const plan = planUp(t, NO_NETEM, 'mb-delayfwd');
-    const isIfname = (argv: string[], i: number) => ['dev', 'name'].includes(argv[i - 1]) || (argv[i - 1] === 'add' && argv[i - 2] === 'link');
+    const isIfname = (argv: string[], i: number) =>
+      ['dev', 'name'].includes(argv[i - 1]) || (argv[i - 1] === 'add' && argv[i - 2] === 'link');
     const ifnames = plan.steps.flatMap((s) => s.argv.filter((a, i) => /^mb-/.test(a) && isIfname(s.argv, i)));
     expect(ifnames.length).toBeGreaterThan(0);
     for (const n of ifnames) expect(n.length, n).toBeLessThanOrEqual(15);

@@ -34,7 +34,10 @@ export function endpoint(topo: Topology, name: string, network: Network): Endpoi
 }
 
 async function startIperfServer(ep: Endpoint, port: number): Promise<{ proc: ResultPromise }> {
-  const server = execa('ip', ['netns', 'exec', ep.ns, 'iperf3', '-s', '-1', '--forceflush', '-B', ep.ip, '-p', String(port)], { reject: false, buffer: false });
+  const server = execa('ip', ['netns', 'exec', ep.ns, 'iperf3', '-s', '-1', '--forceflush', '-B', ep.ip, '-p', String(port)], {
+    reject: false,
+    buffer: false,
+  });
   // wait for the listening line rather than sleeping
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`iperf3 server in ${ep.ns} did not start within 10 s`)), 10_000);
@@ -125,7 +128,12 @@ export async function concurrentTcpRates(pairs: Array<[Endpoint, Endpoint]>, sec
 }
 
 /** UDP loss in percent from src to dst at a given send rate. */
-export async function udpLoss(src: Endpoint, dst: Endpoint, seconds: number, rateBps: number): Promise<{ lossPct: number; packets: number }> {
+export async function udpLoss(
+  src: Endpoint,
+  dst: Endpoint,
+  seconds: number,
+  rateBps: number,
+): Promise<{ lossPct: number; packets: number }> {
   const j = await iperf(src, dst, { seconds, udpRateBps: rateBps, port: 5202 });
   const sum = j.end?.sum_received ?? j.end?.sum;
   return { lossPct: Number(sum?.lost_percent ?? NaN), packets: Number(sum?.packets ?? NaN) };
@@ -133,7 +141,10 @@ export async function udpLoss(src: Endpoint, dst: Endpoint, seconds: number, rat
 
 /** RTT samples (ms) from ping. */
 export async function pingRtts(src: Endpoint, dst: Endpoint, count: number, intervalS = 0.05): Promise<number[]> {
-  const r = await run('ip', ['netns', 'exec', src.ns, 'ping', '-n', '-c', String(count), '-i', String(intervalS), '-I', src.ip, dst.ip], { allowFail: true, timeoutMs: (count * intervalS + 15) * 1000 });
+  const r = await run('ip', ['netns', 'exec', src.ns, 'ping', '-n', '-c', String(count), '-i', String(intervalS), '-I', src.ip, dst.ip], {
+    allowFail: true,
+    timeoutMs: (count * intervalS + 15) * 1000,
+  });
   return [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
 }
 
@@ -199,14 +210,32 @@ export async function probeTestbed(topo: Topology, o: { seconds: number; onLine?
     if (link.constraint.rateBps && exp.rateBps) {
       const measured = await tcpRate(src, dst, o.seconds);
       const expected = exp.rateBps * GOODPUT_CEILING;
-      results.push({ path: pathName, link: link.name, metric: 'rate', configured: exp.rateBps, expected, measured, unit: 'bit/s', ...judge(expected, measured, TOLERANCE) });
+      results.push({
+        path: pathName,
+        link: link.name,
+        metric: 'rate',
+        configured: exp.rateBps,
+        expected,
+        measured,
+        unit: 'bit/s',
+        ...judge(expected, measured, TOLERANCE),
+      });
     }
     if (link.constraint.delayMs) {
       const base = 0; // veth + bridge RTT is ~0.05 ms: negligible against configured delays
       const rtts = await pingRtts(src, dst, 30);
       const measured = median(rtts);
       const expected = base + exp.addedRttMs;
-      results.push({ path: pathName, link: link.name, metric: 'rtt', configured: exp.addedRttMs, expected, measured, unit: 'ms', ...judge(expected, measured, TOLERANCE) });
+      results.push({
+        path: pathName,
+        link: link.name,
+        metric: 'rtt',
+        configured: exp.addedRttMs,
+        expected,
+        measured,
+        unit: 'ms',
+        ...judge(expected, measured, TOLERANCE),
+      });
     }
     if (link.constraint.lossPct) {
       const rate = Math.min(20e6, 0.5 * (exp.rateBps ?? 20e6));
@@ -215,7 +244,16 @@ export async function probeTestbed(topo: Topology, o: { seconds: number; onLine?
       const p = exp.lossPct / 100;
       const se = Math.sqrt((p * (1 - p)) / Math.max(1, packets)) * 100;
       const tol = Math.max(TOLERANCE, (3 * se) / Math.max(exp.lossPct, 1e-9));
-      results.push({ path: pathName, link: link.name, metric: 'loss', configured: link.constraint.lossPct, expected: exp.lossPct, measured: lossPct, unit: '%', ...judge(exp.lossPct, lossPct, tol) });
+      results.push({
+        path: pathName,
+        link: link.name,
+        metric: 'loss',
+        configured: link.constraint.lossPct,
+        expected: exp.lossPct,
+        measured: lossPct,
+        unit: '%',
+        ...judge(exp.lossPct, lossPct, tol),
+      });
     }
   }
   return results;
@@ -228,9 +266,14 @@ function fmt(v: number, unit: string): string {
 
 export function formatProbeReport(rs: ProbeResult[]): string {
   const head = `${'link'.padEnd(14)} ${'metric'.padEnd(6)} ${'configured'.padStart(16)} ${'expected'.padStart(16)} ${'measured'.padStart(16)} ${'dev'.padStart(7)}  path`;
-  const lines = rs.map((r) =>
-    `${r.link.padEnd(14)} ${r.metric.padEnd(6)} ${fmt(r.configured, r.unit).padStart(16)} ${fmt(r.expected, r.unit).padStart(16)} ${fmt(r.measured, r.unit).padStart(16)} ${(100 * r.deviation).toFixed(1).padStart(6)}%${r.flagged ? ' !' : '  '} ${r.path}`,
+  const lines = rs.map(
+    (r) =>
+      `${r.link.padEnd(14)} ${r.metric.padEnd(6)} ${fmt(r.configured, r.unit).padStart(16)} ${fmt(r.expected, r.unit).padStart(16)} ${fmt(r.measured, r.unit).padStart(16)} ${(100 * r.deviation).toFixed(1).padStart(6)}%${r.flagged ? ' !' : '  '} ${r.path}`,
   );
   const flagged = rs.filter((r) => r.flagged).length;
-  return [head, ...lines, `${rs.length} measurements, ${flagged} deviate by more than ${TOLERANCE * 100} % (rate against the ${GOODPUT_CEILING * 100} % goodput ceiling)`].join('\n');
+  return [
+    head,
+    ...lines,
+    `${rs.length} measurements, ${flagged} deviate by more than ${TOLERANCE * 100} % (rate against the ${GOODPUT_CEILING * 100} % goodput ceiling)`,
+  ].join('\n');
 }

@@ -33,8 +33,11 @@ describe('emulated cluster plan', () => {
       ['r2-h1', 'r2', 'mb-tb-r2-h1', '10.233.2.1', '10.231.2.1', '10.232.2.1'],
     ]);
     expect(state).toMatchObject({
-      dir: '/run/migbench/tb-servers', controllerIf: null, controllerAddr: '10.233.0.254',
-      clientKey: '/run/migbench/tb-servers/id_ed25519', knownHosts: '/run/migbench/tb-servers/known_hosts',
+      dir: '/run/migbench/tb-servers',
+      controllerIf: null,
+      controllerAddr: '10.233.0.254',
+      clientKey: '/run/migbench/tb-servers/id_ed25519',
+      knownHosts: '/run/migbench/tb-servers/known_hosts',
     });
     for (const s of state.servers) expect(s.dir).toBe(`/run/migbench/tb-servers/${s.name}`);
   });
@@ -51,12 +54,20 @@ describe('emulated cluster plan', () => {
       'ip addr add 10.233.0.254/16 dev mb-ctl',
       'ip link set mb-ctl up',
     ]);
-    expect(lines.slice(-3)).toEqual(['r1-h1', 'r1-h2', 'r2-h1'].map((h) =>
-      `ip netns exec mb-tb-${h} unshare --mount --uts --propagation private sh /run/migbench/tb-servers/${h}/boot.sh ` +
-      `> /run/migbench/tb-servers/${h}/server.log  [server-${h}]`));
+    expect(lines.slice(-3)).toEqual(
+      ['r1-h1', 'r1-h2', 'r2-h1'].map(
+        (h) =>
+          `ip netns exec mb-tb-${h} unshare --mount --uts --propagation private sh /run/migbench/tb-servers/${h}/boot.sh ` +
+          `> /run/migbench/tb-servers/${h}/server.log  [server-${h}]`,
+      ),
+    );
     expect(lines).toContain('known_hosts /run/migbench/tb-servers/known_hosts: r1-h1,10.233.1.1 r1-h2,10.233.1.2 r2-h1,10.233.2.1');
-    expect(lines).toContain('cp /run/migbench/tb-servers/id_ed25519.pub /run/migbench/tb-servers/r2-h1/root/.ssh/authorized_keys (mode 600)');
-    expect(lines).toContain("ssh-keygen -q -t ed25519 -N '' -C r1-h2@migbench-tb -f /run/migbench/tb-servers/r1-h2/run/mb-sshd/ssh_host_ed25519_key");
+    expect(lines).toContain(
+      'cp /run/migbench/tb-servers/id_ed25519.pub /run/migbench/tb-servers/r2-h1/root/.ssh/authorized_keys (mode 600)',
+    );
+    expect(lines).toContain(
+      "ssh-keygen -q -t ed25519 -N '' -C r1-h2@migbench-tb -f /run/migbench/tb-servers/r1-h2/run/mb-sshd/ssh_host_ed25519_key",
+    );
     // the root-namespace interface is the only step marked for recording before it runs
     expect(plan().steps.filter((s) => s.kind === 'run' && s.rootIf).length).toBe(1);
   });
@@ -64,17 +75,30 @@ describe('emulated cluster plan', () => {
   it('boot script: private mounts with /run last, then libvirtd, then exec sshd', () => {
     const s = plan().state.servers[1];
     const text = bootScript(s);
-    const order = ["exec 3>>'/run/migbench/tb-servers/r1-h2/pids'", "hostname 'r1-h2'",
+    const order = [
+      "exec 3>>'/run/migbench/tb-servers/r1-h2/pids'",
+      "hostname 'r1-h2'",
       "mount --bind '/run/migbench/tb-servers/r1-h2/hosts' /etc/hosts",
       "mount --bind '/run/migbench/tb-servers/r1-h2/etc-libvirt' /etc/libvirt",
       "mount --bind '/run/migbench/tb-servers/r1-h2/var-lib-libvirt' /var/lib/libvirt",
       "mount --bind '/run/migbench/tb-servers/r1-h2/tmp' /tmp",
       "mount --bind '/run/migbench/tb-servers/r1-h2/run' /run",
-      'libvirtd &', 'echo "libvirtd $!" >&3', 'exec /usr/sbin/sshd -D -e -f /run/mb-sshd/sshd_config'];
+      'libvirtd &',
+      'echo "libvirtd $!" >&3',
+      'exec /usr/sbin/sshd -D -e -f /run/mb-sshd/sshd_config',
+    ];
     const at = order.map((l) => text.split('\n').indexOf(l));
-    expect(at.every((i) => i >= 0), text).toBe(true);
+    expect(
+      at.every((i) => i >= 0),
+      text,
+    ).toBe(true);
     expect([...at].sort((a, b) => a - b)).toEqual(at);
-    expect(text.split('\n').filter((l) => l.startsWith('mount')).at(-1)).toContain(' /run');
+    expect(
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('mount'))
+        .at(-1),
+    ).toContain(' /run');
   });
 
   it('quotes hostile directory names in the boot script', () => {
@@ -86,9 +110,17 @@ describe('emulated cluster plan', () => {
 
   it('sshd: key-only root login on the management address; QEMU as root without virtlogd', () => {
     const cfg = sshdConfig({ address: '10.233.1.2' });
-    for (const l of ['ListenAddress 10.233.1.2', 'PasswordAuthentication no', 'PermitRootLogin prohibit-password', 'UsePAM no',
-      'HostKey /run/mb-sshd/ssh_host_ed25519_key', 'Subsystem sftp internal-sftp']) expect(cfg.split('\n')).toContain(l);
-    for (const l of ['user = "root"', 'group = "root"', 'stdio_handler = "file"', 'cgroup_controllers = [ ]']) expect(QEMU_CONF.split('\n')).toContain(l);
+    for (const l of [
+      'ListenAddress 10.233.1.2',
+      'PasswordAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'UsePAM no',
+      'HostKey /run/mb-sshd/ssh_host_ed25519_key',
+      'Subsystem sftp internal-sftp',
+    ])
+      expect(cfg.split('\n')).toContain(l);
+    for (const l of ['user = "root"', 'group = "root"', 'stdio_handler = "file"', 'cgroup_controllers = [ ]'])
+      expect(QEMU_CONF.split('\n')).toContain(l);
   });
 
   it('gives every server its own stable host UUID (libvirt refuses migration between equal UUIDs)', () => {
@@ -106,11 +138,25 @@ describe('emulated cluster plan', () => {
     const file = join(dir, 'inv.yaml');
     writeFileSync(file, serversInventory('tb', state, { hypervisor: 'qemu' }));
     const inv = loadInventory(file, { env: {} });
-    expect(inv.hosts.map((h) => ({ name: h.name, rack: h.rack, ssh: h.ssh, data: h.data, migration: h.migration, bridge: h.bridge, hv: h.hypervisor }))[2])
-      .toEqual({
-        name: 'r2-h1', rack: 'r2', ssh: { name: 'r2-h1', host: '10.233.2.1', port: 22, user: 'root', keyFile: state.clientKey },
-        data: { iface: 'mb-data', address: '10.231.2.1/16' }, migration: { iface: 'mb-mig', address: '10.232.2.1/16' }, bridge: 'mb-br', hv: 'qemu',
-      });
+    expect(
+      inv.hosts.map((h) => ({
+        name: h.name,
+        rack: h.rack,
+        ssh: h.ssh,
+        data: h.data,
+        migration: h.migration,
+        bridge: h.bridge,
+        hv: h.hypervisor,
+      }))[2],
+    ).toEqual({
+      name: 'r2-h1',
+      rack: 'r2',
+      ssh: { name: 'r2-h1', host: '10.233.2.1', port: 22, user: 'root', keyFile: state.clientKey },
+      data: { iface: 'mb-data', address: '10.231.2.1/16' },
+      migration: { iface: 'mb-mig', address: '10.232.2.1/16' },
+      bridge: 'mb-br',
+      hv: 'qemu',
+    });
     expect(inv.hostKeys).toMatchObject({ mode: 'strict', ownKnownHosts: state.knownHosts });
     expect(inv.hosts.map((h) => h.specHost)).toEqual(['r1-h1', 'r1-h2', 'r2-h1']);
   });

@@ -97,7 +97,7 @@ export function hostUuid(id: string, name: string): string {
 
 /** QEMU as root (no libvirt-qemu user owning files here), no cgroups/namespaces/security driver, no virtlogd. */
 export const QEMU_CONF = [
-  '# migbench emulated server: QEMU runs as root inside the server\'s namespaces',
+  "# migbench emulated server: QEMU runs as root inside the server's namespaces",
   'user = "root"',
   'group = "root"',
   'dynamic_ownership = 0',
@@ -105,7 +105,7 @@ export const QEMU_CONF = [
   'security_driver = "none"',
   'cgroup_controllers = [ ]',
   'namespaces = [ ]',
-  '# no virtlogd daemon per server: QEMU\'s console log goes to a file directly',
+  "# no virtlogd daemon per server: QEMU's console log goes to a file directly",
   'stdio_handler = "file"',
   '',
 ].join('\n');
@@ -163,7 +163,13 @@ export function serverNode(h: HostNode, dir: string): ServerNode {
   if (!h.mgmtIp) throw new Error(`host ${h.name} has no management address; build the topology with mgmt: true`);
   const sdir = `${dir}/${h.name}`;
   return {
-    name: h.name, rack: h.rack, ns: h.ns, address: h.mgmtIp, dataIp: h.dataIp, migIp: h.migIp, dir: sdir,
+    name: h.name,
+    rack: h.rack,
+    ns: h.ns,
+    address: h.mgmtIp,
+    dataIp: h.dataIp,
+    migIp: h.migIp,
+    dir: sdir,
     hostKey: `${sdir}/run/mb-sshd/ssh_host_ed25519_key.pub`,
     bootScript: `${sdir}/boot.sh`,
     pidsFile: `${sdir}/pids`,
@@ -177,8 +183,12 @@ export function planServers(topo: Topology, dir: string): ServersPlan {
   if (!mgmtBridge) throw new Error('the emulated cluster needs the management network: build the topology with mgmt: true');
   const servers = topo.hosts.map((h) => serverNode(h, dir));
   const state: ServersState = {
-    dir, controllerIf: null, controllerAddr: CONTROLLER_IP,
-    clientKey: `${dir}/id_ed25519`, knownHosts: `${dir}/known_hosts`, servers,
+    dir,
+    controllerIf: null,
+    controllerAddr: CONTROLLER_IP,
+    clientKey: `${dir}/id_ed25519`,
+    knownHosts: `${dir}/known_hosts`,
+    servers,
   };
   const steps: ServerStep[] = [
     { kind: 'mkdir', path: dir, mode: 0o700 },
@@ -210,7 +220,11 @@ export function planServers(topo: Topology, dir: string): ServersPlan {
   steps.push({ kind: 'known-hosts', path: state.knownHosts, entries });
   for (const s of servers) steps.push({ kind: 'known-hosts', path: `${s.dir}/root/.ssh/known_hosts`, entries });
   steps.push(
-    { kind: 'run', argv: ['ip', 'link', 'add', CONTROLLER_IF, 'type', 'veth', 'peer', 'name', CONTROLLER_PEER, 'netns', topo.switchNs], rootIf: CONTROLLER_IF },
+    {
+      kind: 'run',
+      argv: ['ip', 'link', 'add', CONTROLLER_IF, 'type', 'veth', 'peer', 'name', CONTROLLER_PEER, 'netns', topo.switchNs],
+      rootIf: CONTROLLER_IF,
+    },
     { kind: 'run', argv: ['ip', '-n', topo.switchNs, 'link', 'set', CONTROLLER_PEER, 'master', mgmtBridge] },
     { kind: 'run', argv: ['ip', '-n', topo.switchNs, 'link', 'set', CONTROLLER_PEER, 'up'] },
     { kind: 'run', argv: ['ip', 'addr', 'add', `${CONTROLLER_IP}/${topo.prefixLen}`, 'dev', CONTROLLER_IF] },
@@ -218,7 +232,9 @@ export function planServers(topo: Topology, dir: string): ServersPlan {
   );
   for (const s of servers) {
     steps.push({
-      kind: 'server', tag: `server-${s.name}`, log: s.log,
+      kind: 'server',
+      tag: `server-${s.name}`,
+      log: s.log,
       argv: ['ip', 'netns', 'exec', s.ns, 'unshare', '--mount', '--uts', '--propagation', 'private', 'sh', s.bootScript],
     });
   }
@@ -228,13 +244,20 @@ export function planServers(topo: Topology, dir: string): ServersPlan {
 /** One line per step, for `--dry-run` and the unit test. */
 export function formatServerStep(s: ServerStep): string {
   switch (s.kind) {
-    case 'mkdir': return `mkdir -m ${s.mode.toString(8)} ${s.path}`;
-    case 'write': return `write ${s.path} (mode ${s.mode.toString(8)}, ${s.content.length} bytes)`;
-    case 'keygen': return `ssh-keygen -q -t ed25519 -N '' -C ${s.comment} -f ${s.path}`;
-    case 'copy': return `cp ${s.from} ${s.to} (mode ${s.mode.toString(8)})`;
-    case 'known-hosts': return `known_hosts ${s.path}: ${s.entries.map((e) => e.names.join(',')).join(' ')}`;
-    case 'run': return s.argv.join(' ');
-    case 'server': return `${s.argv.join(' ')} > ${s.log}  [${s.tag}]`;
+    case 'mkdir':
+      return `mkdir -m ${s.mode.toString(8)} ${s.path}`;
+    case 'write':
+      return `write ${s.path} (mode ${s.mode.toString(8)}, ${s.content.length} bytes)`;
+    case 'keygen':
+      return `ssh-keygen -q -t ed25519 -N '' -C ${s.comment} -f ${s.path}`;
+    case 'copy':
+      return `cp ${s.from} ${s.to} (mode ${s.mode.toString(8)})`;
+    case 'known-hosts':
+      return `known_hosts ${s.path}: ${s.entries.map((e) => e.names.join(',')).join(' ')}`;
+    case 'run':
+      return s.argv.join(' ');
+    case 'server':
+      return `${s.argv.join(' ')} > ${s.log}  [${s.tag}]`;
   }
 }
 

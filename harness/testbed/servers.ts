@@ -42,7 +42,9 @@ export async function checkServersFree(id: string): Promise<void> {
   const route = await run('ip', ['-4', '-o', 'route', 'show', 'match', '10.233.0.1'], { allowFail: true });
   const clash = route.stdout.split('\n').filter((l) => l.trim() && !l.startsWith('default'));
   if (clash.length) {
-    throw new UserError(`the root namespace already routes the management network 10.233.0.0/16 (${clash[0].trim()}); the emulated cluster needs it`);
+    throw new UserError(
+      `the root namespace already routes the management network 10.233.0.0/16 (${clash[0].trim()}); the emulated cluster needs it`,
+    );
   }
 }
 
@@ -119,7 +121,10 @@ async function awaitServer(state: TestbedState, name: string, save: (s: TestbedS
       throw new Error(`emulated server ${name} exited at start; last lines of ${s.log}:\n  ${log}`);
     }
     if (await tcpOpen(s.address, SSH_PORT, 1000)) break;
-    if (Date.now() > deadline) throw new Error(`emulated server ${name}: sshd does not answer on ${s.address}:${SSH_PORT} after ${timeoutMs / 1000} s; see ${s.log}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `emulated server ${name}: sshd does not answer on ${s.address}:${SSH_PORT} after ${timeoutMs / 1000} s; see ${s.log}`,
+      );
     await sleep(100);
   }
   for (const line of readFileSync(s.pidsFile, 'utf8').split('\n')) {

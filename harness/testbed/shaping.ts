@@ -61,9 +61,7 @@ function htbSteps(ns: string, dev: string, c: Constraint, netemArgs: string[] | 
   const rate = tcRate(c.rateBps!);
   const quantum = String(Math.min(200_000, Math.max(1514, Math.round(c.rateBps! / 8 / 10))));
   const tc = (...a: string[]): Step => ({ ns, argv: ['tc', ...a] });
-  const leaf = netemArgs
-    ? ['netem', ...netemArgs, 'limit', '10000']
-    : ['bfifo', 'limit', String(queueLimitBytes(c.rateBps!))];
+  const leaf = netemArgs ? ['netem', ...netemArgs, 'limit', '10000'] : ['bfifo', 'limit', String(queueLimitBytes(c.rateBps!))];
   return [
     tc('qdisc', 'replace', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '10'),
     tc('class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:10', 'htb', 'rate', rate, 'ceil', rate, 'quantum', quantum),
@@ -94,7 +92,10 @@ export function nftLossRuleset(table: string, devs: string[], lossPct: number): 
   // numgen over 10000 buckets gives 0.01 % resolution
   const threshold = Math.round(lossPct * 100);
   const chains = devs
-    .map((d) => `  chain in_${d.replace(/-/g, '_')} {\n    type filter hook ingress device "${d}" priority 0; policy accept;\n    numgen random mod 10000 < ${threshold} drop\n  }`)
+    .map(
+      (d) =>
+        `  chain in_${d.replace(/-/g, '_')} {\n    type filter hook ingress device "${d}" priority 0; policy accept;\n    numgen random mod 10000 < ${threshold} drop\n  }`,
+    )
     .join('\n');
   return `table netdev ${table} {\n${chains}\n}\n`;
 }
@@ -117,7 +118,22 @@ export function shapingSteps(link: Link, caps: KernelCaps, delayfwd: string): St
     const j = `${c.jitterMs ?? 0}ms`;
     steps.push({
       ns: link.b.ns,
-      argv: [delayfwd, '--a', link.b.ifname, '--b', `${link.b.ifname}f`, '--delay-ab', d, '--delay-ba', d, '--jitter-ab', j, '--jitter-ba', j, '--rt'],
+      argv: [
+        delayfwd,
+        '--a',
+        link.b.ifname,
+        '--b',
+        `${link.b.ifname}f`,
+        '--delay-ab',
+        d,
+        '--delay-ba',
+        d,
+        '--jitter-ab',
+        j,
+        '--jitter-ba',
+        j,
+        '--rt',
+      ],
       daemon: { tag: `delayfwd:${link.name}` },
     });
   }

@@ -57,7 +57,11 @@ export function removeState(id: string): void {
 
 /** Namespaces recorded by the state files of testbeds other than `id`. */
 export function namespacesClaimedByOthers(id: string): Set<string> {
-  return new Set(listStates().filter((s) => s.id !== id).flatMap((s) => s.namespaces ?? []));
+  return new Set(
+    listStates()
+      .filter((s) => s.id !== id)
+      .flatMap((s) => s.namespaces ?? []),
+  );
 }
 
 export function listStates(): TestbedState[] {

@@ -132,8 +132,7 @@ export function buildTopology(tb: TestbedSpecT, id: string, opts: TopologyOption
   if (multiRack) for (const n of networks) aggBridge[n] = `mb-agg-${n[0]}`;
 
   const overrides = new Map(tb.shaping.map((s) => [s.link, toConstraint(s)]));
-  const shapeFor = (linkName: string, ...defaults: Constraint[]) =>
-    mergeConstraints(...defaults, overrides.get(linkName) ?? {});
+  const shapeFor = (linkName: string, ...defaults: Constraint[]) => mergeConstraints(...defaults, overrides.get(linkName) ?? {});
 
   const racks: RackNode[] = [];
   const hosts: HostNode[] = [];
@@ -161,7 +160,9 @@ export function buildTopology(tb: TestbedSpecT, id: string, opts: TopologyOption
       hosts.push(host);
       if (opts.mgmt) {
         links.push({
-          name: `${h}/mgmt`, network: 'mgmt', kind: 'mgmt',
+          name: `${h}/mgmt`,
+          network: 'mgmt',
+          kind: 'mgmt',
           a: { ns: host.ns, ifname: 'mb-mgmt', addr: `${host.mgmtIp}/${prefixLen}` },
           b: { ns: switchNs, ifname: `mb-g${number}`, bridge: mgmtBridge },
           constraint: {},
@@ -174,9 +175,10 @@ export function buildTopology(tb: TestbedSpecT, id: string, opts: TopologyOption
           network: n,
           kind: 'host',
           // data NIC is a port of the host bridge so guest taps share its segment
-          a: n === 'data'
-            ? { ns: host.ns, ifname: 'mb-data', bridge: 'mb-br' }
-            : { ns: host.ns, ifname: 'mb-mig', addr: `${host.migIp}/${prefixLen}` },
+          a:
+            n === 'data'
+              ? { ns: host.ns, ifname: 'mb-data', bridge: 'mb-br' }
+              : { ns: host.ns, ifname: 'mb-mig', addr: `${host.migIp}/${prefixLen}` },
           b: { ns: switchNs, ifname: `mb-${n[0]}${number}`, bridge: bridges[n] },
           constraint: shapeFor(linkName, nic),
         });
@@ -216,7 +218,9 @@ export function buildTopology(tb: TestbedSpecT, id: string, opts: TopologyOption
     if (opts.mgmt) {
       clientMgmtIp = `${MGMT_NET}.0.${CLIENT_HOST_OCTET}`;
       links.push({
-        name: 'client/mgmt', network: 'mgmt', kind: 'mgmt',
+        name: 'client/mgmt',
+        network: 'mgmt',
+        kind: 'mgmt',
         a: { ns: clientNs, ifname: 'mb-mgmt', addr: `${clientMgmtIp}/${prefixLen}` },
         b: { ns: switchNs, ifname: 'mb-gcli', bridge: mgmtBridge },
         constraint: {},
@@ -224,7 +228,19 @@ export function buildTopology(tb: TestbedSpecT, id: string, opts: TopologyOption
     }
   }
   const mgmtBridges = opts.mgmt ? { mgmt: mgmtBridge } : {};
-  return { id, switchNs, clientNs, clientIp, clientMgmtIp, hosts, racks, networks, aggBridge: { ...aggBridge, ...mgmtBridges }, links, prefixLen };
+  return {
+    id,
+    switchNs,
+    clientNs,
+    clientIp,
+    clientMgmtIp,
+    hosts,
+    racks,
+    networks,
+    aggBridge: { ...aggBridge, ...mgmtBridges },
+    links,
+    prefixLen,
+  };
 }
 
 /** Links crossed by traffic between two hosts on a network, in order. */

@@ -11,20 +11,29 @@ export interface RunResult {
 
 /** Debian package that provides a command, for "missing tool" messages. */
 const PROVIDER: Record<string, string> = {
-  ip: 'iproute2', tc: 'iproute2', bridge: 'iproute2', nft: 'nftables',
-  iperf3: 'iperf3', ping: 'iputils-ping', ethtool: 'ethtool', gcc: 'gcc',
+  ip: 'iproute2',
+  tc: 'iproute2',
+  bridge: 'iproute2',
+  nft: 'nftables',
+  iperf3: 'iperf3',
+  ping: 'iputils-ping',
+  ethtool: 'ethtool',
+  gcc: 'gcc',
   'qemu-system-x86_64': 'qemu-system-x86 (from bookworm-backports)',
-  ipmitool: 'ipmitool', ipmi_sim: 'openipmi', influxd: 'influxdb',
-  sshd: 'openssh-server', busybox: 'busybox-static', cpio: 'cpio',
-  httperf: 'httperf', stress: 'stress', chrt: 'util-linux',
+  ipmitool: 'ipmitool',
+  ipmi_sim: 'openipmi',
+  influxd: 'influxdb',
+  sshd: 'openssh-server',
+  busybox: 'busybox-static',
+  cpio: 'cpio',
+  httperf: 'httperf',
+  stress: 'stress',
+  chrt: 'util-linux',
 };
 
 function missingTool(cmd: string): UserError {
   const pkg = PROVIDER[cmd];
-  return new UserError(
-    `required program '${cmd}' was not found on PATH` +
-      (pkg ? `; install it with: apt-get install ${pkg}` : ''),
-  );
+  return new UserError(`required program '${cmd}' was not found on PATH` + (pkg ? `; install it with: apt-get install ${pkg}` : ''));
 }
 
 /**

@@ -32,7 +32,6 @@ export function ownProcess(pid: number, tag: string): OwnedProcess {
   return { pid, tag, startTime: procStartTime(pid) ?? -1 };
 }
 
-
 /** SIGTERM, wait up to `graceMs`, then SIGKILL; returns true when it is gone. */
 export async function endProcess(p: OwnedProcess, graceMs = 3000): Promise<boolean> {
   if (!isSameProcess(p)) return true;

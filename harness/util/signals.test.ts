@@ -94,8 +94,14 @@ describe('a child that must die with the harness (the KVM probe QEMU)', { timeou
     expect(alive(pid)).toBe(false);
   });
   it('the KVM probe starts QEMU under setpriv --pdeathsig; testbed guests do not', () => {
-    expect(qemuCommand({ dieWithHarness: true }, ['-m', '128'])).toEqual(['setpriv', ['--pdeathsig', 'KILL', 'qemu-system-x86_64', '-m', '128']]);
-    expect(qemuCommand({ netns: 'mb-x-h1' }, ['-m', '128'])).toEqual(['ip', ['netns', 'exec', 'mb-x-h1', 'qemu-system-x86_64', '-m', '128']]);
+    expect(qemuCommand({ dieWithHarness: true }, ['-m', '128'])).toEqual([
+      'setpriv',
+      ['--pdeathsig', 'KILL', 'qemu-system-x86_64', '-m', '128'],
+    ]);
+    expect(qemuCommand({ netns: 'mb-x-h1' }, ['-m', '128'])).toEqual([
+      'ip',
+      ['netns', 'exec', 'mb-x-h1', 'qemu-system-x86_64', '-m', '128'],
+    ]);
   });
 });
 
@@ -103,10 +109,14 @@ describe('safeInterval', () => {
   it('hands a throwing callback to onError and keeps ticking', async () => {
     const errors: unknown[] = [];
     let n = 0;
-    const t = safeInterval(() => {
-      n++;
-      if (n <= 2) throw new Error('ENOSPC');
-    }, 5, (e) => errors.push(e));
+    const t = safeInterval(
+      () => {
+        n++;
+        if (n <= 2) throw new Error('ENOSPC');
+      },
+      5,
+      (e) => errors.push(e),
+    );
     await new Promise((r) => setTimeout(r, 60));
     clearInterval(t);
     expect(errors.length).toBe(2);

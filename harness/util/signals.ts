@@ -86,7 +86,9 @@ export function installCrashHandlers(opts: { mainDone?: Promise<unknown>; settle
     }
     crashed = e;
     const stack = e instanceof Error && e.stack ? `\n${redactInText(e.stack)}` : '';
-    process.stderr.write(`migbench: internal error (${what}): ${redactInText(errorMessage(e))}${stack}\nmigbench: cleaning up (guests, BMCs, testbed) before exiting\n`);
+    process.stderr.write(
+      `migbench: internal error (${what}): ${redactInText(errorMessage(e))}${stack}\nmigbench: cleaning up (guests, BMCs, testbed) before exiting\n`,
+    );
     await runCleanups();
     if (opts.mainDone) {
       await Promise.race([opts.mainDone.catch(() => undefined), new Promise((r) => setTimeout(r, opts.settleMs ?? 5000).unref())]);

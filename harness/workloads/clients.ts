@@ -70,7 +70,10 @@ class HttperfLoop {
   private unsent: Sample[] = [];
   readonly stat: ClientStats;
 
-  constructor(private o: StartClientsOptions, private c: Extract<ClientSpecT, { kind: 'httperf' }>) {
+  constructor(
+    private o: StartClientsOptions,
+    private c: Extract<ClientSpecT, { kind: 'httperf' }>,
+  ) {
     this.stat = { id: clientId(c), op: clientId(c), requests: 0, ok: 0 };
   }
 
@@ -82,8 +85,12 @@ class HttperfLoop {
   private async run(): Promise<void> {
     const windowMs = this.c.window.ms;
     const args = httperfArgs({
-      server: this.o.ip, port: this.o.port, uri: this.c.uri, rate: this.c.rate,
-      numConns: (this.c.rate * windowMs) / 1000, timeoutS: this.c.timeout.ms / 1000,
+      server: this.o.ip,
+      port: this.o.port,
+      uri: this.c.uri,
+      rate: this.c.rate,
+      numConns: (this.c.rate * windowMs) / 1000,
+      timeoutS: this.c.timeout.ms / 1000,
     });
     while (!this.stopped) {
       const t0 = Date.now();
@@ -98,12 +105,26 @@ class HttperfLoop {
       this.stat.requests += s.requests;
       this.stat.ok += s.status2xx;
       this.unsent.push({
-        t: new Date(t0).toISOString(), measurement: 'httperf', tags: { ...this.o.tags, vm: this.o.vm, op: this.stat.id },
+        t: new Date(t0).toISOString(),
+        measurement: 'httperf',
+        tags: { ...this.o.tags, vm: this.o.vm, op: this.stat.id },
         fields: {
-          phase: this.o.clock.phaseAt(t0), phase_end: this.o.clock.phaseAt(Date.now()), rate: this.c.rate,
-          reply_rate: s.replyRate, request_rate: s.requestRate, requests: s.requests, replies: s.replies, status_2xx: s.status2xx,
-          errors: s.errors, client_timeouts: s.clientTimeouts, conn_refused: s.connRefused, conn_reset: s.connReset,
-          response_ms: s.responseMs, conn_ms_avg: s.connMsAvg, conn_ms_max: s.connMsMax, duration_s: s.testDurationS,
+          phase: this.o.clock.phaseAt(t0),
+          phase_end: this.o.clock.phaseAt(Date.now()),
+          rate: this.c.rate,
+          reply_rate: s.replyRate,
+          request_rate: s.requestRate,
+          requests: s.requests,
+          replies: s.replies,
+          status_2xx: s.status2xx,
+          errors: s.errors,
+          client_timeouts: s.clientTimeouts,
+          conn_refused: s.connRefused,
+          conn_reset: s.connReset,
+          response_ms: s.responseMs,
+          conn_ms_avg: s.connMsAvg,
+          conn_ms_max: s.connMsMax,
+          duration_s: s.testDurationS,
           partial: this.stopped,
         },
       });
@@ -136,8 +157,15 @@ class HttperfLoop {
   async stop(): Promise<void> {
     this.stopped = true;
     // SIGINT: httperf prints its summary for what it did so far
-    if (this.child?.pid) try { process.kill(this.child.pid, 'SIGINT'); } catch { /* gone */ }
-    const t = setTimeout(() => { if (this.owned) void endProcess(this.owned); }, 5000);
+    if (this.child?.pid)
+      try {
+        process.kill(this.child.pid, 'SIGINT');
+      } catch {
+        /* gone */
+      }
+    const t = setTimeout(() => {
+      if (this.owned) void endProcess(this.owned);
+    }, 5000);
     await this.loop;
     clearTimeout(t);
   }
@@ -151,14 +179,19 @@ class AgentProcess {
   private timer: NodeJS.Timeout | null = null;
   readonly stats = new Map<string, ClientStats>();
 
-  constructor(private o: StartClientsOptions, private clients: AgentClient[], private ops: Map<string, string>) {
+  constructor(
+    private o: StartClientsOptions,
+    private clients: AgentClient[],
+    private ops: Map<string, string>,
+  ) {
     for (const c of clients) this.stats.set(c.id, { id: c.id, op: ops.get(c.id)!, requests: 0, ok: 0 });
   }
 
   async start(): Promise<void> {
     const cfg: AgentConfig = { host: this.o.ip, port: this.o.port ?? 80, clients: this.clients };
     const child = spawnChild('ip', ['netns', 'exec', this.o.ns, process.execPath, '--import', 'tsx', AGENT, JSON.stringify(cfg)], {
-      cwd: PACKAGE_ROOT, stdio: ['pipe', 'pipe', 'pipe'],
+      cwd: PACKAGE_ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.child = child;
     this.owned = ownProcess(child.pid!, 'http-agent');
@@ -170,16 +203,28 @@ class AgentProcess {
       child.once('close', (code) => reject(new Error(`HTTP client agent exited (code ${code}) before it was ready: ${stderr.trim()}`)));
       createInterface({ input: child.stdout! }).on('line', (line) => {
         let r: AgentResult | { ready: true };
-        try { r = JSON.parse(line); } catch { return; }
+        try {
+          r = JSON.parse(line);
+        } catch {
+          return;
+        }
         if ('ready' in r) return resolve();
         this.record(r);
       });
     });
-    this.timer = safeInterval(() => this.flush(), 1000, (e) => {
-      if (!this.flushFailing) this.o.log?.(`client agent of ${this.o.vm}: samples not recorded yet (${errorMessage(e)}); kept and retried`);
-      this.flushFailing = true;
-    });
-    await Promise.race([ready, new Promise((_, rej) => setTimeout(() => rej(new Error(`HTTP client agent not ready after 30 s: ${stderr.trim()}`)), 30_000))]);
+    this.timer = safeInterval(
+      () => this.flush(),
+      1000,
+      (e) => {
+        if (!this.flushFailing)
+          this.o.log?.(`client agent of ${this.o.vm}: samples not recorded yet (${errorMessage(e)}); kept and retried`);
+        this.flushFailing = true;
+      },
+    );
+    await Promise.race([
+      ready,
+      new Promise((_, rej) => setTimeout(() => rej(new Error(`HTTP client agent not ready after 30 s: ${stderr.trim()}`)), 30_000)),
+    ]);
   }
 
   private record(r: AgentResult): void {
@@ -189,7 +234,9 @@ class AgentProcess {
       if (r.ok) st.ok++;
     }
     this.pending.push({
-      t: new Date(r.sent_ms).toISOString(), measurement: 'workload', tags: { ...this.o.tags, vm: this.o.vm, op: st?.op ?? r.id },
+      t: new Date(r.sent_ms).toISOString(),
+      measurement: 'workload',
+      tags: { ...this.o.tags, vm: this.o.vm, op: st?.op ?? r.id },
       fields: { phase: this.o.clock.phaseAt(r.sent_ms), response_ms: r.ms, ok: r.ok, status: r.status, bytes: r.bytes, error: r.error },
     });
   }
@@ -231,9 +278,11 @@ export async function startClients(o: StartClientsOptions): Promise<ClientSet> {
     if (c.kind === 'httperf') continue;
     const id = `${clientId(c)}#${agentClients.length}`;
     ops.set(id, clientId(c));
-    agentClients.push(c.kind === 'probe'
-      ? { id, path: opPath(c.op), mode: 'probe', intervalMs: c.interval.ms, timeoutMs: c.timeout.ms }
-      : { id, path: c.uri, mode: 'rate', rate: c.rate, timeoutMs: c.timeout.ms });
+    agentClients.push(
+      c.kind === 'probe'
+        ? { id, path: opPath(c.op), mode: 'probe', intervalMs: c.interval.ms, timeoutMs: c.timeout.ms }
+        : { id, path: c.uri, mode: 'rate', rate: c.rate, timeoutMs: c.timeout.ms },
+    );
   }
   const agent = agentClients.length ? new AgentProcess(o, agentClients, ops) : null;
   const loops = httperfs.map((c) => new HttperfLoop(o, c));

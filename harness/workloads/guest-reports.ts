@@ -16,8 +16,13 @@ export interface GuestReport {
 }
 
 const PREFIX: Array<[string, ReportKind]> = [
-  ['MB-DIRTY ', 'dirty'], ['MB-CPU ', 'cpu'], ['MB-STRESS ', 'stress'], ['MB-MEMPRESSURE ', 'mempressure'],
-  ['MB-SWAP ', 'swap'], ['MB-TRACE ', 'trace'], ['MB-TRACE-DONE ', 'trace_done'],
+  ['MB-DIRTY ', 'dirty'],
+  ['MB-CPU ', 'cpu'],
+  ['MB-STRESS ', 'stress'],
+  ['MB-MEMPRESSURE ', 'mempressure'],
+  ['MB-SWAP ', 'swap'],
+  ['MB-TRACE ', 'trace'],
+  ['MB-TRACE-DONE ', 'trace_done'],
 ];
 
 /** Parses one console line (the marker may follow kernel noise on the same line); null for other lines. */
@@ -51,8 +56,15 @@ export function parseTraceLine(line: string): TracePoint | null {
   if (!r || r.kind !== 'trace') return null;
   const v = r.values;
   const num = (k: string) => (typeof v[k] === 'number' ? (v[k] as number) : NaN);
-  const p = { windowS: num('window_s'), targetS: num('target_s'), dirtiedPages: num('dirtied_pages'), dirtiedMiB: num('dirtied_mib'), rep: num('rep'), procs: num('procs') };
-  return Number.isFinite(p.windowS) && Number.isFinite(p.dirtiedPages) ? { ...p, dirtiedMiB: p.dirtiedPages * 4096 / 2 ** 20 } : null;
+  const p = {
+    windowS: num('window_s'),
+    targetS: num('target_s'),
+    dirtiedPages: num('dirtied_pages'),
+    dirtiedMiB: num('dirtied_mib'),
+    rep: num('rep'),
+    procs: num('procs'),
+  };
+  return Number.isFinite(p.windowS) && Number.isFinite(p.dirtiedPages) ? { ...p, dirtiedMiB: (p.dirtiedPages * 4096) / 2 ** 20 } : null;
 }
 
 /**
@@ -65,8 +77,19 @@ export function reportSample(line: string, tags: Record<string, string>, tMs: nu
   const t = new Date(tMs).toISOString();
   const tr = parseTraceLine(line);
   if (tr) {
-    return { t, measurement: 'dirty_trace', tags, fields: {
-      window_s: tr.windowS, target_s: tr.targetS, dirtied_pages: tr.dirtiedPages, dirtied_mib: tr.dirtiedMiB, rep: tr.rep, procs: tr.procs } };
+    return {
+      t,
+      measurement: 'dirty_trace',
+      tags,
+      fields: {
+        window_s: tr.windowS,
+        target_s: tr.targetS,
+        dirtied_pages: tr.dirtiedPages,
+        dirtied_mib: tr.dirtiedMiB,
+        rep: tr.rep,
+        procs: tr.procs,
+      },
+    };
   }
   const r = parseGuestReport(line);
   if (!r || r.kind === 'dirty' || r.kind === 'trace' || r.kind === 'trace_done') return null;

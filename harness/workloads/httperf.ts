@@ -39,9 +39,21 @@ export interface HttperfSummary {
 export function httperfArgs(r: HttperfRun): string[] {
   if (!(r.rate > 0)) throw new Error(`httperf rate must be > 0 (got ${r.rate})`);
   return [
-    '--server', r.server, '--port', String(r.port ?? 80), '--uri', r.uri,
-    '--rate', String(r.rate), '--num-conns', String(Math.max(1, Math.round(r.numConns))), '--num-calls', '1',
-    '--timeout', String(r.timeoutS), '--hog',
+    '--server',
+    r.server,
+    '--port',
+    String(r.port ?? 80),
+    '--uri',
+    r.uri,
+    '--rate',
+    String(r.rate),
+    '--num-conns',
+    String(Math.max(1, Math.round(r.numConns))),
+    '--num-calls',
+    '1',
+    '--timeout',
+    String(r.timeoutS),
+    '--hog',
   ];
 }
 
@@ -58,7 +70,10 @@ export function parseHttperf(text: string): HttperfSummary | null {
   const conn = /Connection time \[ms\]: min ([\d.]+) avg ([\d.]+) max ([\d.]+)/.exec(text);
   const errors = num(text, /Errors: total (\d+)/) ?? 0;
   return {
-    connections, requests, replies, testDurationS: dur,
+    connections,
+    requests,
+    replies,
+    testDurationS: dur,
     replyRate: dur > 0 ? replies / dur : 0,
     requestRate: num(text, /Request rate: ([\d.]+) req\/s/) ?? 0,
     connMsMin: conn && replies > 0 ? Number(conn[1]) : null,

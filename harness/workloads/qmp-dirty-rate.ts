@@ -38,15 +38,20 @@ interface SchemaEntry {
 }
 
 /** Pure part of the detection: schema entries + QEMU version + accelerator (+ whether a dirty ring was configured). */
-export function dirtyRateSupportFrom(schema: readonly SchemaEntry[], version: { major: number; minor: number }, accel: 'kvm' | 'tcg', dirtyRing = false): DirtyRateSupport {
+export function dirtyRateSupportFrom(
+  schema: readonly SchemaEntry[],
+  version: { major: number; minor: number },
+  accel: 'kvm' | 'tcg',
+  dirtyRing = false,
+): DirtyRateSupport {
   const byName = new Map(schema.map((e) => [e.name, e]));
   const cmd = schema.find((e) => e['meta-type'] === 'command' && e.name === 'calc-dirty-rate');
   const notes: string[] = [];
   if (!cmd) return { available: false, millisecond: false, modes: [], notes: ['this QEMU has no calc-dirty-rate'] };
-  const args = cmd['arg-type'] ? byName.get(cmd['arg-type'])?.members ?? [] : [];
+  const args = cmd['arg-type'] ? (byName.get(cmd['arg-type'])?.members ?? []) : [];
   const millisecond = args.some((m) => m.name === 'calc-time-unit');
   const modeArg = args.find((m) => m.name === 'mode');
-  const enumValues = modeArg?.type ? byName.get(modeArg.type)?.values ?? [] : [];
+  const enumValues = modeArg?.type ? (byName.get(modeArg.type)?.values ?? []) : [];
   const modes: DirtyRateMode[] = ['page-sampling'];
   if (enumValues.includes('dirty-bitmap')) {
     if (accel === 'tcg') notes.push('dirty-bitmap skipped: under TCG it crashes QEMU < 9.0 and reads 0 on 10.0');
@@ -88,13 +93,13 @@ interface QueryDirtyRate {
 /** QEMU refuses shorter calculation times ("out of range [50ms, 60000ms]"). */
 export const MIN_CALC_MS = 50;
 
-
 /**
  * One measurement over `calcTimeMs` (raised to 50 ms; rounded up to whole
  * seconds when QEMU has no millisecond unit; the result has the time used). Resolves when QEMU reports 'measured'.
  */
 export async function measureDirtyRate(
-  qmp: QmpLike, support: DirtyRateSupport,
+  qmp: QmpLike,
+  support: DirtyRateSupport,
   opts: { calcTimeMs: number; mode?: DirtyRateMode; samplePages?: number; timeoutMs?: number },
 ): Promise<DirtyRateResult> {
   const mode = opts.mode ?? 'page-sampling';
@@ -123,8 +128,14 @@ export async function measureDirtyRate(
 /** A measurement as a sample (measurement 'dirty_rate_qmp'). */
 export function dirtyRateSample(r: DirtyRateResult, tags: Record<string, string>): Sample {
   return {
-    t: new Date(r.startedAtMs).toISOString(), measurement: 'dirty_rate_qmp', tags: { ...tags, mode: r.mode },
-    fields: { dirty_rate_mib_s: r.dirtyRateMiBs, calc_time_ms: r.calcTimeMs, sample_pages: r.samplePages,
-      dirtied_mib: r.dirtyRateMiBs * r.calcTimeMs / 1000 },
+    t: new Date(r.startedAtMs).toISOString(),
+    measurement: 'dirty_rate_qmp',
+    tags: { ...tags, mode: r.mode },
+    fields: {
+      dirty_rate_mib_s: r.dirtyRateMiBs,
+      calc_time_ms: r.calcTimeMs,
+      sample_pages: r.samplePages,
+      dirtied_mib: (r.dirtyRateMiBs * r.calcTimeMs) / 1000,
+    },
   };
 }

@@ -9,7 +9,8 @@ import { dirtyRateSupportFrom } from './qmp-dirty-rate.ts';
 
 function vmWith(workload: unknown, clients: unknown[] = []) {
   return ExperimentSpec.parse({
-    name: 't', testbed: { racks: [{ name: 'r1', hosts: 2 }] },
+    name: 't',
+    testbed: { racks: [{ name: 'r1', hosts: 2 }] },
     vms: [{ name: 'vm1', host: 'r1-h1', workload, clients }],
   }).vms[0];
 }
@@ -59,18 +60,33 @@ describe('PhaseClock', () => {
 describe('guest workload strings', () => {
   it('builds each kind with /init items for swap and tracing', () => {
     expect(guestWorkloadString(vmWith({ kind: 'cpu', util: '50%', threads: 2 }).workload)).toBe('cpu:util=50,slice=10ms,threads=2');
-    expect(guestWorkloadString(vmWith({ kind: 'stress', vm: 1000, vm_bytes: '10KiB' }).workload)).toBe('stress:vm=1000,vm_bytes=10K,vm_stride=4096');
-    expect(guestWorkloadString(vmWith({ kind: 'stress', vm: 2, vm_bytes: '1MiB', vm_hang: '1s', vm_keep: true }).workload))
-      .toBe('stress:vm=2,vm_bytes=1M,vm_stride=4096,vm_hang=1000ms,vm_keep');
+    expect(guestWorkloadString(vmWith({ kind: 'stress', vm: 1000, vm_bytes: '10KiB' }).workload)).toBe(
+      'stress:vm=1000,vm_bytes=10K,vm_stride=4096',
+    );
+    expect(guestWorkloadString(vmWith({ kind: 'stress', vm: 2, vm_bytes: '1MiB', vm_hang: '1s', vm_keep: true }).workload)).toBe(
+      'stress:vm=2,vm_bytes=1M,vm_stride=4096,vm_hang=1000ms,vm_keep',
+    );
     expect(guestWorkloadString(vmWith({ kind: 'mempressure', percent: '85%' }).workload)).toBe('mempressure:percent=85,rate=2000,swap=64M');
-    const d = vmWith({ kind: 'dirty', wset: '32MiB', bpc: 2, hot: '16MiB', hot_period: '1s', warmup: '2s', trace: { windows: ['30ms', '1s'], reps: 3 } }).workload;
-    expect(guestWorkloadString(d)).toBe('dirty:wset=32M,period=10ms,bpc=2,fill=100,hot=16M,hotperiod=1000ms,trace=30ms:1000ms,trace_reps=3,trace_delay=2000ms');
+    const d = vmWith({
+      kind: 'dirty',
+      wset: '32MiB',
+      bpc: 2,
+      hot: '16MiB',
+      hot_period: '1s',
+      warmup: '2s',
+      trace: { windows: ['30ms', '1s'], reps: 3 },
+    }).workload;
+    expect(guestWorkloadString(d)).toBe(
+      'dirty:wset=32M,period=10ms,bpc=2,fill=100,hot=16M,hotperiod=1000ms,trace=30ms:1000ms,trace_reps=3,trace_delay=2000ms',
+    );
     expect(workloadWarmupMs(d)).toBe(2000);
     expect(guestWorkloadString(vmWith({ kind: 'idle' }).workload)).toBeUndefined();
   });
   it('labels workloads with their parameters', () => {
     expect(guestWorkloadLabel(vmWith({ kind: 'cpu', util: '50%' }).workload)).toBe('cpu util=50%');
-    expect(guestWorkloadLabel(vmWith({ kind: 'mempressure', percent: '91%' }).workload)).toBe('mempressure percent=91% rate=2000 swap=64MiB');
+    expect(guestWorkloadLabel(vmWith({ kind: 'mempressure', percent: '91%' }).workload)).toBe(
+      'mempressure percent=91% rate=2000 swap=64MiB',
+    );
   });
   it('rejects bad parameters with the field named', () => {
     expect(() => vmWith({ kind: 'cpu', util: '150%' })).toThrow();
@@ -92,15 +108,20 @@ describe('guest console reports', () => {
     expect(s.measurement).toBe('dirty_trace');
     expect(s.tags).toEqual({ vm: 'v', workload: 'w' });
     expect(s.fields.window_s).toBe(1.0005);
-    expect(s.fields.dirtied_mib).toBeCloseTo(4305 * 4096 / 2 ** 20, 6);
+    expect(s.fields.dirtied_mib).toBeCloseTo((4305 * 4096) / 2 ** 20, 6);
     expect(parseTraceLine('MB-TRACE-DONE windows=6')).toBeNull();
   });
   it('turns workload reports into workload_report samples and recognises heartbeats', () => {
     const l = 'MB-MEMPRESSURE up=3.0 held_kib=90000 rss_kib=60000 swap_kib=30000 swap_used_kib=31000 pswpin_s=10 pswpout_s=500 swapping=1';
     expect(parseGuestReport(l)!.kind).toBe('mempressure');
     const s = reportSample(l, { vm: 'v' }, 0)!;
-    expect(s).toMatchObject({ measurement: 'workload_report', tags: { vm: 'v', kind: 'mempressure' }, fields: { swapping: 1, pswpout_s: 500 } });
-    for (const k of ['MB-DIRTY up=1', 'MB-CPU up=1', 'MB-STRESS up=1', 'MB-MEMPRESSURE up=1']) expect(WORKLOAD_HEARTBEAT.test(k)).toBe(true);
+    expect(s).toMatchObject({
+      measurement: 'workload_report',
+      tags: { vm: 'v', kind: 'mempressure' },
+      fields: { swapping: 1, pswpout_s: 500 },
+    });
+    for (const k of ['MB-DIRTY up=1', 'MB-CPU up=1', 'MB-STRESS up=1', 'MB-MEMPRESSURE up=1'])
+      expect(WORKLOAD_HEARTBEAT.test(k)).toBe(true);
     expect(WORKLOAD_HEARTBEAT.test('MB-DIRTY-START pid=1')).toBe(false);
     expect(reportSample('MB-DIRTY up=1 pages_s=1 mib_s=1 target_pages_s=1', {}, 0)).toBeNull(); // the runner's dirty_rate owns it
   });
@@ -117,14 +138,36 @@ Errors: total 2 client-timo 2 socket-timo 0 connrefused 0 connreset 0
 Errors: fd-unavail 0 addrunavail 0 ftab-full 0 other 0`;
   it('parses the summary', () => {
     expect(parseHttperf(out)).toMatchObject({
-      connections: 100, replies: 98, status2xx: 98, errors: 2, clientTimeouts: 2, responseMs: 3.1, connMsAvg: 3.5, connMsMax: 40.2,
+      connections: 100,
+      replies: 98,
+      status2xx: 98,
+      errors: 2,
+      clientTimeouts: 2,
+      responseMs: 3.1,
+      connMsAvg: 3.5,
+      connMsMax: 40.2,
     });
     expect(parseHttperf(out)!.replyRate).toBeCloseTo(98 / 1.012, 6);
     expect(parseHttperf('httperf: connection refused')).toBeNull();
   });
   it('builds arguments for a window', () => {
-    expect(httperfArgs({ server: '10.0.0.1', uri: '/index.html', rate: 100, numConns: 100, timeoutS: 2 }))
-      .toEqual(['--server', '10.0.0.1', '--port', '80', '--uri', '/index.html', '--rate', '100', '--num-conns', '100', '--num-calls', '1', '--timeout', '2', '--hog']);
+    expect(httperfArgs({ server: '10.0.0.1', uri: '/index.html', rate: 100, numConns: 100, timeoutS: 2 })).toEqual([
+      '--server',
+      '10.0.0.1',
+      '--port',
+      '80',
+      '--uri',
+      '/index.html',
+      '--rate',
+      '100',
+      '--num-conns',
+      '100',
+      '--num-calls',
+      '1',
+      '--timeout',
+      '2',
+      '--hog',
+    ]);
   });
   it('maps clients to ids and paths', () => {
     expect(opPath('page')).toBe('/index.html');
@@ -140,10 +183,20 @@ describe('calc-dirty-rate support', () => {
     { name: 'M', 'meta-type': 'enum', values: ['page-sampling', 'dirty-ring', 'dirty-bitmap'] },
   ];
   it('never offers modes that crash or misread on the accelerator', () => {
-    expect(dirtyRateSupportFrom(schema, { major: 10, minor: 0 }, 'tcg')).toMatchObject({ available: true, millisecond: true, modes: ['page-sampling'] });
+    expect(dirtyRateSupportFrom(schema, { major: 10, minor: 0 }, 'tcg')).toMatchObject({
+      available: true,
+      millisecond: true,
+      modes: ['page-sampling'],
+    });
     expect(dirtyRateSupportFrom(schema, { major: 10, minor: 0 }, 'kvm').modes).toEqual(['dirty-bitmap', 'page-sampling']);
-    expect(dirtyRateSupportFrom(schema, { major: 10, minor: 0 }, 'kvm', true).modes).toEqual(['dirty-bitmap', 'page-sampling', 'dirty-ring']);
+    expect(dirtyRateSupportFrom(schema, { major: 10, minor: 0 }, 'kvm', true).modes).toEqual([
+      'dirty-bitmap',
+      'page-sampling',
+      'dirty-ring',
+    ]);
     expect(dirtyRateSupportFrom([], { major: 7, minor: 2 }, 'tcg').available).toBe(false);
-    expect(dirtyRateSupportFrom([schema[0], { ...schema[1], members: [{ name: 'calc-time' }] }], { major: 7, minor: 2 }, 'tcg').millisecond).toBe(false);
+    expect(
+      dirtyRateSupportFrom([schema[0], { ...schema[1], members: [{ name: 'calc-time' }] }], { major: 7, minor: 2 }, 'tcg').millisecond,
+    ).toBe(false);
   });
 });

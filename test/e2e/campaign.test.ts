@@ -28,21 +28,25 @@ describe('resumable campaign', () => {
     const child = migbench(['run', `${ROOT}test/e2e/specs/campaign.yaml`, '--out', out]);
     let dir = '';
     let victim: { treatment: string; rep: number } | null = null;
-    await waitFor(() => {
-      const d = readdirSync(out)[0];
-      if (!d) return false;
-      dir = join(out, d);
-      const s = state(dir);
-      const running = s?.units.find((u) => u.status === 'running');
-      if (!s || !running || s.units.filter((u) => u.status === 'done').length < 3) return false;
-      // kill once the running unit's migration is streaming progress samples
-      const prog = join(dir, 'samples', 'migration_progress.jsonl');
-      if (!existsSync(prog)) return false;
-      const mine = readJsonl<Sample>(prog).filter((p) => p.tags.treatment === running.treatment && p.tags.rep === String(running.rep));
-      if (mine.length < 5) return false;
-      victim = { treatment: running.treatment, rep: running.rep };
-      return true;
-    }, 600_000, 'the campaign to be in the middle of its 4th unit or later');
+    await waitFor(
+      () => {
+        const d = readdirSync(out)[0];
+        if (!d) return false;
+        dir = join(out, d);
+        const s = state(dir);
+        const running = s?.units.find((u) => u.status === 'running');
+        if (!s || !running || s.units.filter((u) => u.status === 'done').length < 3) return false;
+        // kill once the running unit's migration is streaming progress samples
+        const prog = join(dir, 'samples', 'migration_progress.jsonl');
+        if (!existsSync(prog)) return false;
+        const mine = readJsonl<Sample>(prog).filter((p) => p.tags.treatment === running.treatment && p.tags.rep === String(running.rep));
+        if (mine.length < 5) return false;
+        victim = { treatment: running.treatment, rep: running.rep };
+        return true;
+      },
+      600_000,
+      'the campaign to be in the middle of its 4th unit or later',
+    );
     child.kill('SIGKILL');
     await child;
     const before = state(dir)!;

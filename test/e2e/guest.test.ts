@@ -33,7 +33,9 @@ function qemuPidsUsing(dir: string): number[] {
     try {
       const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
       if (cmd.includes('qemu-system') && cmd.includes(dir)) pids.push(Number(d));
-    } catch { /* process ended */ }
+    } catch {
+      /* process ended */
+    }
   }
   return pids;
 }
@@ -48,7 +50,8 @@ async function waitGuestAnswers(path: string, timeoutMs: number): Promise<string
   let last = '';
   while (Date.now() < deadline) {
     // node's fetch, run inside the namespace (no curl/wget needed)
-    const script = 'fetch(process.argv[1],{signal:AbortSignal.timeout(3000)}).then(r=>r.text()).then(t=>process.stdout.write(t),e=>{console.error(String(e.cause??e));process.exit(1)})';
+    const script =
+      'fetch(process.argv[1],{signal:AbortSignal.timeout(3000)}).then(r=>r.text()).then(t=>process.stdout.write(t),e=>{console.error(String(e.cause??e));process.exit(1)})';
     const r = await run('ip', ['netns', 'exec', NS, process.execPath, '-e', script, `http://${GUEST_IP}${path}`], { allowFail: true });
     if (r.exitCode === 0) return r.stdout;
     last = r.stderr;
@@ -104,7 +107,18 @@ describe('guest image, launcher and migration', () => {
 
   it('boots a guest with mb-dirty, migrates it live, and the guest keeps running', async () => {
     const workload = dirtyWorkloadSpec({ wsetBytes: 32 << 20, periodMs: 10, bpc: 64, fill: 100 });
-    const common = { name: 'mb-g-vm1', netns: NS, memoryMiB: 128, vcpus: 1, image, accel: accel.accel, ip: `${GUEST_IP}/24`, httpd: true, workload, runDir };
+    const common = {
+      name: 'mb-g-vm1',
+      netns: NS,
+      memoryMiB: 128,
+      vcpus: 1,
+      image,
+      accel: accel.accel,
+      ip: `${GUEST_IP}/24`,
+      httpd: true,
+      workload,
+      runDir,
+    };
 
     const t0 = Date.now();
     const src = await startVm({ ...common, tap: { ifname: TAPS[0], mac: MAC } });
@@ -139,7 +153,11 @@ describe('guest image, launcher and migration', () => {
 
     const srcMark = src.qmp.mark();
     const dstMark = dst.qmp.mark();
-    const lastSrcUp = src.serialLines().map(parseDirtyReport).filter((r) => r !== null).at(-1)!.upS;
+    const lastSrcUp = src
+      .serialLines()
+      .map(parseDirtyReport)
+      .filter((r) => r !== null)
+      .at(-1)!.upS;
     const tCmd = Date.now();
     await src.qmp.execute('migrate', { uri });
     const completed: QmpEvent = await src.qmp.waitForEvent('MIGRATION', (e) => e.data.status === 'completed', 300_000, { since: srcMark });

@@ -20,7 +20,6 @@ afterAll(async () => {
   rmSync(runDir, { recursive: true, force: true });
 });
 
-
 async function pointsIn(db: string, measurement: string): Promise<{ time: string; host: string; seq: number }[]> {
   const c = new InfluxDB({ host: '127.0.0.1', port: influxd.port, database: db });
   const rows = await c.queryRaw(`SELECT "seq", "host" FROM "${measurement}"`, { precision: 'u' });
@@ -52,7 +51,12 @@ describe('InfluxDB sink', () => {
       while (streaming) {
         for (const host of ['h1', 'h2', 'h3']) {
           lastMs = Math.max(Date.now(), lastMs + 1); // distinct timestamps per series
-          const s: Sample = { t: new Date(lastMs).toISOString(), measurement: 'mbp_stream', tags: { host, experiment: 'mbp' }, fields: { seq: seq++, watts: 110 + (seq % 7), note: seq % 10 ? null : 'tenth' } };
+          const s: Sample = {
+            t: new Date(lastMs).toISOString(),
+            measurement: 'mbp_stream',
+            tags: { host, experiment: 'mbp' },
+            fields: { seq: seq++, watts: 110 + (seq % 7), note: seq % 10 ? null : 'tenth' },
+          };
           file.append(s);
           sink.write(s);
         }

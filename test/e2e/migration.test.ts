@@ -39,7 +39,7 @@ describe('measured live migration', () => {
       expect(r.healthy).toBe(true);
       expect(r.transferred_bytes!).toBeGreaterThanOrEqual(wsetBytes);
       // physical bound: the bytes cannot cross the link faster than its rate
-      expect(r.total_ms!).toBeGreaterThanOrEqual((r.transferred_bytes! * 8 / rateBps) * 1000);
+      expect(r.total_ms!).toBeGreaterThanOrEqual(((r.transferred_bytes! * 8) / rateBps) * 1000);
       expect(r.downtime_event_ms!).toBeGreaterThanOrEqual(r.downtime_reported_ms!);
       const tol = Math.max(3 * r.probe_interval_ms!, 0.25 * r.downtime_event_ms!);
       expect(Math.abs(r.downtime_observed_ms! - r.downtime_event_ms!)).toBeLessThanOrEqual(tol);
@@ -48,7 +48,10 @@ describe('measured live migration', () => {
       expect(r.postop_ms!).toBeGreaterThanOrEqual(0);
       expect(r.passes!).toBeGreaterThanOrEqual(1);
     }
-    expect(lines.map((r) => [r.src, r.dst])).toEqual([['r1-h1', 'r1-h2'], ['r1-h2', 'r1-h1']]);
+    expect(lines.map((r) => [r.src, r.dst])).toEqual([
+      ['r1-h1', 'r1-h2'],
+      ['r1-h2', 'r1-h1'],
+    ]);
     const manifest = JSON.parse(readFileSync(join(res.dir, 'manifest.json'), 'utf8'));
     expect(['kvm', 'tcg']).toContain(manifest.accelerator);
     expect(manifest.ended_at).not.toBeNull();
@@ -68,19 +71,23 @@ describe('measured live migration', () => {
       const lines = readdirRuns();
       return lines[lines.length - 1];
     };
-    await waitFor(() => {
-      const dir = runDirOf();
-      if (!dir) return false;
-      const dst = qemuPidsMentioning(dir).find((p) => cmdlineOf(p).includes('-incoming'));
-      if (!dst) return false;
-      const prog = join(dir, 'samples', 'migration_progress.jsonl');
-      if (!existsSync(prog)) return false;
-      const ps = readJsonl<{ fields: { transferred: number | null } }>(prog);
-      if (!ps.some((p) => (p.fields.transferred ?? 0) > 8 * 2 ** 20)) return false;
-      process.kill(dst, 'SIGKILL');
-      killed = dst;
-      return true;
-    }, 300_000, 'a destination QEMU in the middle of a migration');
+    await waitFor(
+      () => {
+        const dir = runDirOf();
+        if (!dir) return false;
+        const dst = qemuPidsMentioning(dir).find((p) => cmdlineOf(p).includes('-incoming'));
+        if (!dst) return false;
+        const prog = join(dir, 'samples', 'migration_progress.jsonl');
+        if (!existsSync(prog)) return false;
+        const ps = readJsonl<{ fields: { transferred: number | null } }>(prog);
+        if (!ps.some((p) => (p.fields.transferred ?? 0) > 8 * 2 ** 20)) return false;
+        process.kill(dst, 'SIGKILL');
+        killed = dst;
+        return true;
+      },
+      300_000,
+      'a destination QEMU in the middle of a migration',
+    );
     const res = await running;
     expect(killed).not.toBeNull();
     const lines = readJsonl<MigrationRecord>(join(res.dir, 'migrations.jsonl'));

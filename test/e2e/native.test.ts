@@ -67,7 +67,10 @@ async function buildTopology(): Promise<void> {
   await run('ip', ['link', 'add', 'mb-n2a', 'netns', NS.right, 'type', 'veth', 'peer', 'name', 'mb-n2b', 'netns', NS.sw]);
   // no IPv6 chatter from the switch namespace's own stack
   await runIn(NS.sw, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-  for (const [ns, dev, ip] of [[NS.left, 'mb-n1a', LEFT_IP], [NS.right, 'mb-n2a', RIGHT_IP]] as const) {
+  for (const [ns, dev, ip] of [
+    [NS.left, 'mb-n1a', LEFT_IP],
+    [NS.right, 'mb-n2a', RIGHT_IP],
+  ] as const) {
     await run('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', dev]);
     await run('ip', ['-n', ns, 'link', 'set', dev, 'up']);
     await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -83,7 +86,12 @@ interface Forwarder {
 /** Starts mb-delayfwd in the switch namespace and waits for its "ready" line. */
 async function startForwarder(delayMs: number, extra: Partial<DelayForwarderOptions> = {}): Promise<Forwarder> {
   const args = delayForwarderArgs({
-    ifA: 'mb-n1b', ifB: 'mb-n2b', ab: { delayMs }, ba: { delayMs }, pidfile: PIDFILE, ...extra,
+    ifA: 'mb-n1b',
+    ifB: 'mb-n2b',
+    ab: { delayMs },
+    ba: { delayMs },
+    pidfile: PIDFILE,
+    ...extra,
   });
   // `ip netns exec` execs the program, so this PID is the forwarder's
   const proc = spawnProcess('ip', ['netns', 'exec', NS.sw, fwdBin, ...args], { buffer: false });
@@ -111,7 +119,10 @@ async function runProbe(durationMs: number, rt: boolean): Promise<ProbeRecord[]>
   const r = await runIn(NS.left, probeBin, probeArgs({ target: RIGHT_IP, intervalMs: 10, durationMs, rt }), {
     timeoutMs: durationMs + 30_000,
   });
-  return r.stdout.split('\n').map(parseProbeLine).filter((x): x is ProbeRecord => x !== null);
+  return r.stdout
+    .split('\n')
+    .map(parseProbeLine)
+    .filter((x): x is ProbeRecord => x !== null);
 }
 
 function probesPerSecond(recs: ProbeRecord[]): number {
@@ -131,7 +142,9 @@ describe.skipIf(!isRoot)('native helpers on namespaces', () => {
         try {
           process.kill(p.pid, 'SIGCONT'); // in case a test failed while it was stopped
           process.kill(p.pid, 'SIGKILL');
-        } catch { /* already gone */ }
+        } catch {
+          /* already gone */
+        }
       }
       await p.catch(() => undefined);
     }
@@ -190,7 +203,9 @@ describe.skipIf(!isRoot)('native helpers on namespaces', () => {
     const sorted = [...rtts].sort((a, b) => a - b);
     const p10 = sorted[Math.floor(sorted.length * 0.1)];
     const p90 = sorted[Math.floor(sorted.length * 0.9)];
-    console.log(`jitter 20+-5 ms each way: RTT min ${sorted[0].toFixed(2)} p10 ${p10.toFixed(2)} median ${median(rtts).toFixed(2)} p90 ${p90.toFixed(2)} ms`);
+    console.log(
+      `jitter 20+-5 ms each way: RTT min ${sorted[0].toFixed(2)} p10 ${p10.toFixed(2)} median ${median(rtts).toFixed(2)} p90 ${p90.toFixed(2)} ms`,
+    );
     expect(rtts.length).toBeGreaterThan(280);
     expect(sorted[0]).toBeGreaterThanOrEqual(30); // 2 x (20 - 5)
     expect(Math.abs(median(rtts) - 40)).toBeLessThanOrEqual(3);
@@ -217,8 +232,10 @@ describe.skipIf(!isRoot)('native helpers on namespaces', () => {
       const plain = await runProbe(3000, false);
       const rtRate = probesPerSecond(rt);
       const plainRate = probesPerSecond(plain);
-      console.log(`mb-probe 10 ms: --rt ${rtRate.toFixed(1)}/s (${rt.filter((r) => r.recvUs !== null).length}/${rt.length} answered), ` +
-        `plain ${plainRate.toFixed(1)}/s (${plain.filter((r) => r.recvUs !== null).length}/${plain.length} answered)`);
+      console.log(
+        `mb-probe 10 ms: --rt ${rtRate.toFixed(1)}/s (${rt.filter((r) => r.recvUs !== null).length}/${rt.length} answered), ` +
+          `plain ${plainRate.toFixed(1)}/s (${plain.filter((r) => r.recvUs !== null).length}/${plain.length} answered)`,
+      );
       // ~100/s: slots are only skipped when the whole VM loses its CPU (steal on this box)
       expect(rtRate).toBeGreaterThan(93);
       expect(rtRate).toBeLessThan(101);
@@ -227,7 +244,9 @@ describe.skipIf(!isRoot)('native helpers on namespaces', () => {
       for (const r of rt) if (r.recvUs !== null) expect(r.recvUs).toBeGreaterThan(r.sentUs);
 
       // streaming probe; stop the forwarder for about a second in the middle
-      const probe = spawnProcess('ip', ['netns', 'exec', NS.left, probeBin, ...probeArgs({ target: RIGHT_IP, intervalMs: 10, rt: true })], { buffer: false });
+      const probe = spawnProcess('ip', ['netns', 'exec', NS.left, probeBin, ...probeArgs({ target: RIGHT_IP, intervalMs: 10, rt: true })], {
+        buffer: false,
+      });
       started.push(probe);
       const recs: ProbeRecord[] = [];
       let waiter: { n: number; resolve: () => void } | null = null;
@@ -241,7 +260,9 @@ describe.skipIf(!isRoot)('native helpers on namespaces', () => {
       });
       const answered = (n: number): Promise<void> =>
         Promise.race([
-          new Promise<void>((resolve) => { waiter = { n, resolve }; }),
+          new Promise<void>((resolve) => {
+            waiter = { n, resolve };
+          }),
           new Promise<void>((_, reject) => setTimeout(() => reject(new Error(`fewer than ${n} probe replies`)), 60_000)),
         ]);
 
@@ -260,8 +281,10 @@ describe.skipIf(!isRoot)('native helpers on namespaces', () => {
       const big = computeOutages(recs, 10, { minLost: 3 });
       const all = computeOutages(recs, 10);
       const longest = longestOutage(recs, 10)!;
-      console.log(`stopped ${stoppedMs.toFixed(1)} ms; outage ${longest.durationMs.toFixed(1)} ms over ${longest.lostCount} probes; ` +
-        `${all.length} outage(s) in ${recs.length} probes`);
+      console.log(
+        `stopped ${stoppedMs.toFixed(1)} ms; outage ${longest.durationMs.toFixed(1)} ms over ${longest.lostCount} probes; ` +
+          `${all.length} outage(s) in ${recs.length} probes`,
+      );
       expect(big).toHaveLength(1);
       expect(longest).toEqual(big[0]);
       expect(Math.abs(longest.durationMs - stoppedMs)).toBeLessThanOrEqual(30);

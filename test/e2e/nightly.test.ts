@@ -12,7 +12,11 @@ afterAll(async () => {
   rmSync(hist, { recursive: true, force: true });
 });
 
-const nights = (): Night[] => readFileSync(join(hist, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Night);
+const nights = (): Night[] =>
+  readFileSync(join(hist, 'history.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Night);
 
 describe('migbench nightly', () => {
   it('two alike nights pass; a third with the migration link at half the rate exits 1 naming the metric, the size and what changed', async () => {
@@ -34,7 +38,9 @@ describe('migbench nightly', () => {
     console.log(`third night:\n${out}`); // the figures behind the verdict, for whoever reads the test log
     expect(r3.exitCode, `${out}\n${r3.stderr}`).toBe(1);
     // the metric and the size of the effect ...
-    expect(out).toMatch(/(REGRESSION|INSUFFICIENT) total_ms \[\(single treatment\)\]: .*effect \+\d+\.\d %|REGRESSION total_ms .*\(\+\d+\.\d %\)/);
+    expect(out).toMatch(
+      /(REGRESSION|INSUFFICIENT) total_ms \[\(single treatment\)\]: .*effect \+\d+\.\d %|REGRESSION total_ms .*\(\+\d+\.\d %\)/,
+    );
     // ... and what changed since the baseline night
     expect(out).toMatch(/spec changed since the baseline: .*testbed\.shaping\[0\]\.rate: 100mbit -> 50mbit/);
 
@@ -46,7 +52,8 @@ describe('migbench nightly', () => {
     expect(n3.baseline).toBe(n2.id);
     const total = n3.findings.find((f) => f.metric === 'total_ms')!;
     expect(total).toBeDefined();
-    const m1 = n1.treatments[0].metrics.total_ms!.median, m3 = n3.treatments[0].metrics.total_ms!.median;
+    const m1 = n1.treatments[0].metrics.total_ms!.median,
+      m3 = n3.treatments[0].metrics.total_ms!.median;
     expect(m3 / m1).toBeGreaterThan(1.5); // half the rate: close to twice the time
     for (const n of all) {
       expect(n.env.qemu_version).toBeTruthy();

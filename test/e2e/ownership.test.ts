@@ -16,7 +16,10 @@ const SPEC_A = join(dir, 'a.yaml');
 const SPEC_AB = join(dir, 'ab.yaml');
 writeFileSync(SPEC_A, 'name: mbh4-own-a\ntestbed:\n  id: mbh4a\n  racks: [{name: r1, hosts: 1}]\n');
 // a delay on a link: without netem this kernel needs a delay forwarder, i.e. a helper process with a log
-writeFileSync(SPEC_AB, 'name: mbh4-own-ab\ntestbed:\n  id: mbh4a-b\n  racks: [{name: r1, hosts: 2}]\n  shaping:\n    - {link: r1-h1, delay: 5ms}\n');
+writeFileSync(
+  SPEC_AB,
+  'name: mbh4-own-ab\ntestbed:\n  id: mbh4a-b\n  racks: [{name: r1, hosts: 2}]\n  shaping:\n    - {link: r1-h1, delay: 5ms}\n',
+);
 
 const nsOf = async (id: string) => (await netnsList()).filter((n) => n.startsWith(`mb-${id}-`));
 const state = (id: string) => JSON.parse(readFileSync(statePath(id), 'utf8')) as TestbedState;

@@ -13,7 +13,16 @@ interface PlanLine {
   kind: string;
   k: number | null;
   completion_ms: number;
-  actions: Array<{ id: string; kind: string; vm: string | null; from: string | null; to: string | null; status: string; start: number; end: number }>;
+  actions: Array<{
+    id: string;
+    kind: string;
+    vm: string | null;
+    from: string | null;
+    to: string | null;
+    status: string;
+    start: number;
+    end: number;
+  }>;
 }
 
 /** Largest number of actions running at one instant. */
@@ -29,7 +38,11 @@ afterAll(async () => {
 
 describe('migration plans on a shaped interlink', () => {
   it('sequential, parallel and capped-2 plans keep their concurrency rules; parallel migrations take longer', async () => {
-    const res = await runExperiment({ specFile: `${ROOT}test/e2e/specs/plans.yaml`, outDir: mkdtempSync(join(tmpdir(), 'mb-e2e-plans-')), log: (l) => process.stderr.write(`${l}\n`) });
+    const res = await runExperiment({
+      specFile: `${ROOT}test/e2e/specs/plans.yaml`,
+      outDir: mkdtempSync(join(tmpdir(), 'mb-e2e-plans-')),
+      log: (l) => process.stderr.write(`${l}\n`),
+    });
     const plans = readJsonl<PlanLine>(join(res.dir, 'plans.jsonl'));
     const migs = readJsonl<MigrationRecord>(join(res.dir, 'migrations.jsonl'));
     expect(migs).toHaveLength(12);

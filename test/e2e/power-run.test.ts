@@ -34,20 +34,29 @@ describe('power and InfluxDB during a run', () => {
     influxd = await startInfluxd();
     const url = `${influxd.url}/migbench`;
     let outage: Promise<void> | null = null;
-    const running = runExperiment({ specFile: `${ROOT}test/e2e/specs/power.yaml`, outDir: out, influx: url, log: (l) => process.stderr.write(`${l}\n`) });
+    const running = runExperiment({
+      specFile: `${ROOT}test/e2e/specs/power.yaml`,
+      outDir: out,
+      influx: url,
+      log: (l) => process.stderr.write(`${l}\n`),
+    });
     let runError: unknown = null;
     running.catch((e) => (runError = e));
     // take influxd away for 30 s once the first migration is under way
-    await waitFor(() => {
-      if (runError) throw runError;
-      const dirs = readdirSync(out);
-      if (!dirs.length) return false;
-      try {
-        return readFileSync(join(out, dirs[0], 'samples', 'migration_progress.jsonl'), 'utf8').length > 0;
-      } catch {
-        return false;
-      }
-    }, 300_000, 'the first migration to start');
+    await waitFor(
+      () => {
+        if (runError) throw runError;
+        const dirs = readdirSync(out);
+        if (!dirs.length) return false;
+        try {
+          return readFileSync(join(out, dirs[0], 'samples', 'migration_progress.jsonl'), 'utf8').length > 0;
+        } catch {
+          return false;
+        }
+      },
+      300_000,
+      'the first migration to start',
+    );
     outage = (async () => {
       influxd!.pause();
       await new Promise((r) => setTimeout(r, 30_000)); // the outage itself is the point of the test
@@ -79,8 +88,14 @@ describe('power and InfluxDB during a run', () => {
     const from = Date.parse(m.t_cmd!);
     const to = Date.parse(m.t_done!);
     expect(to - from).toBeGreaterThan(15_000);
-    const during = (h: string) => byHost(h).filter((s) => typeof s.fields.watts === 'number' && Date.parse(s.t) >= from && Date.parse(s.t) <= to).map((s) => s.fields.watts as number);
-    const before = (h: string) => byHost(h).filter((s) => typeof s.fields.watts === 'number' && Date.parse(s.t) < from).map((s) => s.fields.watts as number);
+    const during = (h: string) =>
+      byHost(h)
+        .filter((s) => typeof s.fields.watts === 'number' && Date.parse(s.t) >= from && Date.parse(s.t) <= to)
+        .map((s) => s.fields.watts as number);
+    const before = (h: string) =>
+      byHost(h)
+        .filter((s) => typeof s.fields.watts === 'number' && Date.parse(s.t) < from)
+        .map((s) => s.fields.watts as number);
     // the migration's hosts draw more than the idle third host, and the destination more than before
     expect(mean(during('r1-h1'))).toBeGreaterThan(mean(during('r1-h3')));
     expect(mean(during('r1-h2'))).toBeGreaterThan(mean(during('r1-h3')));
@@ -89,14 +104,18 @@ describe('power and InfluxDB during a run', () => {
     // energy by hand: trapezoids of (P - idle) over the migration, clipped to it
     const idle = manifest.power_model.idleW as number;
     const byHand = (h: string) => {
-      const pts = byHost(h).filter((s) => typeof s.fields.watts === 'number').map((s) => ({ t: Date.parse(s.t), w: s.fields.watts as number }));
+      const pts = byHost(h)
+        .filter((s) => typeof s.fields.watts === 'number')
+        .map((s) => ({ t: Date.parse(s.t), w: s.fields.watts as number }));
       let j = 0;
       for (let i = 0; i + 1 < pts.length; i++) {
-        const a = pts[i], b = pts[i + 1];
-        const lo = Math.max(a.t, from), hi = Math.min(b.t, to);
+        const a = pts[i],
+          b = pts[i + 1];
+        const lo = Math.max(a.t, from),
+          hi = Math.min(b.t, to);
         if (hi <= lo || b.t - a.t > 2500) continue;
         const w = (t: number) => a.w + ((b.w - a.w) * (t - a.t)) / (b.t - a.t);
-        j += ((w(lo) + w(hi)) / 2 - idle) * (hi - lo) / 1000;
+        j += (((w(lo) + w(hi)) / 2 - idle) * (hi - lo)) / 1000;
       }
       return j;
     };

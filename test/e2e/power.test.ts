@@ -32,7 +32,13 @@ function waitFor(samples: Sample[], pred: (s: Sample) => boolean, ms: number): P
     const end = Date.now() + ms;
     const iv = setInterval(() => {
       const s = samples.find(pred);
-      if (s) { clearInterval(iv); resolve(s); } else if (Date.now() > end) { clearInterval(iv); reject(new Error('condition not reached')); }
+      if (s) {
+        clearInterval(iv);
+        resolve(s);
+      } else if (Date.now() > end) {
+        clearInterval(iv);
+        reject(new Error('condition not reached'));
+      }
     }, 50);
   });
 }
@@ -41,8 +47,11 @@ beforeAll(async () => {
   for (const [i, host] of hosts.entries()) {
     const bmc = await startSimBmc({ host, address: '127.0.0.1', port: basePort + i, credentials: creds, dir: `${dir}/${host}` });
     bmcs.push(bmc);
-    const model = new HostPowerModel(bmc, { qemuPids: () => (host === 'h2' && busyPid !== null ? [busyPid] : []) },
-      host === 'h3' ? { shutdownMs: 2000, bootMs: 3000 } : {});
+    const model = new HostPowerModel(
+      bmc,
+      { qemuPids: () => (host === 'h2' && busyPid !== null ? [busyPid] : []) },
+      host === 'h3' ? { shutdownMs: 2000, bootMs: 3000 } : {},
+    );
     await model.start();
     models.push(model);
   }
@@ -59,7 +68,10 @@ describe('power via IPMI against local ipmi_sim BMCs', () => {
   it('polls 3 BMCs at 1 Hz for ~20 s; a busy host draws more, energy matches its CPU time', async () => {
     const samples: Sample[] = [];
     const logs: string[] = [];
-    const poller = new PowerPoller(hosts.map((h, i) => source(h, i)), { onSample: (s) => samples.push(s), log: (m) => logs.push(m) });
+    const poller = new PowerPoller(
+      hosts.map((h, i) => source(h, i)),
+      { onSample: (s) => samples.push(s), log: (m) => logs.push(m) },
+    );
     await poller.start();
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, 7000));

@@ -23,8 +23,22 @@ let inv: Inventory;
 
 function sshOpts(): string[] {
   const s = state.servers!;
-  return ['-F', '/dev/null', '-i', s.clientKey, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${s.knownHosts}`,
-    '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'ConnectTimeout=10'];
+  return [
+    '-F',
+    '/dev/null',
+    '-i',
+    s.clientKey,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${s.knownHosts}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'ConnectTimeout=10',
+  ];
 }
 
 async function ssh(host: string, cmd: string, input?: string) {
@@ -67,7 +81,12 @@ describe('emulated cluster (testbed up --servers)', () => {
       ['r1-h1', '10.233.1.1', 'root', 22, 'r1'],
       ['r1-h2', '10.233.1.2', 'root', 22, 'r1'],
     ]);
-    expect(inv.hosts[0]).toMatchObject({ data: { iface: 'mb-data', address: '10.231.1.1/16' }, migration: { iface: 'mb-mig', address: '10.232.1.1/16' }, bridge: 'mb-br', hypervisor: 'libvirt' });
+    expect(inv.hosts[0]).toMatchObject({
+      data: { iface: 'mb-data', address: '10.231.1.1/16' },
+      migration: { iface: 'mb-mig', address: '10.232.1.1/16' },
+      bridge: 'mb-br',
+      hypervisor: 'libvirt',
+    });
     expect(inv.hosts[0].ssh.keyFile).toBe(state.servers!.clientKey);
     expect(inv.hostKeys).toMatchObject({ mode: 'strict', ownKnownHosts: state.servers!.knownHosts });
   });
@@ -83,11 +102,13 @@ describe('emulated cluster (testbed up --servers)', () => {
 
   it('each server answers over plain ssh with its own libvirt (>= 11), hostname and /run', async () => {
     const t0 = Date.now();
-    const res = await Promise.all(inv.hosts.map(async (h) => ({
-      name: h.name,
-      version: await ssh(h.name, 'virsh -c qemu:///system version'),
-      view: await ssh(h.name, 'hostname; cat /run/mb-server; ls /run; test -e /run/migbench && echo LEAK || echo private'),
-    })));
+    const res = await Promise.all(
+      inv.hosts.map(async (h) => ({
+        name: h.name,
+        version: await ssh(h.name, 'virsh -c qemu:///system version'),
+        view: await ssh(h.name, 'hostname; cat /run/mb-server; ls /run; test -e /run/migbench && echo LEAK || echo private'),
+      })),
+    );
     console.log(`first virsh version on 2 servers in parallel: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     for (const r of res) {
       expect(r.version.code, r.version.err).toBe(0);
@@ -108,7 +129,9 @@ describe('emulated cluster (testbed up --servers)', () => {
 
   it('a TCG domain started on one server runs as root there and is invisible to the other', async () => {
     const img = await guestImage();
-    const scp = await execa('scp', [...sshOpts(), '-q', img.kernel, img.initrd, 'root@10.233.1.1:/var/lib/libvirt/images/'], { reject: false });
+    const scp = await execa('scp', [...sshOpts(), '-q', img.kernel, img.initrd, 'root@10.233.1.1:/var/lib/libvirt/images/'], {
+      reject: false,
+    });
     expect(scp.exitCode, String(scp.stderr)).toBe(0);
     const xml = `<domain type='qemu'><name>h7vm</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type><kernel>/var/lib/libvirt/images/vmlinuz</kernel>
@@ -139,10 +162,15 @@ describe('emulated cluster (testbed up --servers)', () => {
     expect(hop.out).toBe('r1-h2');
     // direct kernel boot: the destination QEMU opens the same kernel and initrd paths
     const img = await guestImage();
-    const scp = await execa('scp', [...sshOpts(), '-q', img.kernel, img.initrd, 'root@10.233.1.2:/var/lib/libvirt/images/'], { reject: false });
+    const scp = await execa('scp', [...sshOpts(), '-q', img.kernel, img.initrd, 'root@10.233.1.2:/var/lib/libvirt/images/'], {
+      reject: false,
+    });
     expect(scp.exitCode, String(scp.stderr)).toBe(0);
     const t0 = Date.now();
-    const mig = await ssh('r1-h1', 'virsh migrate --live --p2p --persistent --undefinesource h7vm qemu+ssh://r1-h2/system tcp://10.232.1.2');
+    const mig = await ssh(
+      'r1-h1',
+      'virsh migrate --live --p2p --persistent --undefinesource h7vm qemu+ssh://r1-h2/system tcp://10.232.1.2',
+    );
     expect(mig.code, mig.err + mig.out).toBe(0);
     console.log(`virsh migrate --live --p2p (64 MiB TCG guest): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect((await ssh('r1-h2', 'virsh domstate h7vm')).out).toBe('running');
@@ -193,8 +221,13 @@ describe('emulated cluster after kill -9 of the harness during up', () => {
     await child;
     expect(s?.servers?.controllerIf).toBe('mb-ctl');
     await new Promise((r) => setTimeout(r, 1000)); // let the boot script start libvirtd
-    const inNs = async () => (await Promise.all(s!.servers!.servers.map((v) => execa('ip', ['netns', 'pids', v.ns], { reject: false }))))
-      .flatMap((r) => String(r.stdout).split('\n').map(Number).filter((n) => n > 0));
+    const inNs = async () =>
+      (await Promise.all(s!.servers!.servers.map((v) => execa('ip', ['netns', 'pids', v.ns], { reject: false })))).flatMap((r) =>
+        String(r.stdout)
+          .split('\n')
+          .map(Number)
+          .filter((n) => n > 0),
+      );
     const before = (await inNs()).map((pid) => ownProcess(pid, 'in server ns'));
     expect(before.length).toBeGreaterThan(0);
     const r = await migbench(['testbed', 'down', 'mbh7']);

@@ -44,9 +44,22 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const target = (s: TestSshd, extra: Partial<SshTarget> = {}): SshTarget => ({ name: 'srv-a', host: '127.0.0.1', port: s.port, user: 'root', keyFile: key.priv, ...extra });
-function pool(hostKeys: Partial<HostKeyPolicy> = {}, opts: { connectTimeoutMs?: number; keepaliveIntervalMs?: number; keepaliveCountMax?: number } = {}) {
-  const p = new SshPool({ hostKeys: { mode: 'strict', knownHostsFiles: [knownHosts], ownKnownHosts: join(dir, 'own-unused'), ...hostKeys }, ...opts });
+const target = (s: TestSshd, extra: Partial<SshTarget> = {}): SshTarget => ({
+  name: 'srv-a',
+  host: '127.0.0.1',
+  port: s.port,
+  user: 'root',
+  keyFile: key.priv,
+  ...extra,
+});
+function pool(
+  hostKeys: Partial<HostKeyPolicy> = {},
+  opts: { connectTimeoutMs?: number; keepaliveIntervalMs?: number; keepaliveCountMax?: number } = {},
+) {
+  const p = new SshPool({
+    hostKeys: { mode: 'strict', knownHostsFiles: [knownHosts], ownKnownHosts: join(dir, 'own-unused'), ...hostKeys },
+    ...opts,
+  });
   pools.push(p);
   return p;
 }
@@ -99,7 +112,11 @@ describe('ssh connection (real sshd on loopback)', () => {
 
   it('refuses a wrong key with a message naming host, user and key', async () => {
     const wrong = makeKey(dir, 'wrong');
-    const msg = await errorOf(pool().connection(target(a, { keyFile: wrong.priv })).connect());
+    const msg = await errorOf(
+      pool()
+        .connection(target(a, { keyFile: wrong.priv }))
+        .connect(),
+    );
     expect(msg).toBe(
       `srv-a (root@127.0.0.1:${a.port}): authentication failed for user 'root' with key ${wrong.priv}; ` +
         "check key_file/agent, user, and the server's authorized_keys",
@@ -109,7 +126,11 @@ describe('ssh connection (real sshd on loopback)', () => {
   it('refuses an unknown host key under strict checking; accept-new records it', async () => {
     const own = join(dir, 'own', 'known_hosts');
     const strict = await errorOf(pool({ knownHostsFiles: [], ownKnownHosts: own }).connection(target(a)).connect());
-    expect(strict).toMatch(new RegExp(`^srv-a \\(root@127\\.0\\.0\\.1:${a.port}\\): host key ssh-ed25519 SHA256:\\S+ is not in known_hosts \\(strict checking\\)`));
+    expect(strict).toMatch(
+      new RegExp(
+        `^srv-a \\(root@127\\.0\\.0\\.1:${a.port}\\): host key ssh-ed25519 SHA256:\\S+ is not in known_hosts \\(strict checking\\)`,
+      ),
+    );
     expect(strict).toContain('host_key_check: accept-new');
     expect(existsSync(own)).toBe(false);
     await pool({ mode: 'accept-new', knownHostsFiles: [], ownKnownHosts: own }).connection(target(a)).connect();
@@ -123,8 +144,14 @@ describe('ssh connection (real sshd on loopback)', () => {
     const kh = join(dir, 'changed_known_hosts');
     writeFileSync(kh, `[127.0.0.1]:${a.port} ${other.pub.split(' ').slice(0, 2).join(' ')}\n`);
     for (const mode of ['strict', 'accept-new'] as const) {
-      const msg = await errorOf(pool({ mode, knownHostsFiles: [kh], ownKnownHosts: join(dir, 'own2') }).connection(target(a)).connect());
-      expect(msg).toMatch(/: HOST KEY CHANGED: the server presented ssh-ed25519 SHA256:\S+, which differs from the key recorded in .*changed_known_hosts:1\./);
+      const msg = await errorOf(
+        pool({ mode, knownHostsFiles: [kh], ownKnownHosts: join(dir, 'own2') })
+          .connection(target(a))
+          .connect(),
+      );
+      expect(msg).toMatch(
+        /: HOST KEY CHANGED: the server presented ssh-ed25519 SHA256:\S+, which differs from the key recorded in .*changed_known_hosts:1\./,
+      );
       expect(msg).toContain(`ssh-keygen -R '[127.0.0.1]:${a.port}'`);
     }
   });
@@ -132,9 +159,13 @@ describe('ssh connection (real sshd on loopback)', () => {
   it('names the host when the port is closed or nothing answers, within the timeout', async () => {
     const closed = await freeTcpPort();
     const t0 = performance.now();
-    expect(await errorOf(pool().connection(target(a, { port: closed })).connect())).toBe(
-      `srv-a (root@127.0.0.1:${closed}): connection refused; check that sshd runs there and the port (${closed})`,
-    );
+    expect(
+      await errorOf(
+        pool()
+          .connection(target(a, { port: closed }))
+          .connect(),
+      ),
+    ).toBe(`srv-a (root@127.0.0.1:${closed}): connection refused; check that sshd runs there and the port (${closed})`);
     // a listener that never speaks SSH: the handshake timeout applies
     const silent: Server = createServer(() => undefined);
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
@@ -229,8 +260,16 @@ describe('ssh connection (real sshd on loopback)', () => {
     expect(p.get('gw').connected).toBe(true);
     const closed = await freeTcpPort();
     const msg = await errorOf(p.connection({ ...viaGw, name: 'nowhere', port: closed }).connect());
-    expect(msg).toMatch(new RegExp(`^nowhere \\(root@127\\.0\\.0\\.1:${closed} via gw\\): gateway gw could not open a TCP connection to 127\\.0\\.0\\.1:${closed}`));
-    const badGw = await errorOf(pool().connection({ ...viaGw, name: 'x', jump: target(gw, { name: 'gw2', port: closed }) }).connect());
+    expect(msg).toMatch(
+      new RegExp(
+        `^nowhere \\(root@127\\.0\\.0\\.1:${closed} via gw\\): gateway gw could not open a TCP connection to 127\\.0\\.0\\.1:${closed}`,
+      ),
+    );
+    const badGw = await errorOf(
+      pool()
+        .connection({ ...viaGw, name: 'x', jump: target(gw, { name: 'gw2', port: closed }) })
+        .connect(),
+    );
     expect(badGw).toBe(
       `x (root@127.0.0.1:${a.port} via gw2): cannot reach it through gateway gw2: ` +
         `gw2 (root@127.0.0.1:${closed}): connection refused; check that sshd runs there and the port (${closed})`,

@@ -36,7 +36,14 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const target = (i: number, extra: Partial<SshTarget> = {}): SshTarget => ({ name: `s${i + 1}`, host: '127.0.0.1', port: servers[i].port, user: 'root', keyFile: key, ...extra });
+const target = (i: number, extra: Partial<SshTarget> = {}): SshTarget => ({
+  name: `s${i + 1}`,
+  host: '127.0.0.1',
+  port: servers[i].port,
+  user: 'root',
+  keyFile: key,
+  ...extra,
+});
 function pool(): SshPool {
   const p = new SshPool({ hostKeys: { mode: 'strict', knownHostsFiles: [knownHosts], ownKnownHosts: join(dir, 'own') } });
   pools.push(p);
@@ -60,7 +67,9 @@ describe('ssh pool and preflight (real sshd on loopback)', () => {
     const times = await p.connectAll(servers.map((_, i) => target(i)));
     const wall = performance.now() - t0;
     const sum = [...times.values()].reduce((a, b) => a + b, 0);
-    console.log(`parallel connect to ${N} sshd: ${wall.toFixed(0)} ms wall, per host ${[...times.values()].map((t) => t.toFixed(0)).join('/')} ms`);
+    console.log(
+      `parallel connect to ${N} sshd: ${wall.toFixed(0)} ms wall, per host ${[...times.values()].map((t) => t.toFixed(0)).join('/')} ms`,
+    );
     expect(times.size).toBe(N);
     // the handshakes overlapped: their summed durations exceed the wall time by far
     expect(sum).toBeGreaterThan(wall * 2);
@@ -99,7 +108,9 @@ describe('ssh pool and preflight (real sshd on loopback)', () => {
       expect(h.facts.qdiscs?.available.htb).toBe(true);
       expect(h.facts.memory?.availableBytes).toBeGreaterThan(0);
       const c = h.clock!;
-      console.log(`${h.name}: clock offset ${c.offsetMs.toFixed(3)} ± ${c.uncertaintyMs.toFixed(3)} ms (median RTT ${c.medianRttMs.toFixed(3)} ms), probes ${h.probeMs.toFixed(0)} ms`);
+      console.log(
+        `${h.name}: clock offset ${c.offsetMs.toFixed(3)} ± ${c.uncertaintyMs.toFixed(3)} ms (median RTT ${c.medianRttMs.toFixed(3)} ms), probes ${h.probeMs.toFixed(0)} ms`,
+      );
       // same machine, same clock: the true offset is 0, so the estimate must be within its bound (+ µs rounding)
       expect(Math.abs(c.offsetMs)).toBeLessThanOrEqual(c.uncertaintyMs + 0.01);
       expect(c.uncertaintyMs).toBeLessThan(50);
@@ -110,7 +121,13 @@ describe('ssh pool and preflight (real sshd on loopback)', () => {
   });
 
   it('fails with one message naming host and check', async () => {
-    const msg = await userErrorOf(runPreflight(pool(), [{ name: 's4', ssh: target(3), hypervisor: 'qemu' }], { minAvailableBytes: 2 ** 60 }));
-    expect(msg).toMatch(new RegExp(`^preflight failed: host s4 \\(root@127\\.0\\.0\\.1:${servers[3].port}\\): memory: [\\d.]+ GiB available, 1073741824\\.0 GiB needed`));
+    const msg = await userErrorOf(
+      runPreflight(pool(), [{ name: 's4', ssh: target(3), hypervisor: 'qemu' }], { minAvailableBytes: 2 ** 60 }),
+    );
+    expect(msg).toMatch(
+      new RegExp(
+        `^preflight failed: host s4 \\(root@127\\.0\\.0\\.1:${servers[3].port}\\): memory: [\\d.]+ GiB available, 1073741824\\.0 GiB needed`,
+      ),
+    );
   });
 });

@@ -46,7 +46,14 @@ describe('local testbed with real shaping', () => {
 
   it('two flows crossing the interlink together share it', async () => {
     // the second flow enters rack r2 through the same 20 Mbit/s uplink; both start together, first second omitted
-    const [a, b] = await concurrentTcpRates([[ep('r1-h1'), ep('r2-h1')], [ep('client'), ep('r2-h2')]], 8, 1);
+    const [a, b] = await concurrentTcpRates(
+      [
+        [ep('r1-h1'), ep('r2-h1')],
+        [ep('client'), ep('r2-h2')],
+      ],
+      8,
+      1,
+    );
     const total = a + b;
     // Bounds from 40 runs here: 20 of this method (8 with a core kept busy): total deviation mean -0.016, sd 0.022,
     // max |dev| 0.069; Jain's index min 0.923 (smaller share min 0.355: TCP flows in one FIFO never split exactly).
@@ -92,13 +99,17 @@ describe('crash safety', () => {
     await migbench(['testbed', 'down', 'mbt']);
     const child = migbench(['testbed', 'up', SPEC]);
     // kill once the state file records at least two namespaces: up is mid-way
-    await waitFor(() => {
-      try {
-        return (JSON.parse(readFileSync(statePath('mbt'), 'utf8')).namespaces as string[]).length >= 3;
-      } catch {
-        return false;
-      }
-    }, 60_000, 'up to create namespaces');
+    await waitFor(
+      () => {
+        try {
+          return (JSON.parse(readFileSync(statePath('mbt'), 'utf8')).namespaces as string[]).length >= 3;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      'up to create namespaces',
+    );
     child.kill('SIGKILL');
     await child;
     expect((await netnsList()).some((n) => n.startsWith('mb-mbt-'))).toBe(true);

@@ -74,8 +74,21 @@ async function retire(vm: PlacedVm): Promise<void> {
 
 /** Next `n` MB-DIRTY reports after `since` (serial mark). */
 async function dirtyReports(vm: PlacedVm, n: number, since: number) {
-  await waitFor(() => vm.proc.serialLines().slice(since).filter((l) => parseDirtyReport(l)).length >= n, 60_000, `${n} MB-DIRTY reports`);
-  return vm.proc.serialLines().slice(since).map(parseDirtyReport).filter((r) => r !== null).slice(0, n);
+  await waitFor(
+    () =>
+      vm.proc
+        .serialLines()
+        .slice(since)
+        .filter((l) => parseDirtyReport(l)).length >= n,
+    60_000,
+    `${n} MB-DIRTY reports`,
+  );
+  return vm.proc
+    .serialLines()
+    .slice(since)
+    .map(parseDirtyReport)
+    .filter((r) => r !== null)
+    .slice(0, n);
 }
 
 describe('dirty-page tracing and measurement', () => {
@@ -97,7 +110,9 @@ describe('dirty-page tracing and measurement', () => {
     const trace = samples.filter((s) => s.measurement === 'dirty_trace');
     expect(trace).toHaveLength(10);
     const pts = trace.map((s) => ({ t: Number(s.fields.window_s), d: Number(s.fields.dirtied_mib) }));
-    log(`D(t): ${pts.map((p) => `${p.t.toFixed(2)}s=${p.d.toFixed(2)}MiB`).join(' ')}; generator ${achievedMiBs.toFixed(2)} MiB/s; QMP ${qmp.dirtyRateMiBs} MiB/s`);
+    log(
+      `D(t): ${pts.map((p) => `${p.t.toFixed(2)}s=${p.d.toFixed(2)}MiB`).join(' ')}; generator ${achievedMiBs.toFixed(2)} MiB/s; QMP ${qmp.dirtyRateMiBs} MiB/s`,
+    );
     // a 1 s window sees the hot set rewritten once plus 1 s of cold writes: the generator's rate
     const oneSecond = pts.find((p) => Math.abs(p.t - 1) < 0.05)!;
     expect(Math.abs(oneSecond.d / oneSecond.t - achievedMiBs) / achievedMiBs).toBeLessThanOrEqual(0.25);
@@ -126,16 +141,34 @@ describe('web service clients and migrations', () => {
     const dirtied: Record<number, { traceMiB: number; qmpMiB: number }> = {};
     for (const rate of [100, 200]) {
       const samples: Sample[] = [];
-      const set = await startClients({ ns: topo.clientNs!, vm: 'web', ip: web.ip, clients: [ClientSpec.parse({ kind: 'httperf', rate })],
-        clock, tags: { test: 'httperf' }, emit: (s) => samples.push(...s), log });
+      const set = await startClients({
+        ns: topo.clientNs!,
+        vm: 'web',
+        ip: web.ip,
+        clients: [ClientSpec.parse({ kind: 'httperf', rate })],
+        clock,
+        tags: { test: 'httperf' },
+        emit: (s) => samples.push(...s),
+        log,
+      });
       try {
         await waitFor(() => samples.length >= 2, 60_000, 'two httperf windows (warm-up)');
         // in-guest: every process's soft-dirty pages over 30 ms windows, started through the web service itself
         const mark = web.proc.serialMark();
-        const r = await runIn(topo.clientNs!, 'busybox', ['wget', '-q', '-O', '-', `http://${web.ip}/cgi-bin/trace?pid=all&windows=30ms&reps=20`]);
+        const r = await runIn(topo.clientNs!, 'busybox', [
+          'wget',
+          '-q',
+          '-O',
+          '-',
+          `http://${web.ip}/cgi-bin/trace?pid=all&windows=30ms&reps=20`,
+        ]);
         expect(r.stdout).toMatch(/started pid=\d+/);
         await web.proc.waitForSerial(/MB-TRACE-DONE/, 60_000, { since: mark });
-        const tr = web.proc.serialLines().slice(mark).map(parseTraceLine).filter((p) => p !== null);
+        const tr = web.proc
+          .serialLines()
+          .slice(mark)
+          .map(parseTraceLine)
+          .filter((p) => p !== null);
         expect(tr).toHaveLength(20);
         // host side: the whole guest (kernel included), at QEMU's shortest window, scaled to 30 ms
         const sup = await dirtyRateSupport(web.proc.qmp, accel);
@@ -153,7 +186,9 @@ describe('web service clients and migrations', () => {
       const win = samples.filter((s) => s.measurement === 'httperf' && s.fields.partial === false);
       const req = win.reduce((s, x) => s + Number(x.fields.requests), 0);
       const rep = win.reduce((s, x) => s + Number(x.fields.status_2xx), 0);
-      log(`httperf ${rate} req/s: ${rep}/${req} replies over ${win.length} windows; response ms ${win.map((w) => w.fields.response_ms).join(',')}; dirtied in 30 ms: ${JSON.stringify(dirtied[rate])} MiB`);
+      log(
+        `httperf ${rate} req/s: ${rep}/${req} replies over ${win.length} windows; response ms ${win.map((w) => w.fields.response_ms).join(',')}; dirtied in 30 ms: ${JSON.stringify(dirtied[rate])} MiB`,
+      );
       expect(win.length).toBeGreaterThanOrEqual(5);
       expect(win.every((w) => w.fields.phase === 'before')).toBe(true);
       if (rate === 100) expect(rep / req).toBeGreaterThanOrEqual(0.95);
@@ -165,7 +200,16 @@ describe('web service clients and migrations', () => {
   it('transferred bytes and passes grow with the dirty rate at fixed WSET; response times carry phase labels', async () => {
     const clock = new PhaseClock();
     const samples: Sample[] = [];
-    const clients = await startClients({ ns: topo.clientNs!, vm: 'web', ip: web.ip, clients: vmSpec('web').clients, clock, tags: { test: 'migrate' }, emit: (s) => samples.push(...s), log });
+    const clients = await startClients({
+      ns: topo.clientNs!,
+      vm: 'web',
+      ip: web.ip,
+      clients: vmSpec('web').clients,
+      clock,
+      tags: { test: 'migrate' },
+      emit: (s) => samples.push(...s),
+      log,
+    });
     const results: Array<{ bpc: number; mibS: number; transferred: number; passes: number }> = [];
     try {
       await waitFor(() => samples.filter((s) => s.fields.ok === true).length >= 20, 60_000, 'responses before the first migration');
@@ -178,18 +222,38 @@ describe('web service clients and migrations', () => {
         const dst = hostNode(web.host.name === 'r1-h1' ? 'r1-h2' : 'r1-h1');
         const t0 = Date.now();
         clock.migrationStarted(t0);
-        const res = await migrateVm({
-          env: env(), experiment: 'workloads-e2e', treatment: `bpc${bpc}`, rep: 0, migration: spec.migration!, probe: null, probeIntervalMs: 10,
-          progressIntervalMs: 100, network: 'mig', emit: () => undefined, log,
-        }, web, dst);
+        const res = await migrateVm(
+          {
+            env: env(),
+            experiment: 'workloads-e2e',
+            treatment: `bpc${bpc}`,
+            rep: 0,
+            migration: spec.migration!,
+            probe: null,
+            probeIntervalMs: 10,
+            progressIntervalMs: 100,
+            network: 'mig',
+            emit: () => undefined,
+            log,
+          },
+          web,
+          dst,
+        );
         clock.migrationEnded(Date.now());
         live[live.indexOf(web)] = res.vm;
         web = res.vm;
         const r = res.record;
         expect(r.status, r.reason ?? '').toBe('completed');
         results.push({ bpc, mibS: rep[1].mibPerS, transferred: r.transferred_bytes!, passes: r.passes! });
-        log(`bpc=${bpc} (${rep[1].mibPerS} MiB/s): ${(r.transferred_bytes! / 2 ** 20).toFixed(1)} MiB in ${r.passes} passes, ${r.total_ms} ms`);
-        await waitFor(() => samples.some((s) => s.measurement === 'workload' && Date.parse(s.t) > clock.migrations.at(-1)!.endMs! && s.fields.ok === true), 60_000, 'a response after the migration');
+        log(
+          `bpc=${bpc} (${rep[1].mibPerS} MiB/s): ${(r.transferred_bytes! / 2 ** 20).toFixed(1)} MiB in ${r.passes} passes, ${r.total_ms} ms`,
+        );
+        await waitFor(
+          () =>
+            samples.some((s) => s.measurement === 'workload' && Date.parse(s.t) > clock.migrations.at(-1)!.endMs! && s.fields.ok === true),
+          60_000,
+          'a response after the migration',
+        );
       }
     } finally {
       await clients.stop();
@@ -202,7 +266,11 @@ describe('web service clients and migrations', () => {
     const wl = samples.filter((s) => s.measurement === 'workload');
     const byPhase = (p: string) => wl.filter((s) => s.fields.phase === p);
     for (const p of ['before', 'during', 'after']) expect(byPhase(p).length, p).toBeGreaterThan(0);
-    for (const op of ['rate-20', 'probe-search']) expect(byPhase('during').some((s) => s.tags.op === op && s.fields.ok === true), op).toBe(true);
+    for (const op of ['rate-20', 'probe-search'])
+      expect(
+        byPhase('during').some((s) => s.tags.op === op && s.fields.ok === true),
+        op,
+      ).toBe(true);
     // phases follow the clock: every 'during' sample was sent inside a migration window
     for (const s of byPhase('during')) {
       const t = Date.parse(s.t);

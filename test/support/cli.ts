@@ -5,17 +5,26 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Runs the real CLI as a user would. */
 export function migbench(args: string[], opts: { env?: Record<string, string> } = {}): ResultPromise<{ reject: false; cwd: string }> {
-  return execa('node', [`${ROOT}bin/migbench.js`, ...args], { reject: false, cwd: ROOT, env: opts.env }) as ResultPromise<{ reject: false; cwd: string }>;
+  return execa('node', [`${ROOT}bin/migbench.js`, ...args], { reject: false, cwd: ROOT, env: opts.env }) as ResultPromise<{
+    reject: false;
+    cwd: string;
+  }>;
 }
 
 export async function netnsList(): Promise<string[]> {
   const r = await execa('ip', ['netns', 'list'], { reject: false });
-  return String(r.stdout).split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
+  return String(r.stdout)
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter(Boolean);
 }
 
 export async function linksNamedMb(): Promise<string[]> {
   const r = await execa('ip', ['-o', 'link'], { reject: false });
-  return String(r.stdout).split('\n').map((l) => l.split(': ')[1]?.split('@')[0]).filter((n): n is string => !!n && n.startsWith('mb-'));
+  return String(r.stdout)
+    .split('\n')
+    .map((l) => l.split(': ')[1]?.split('@')[0])
+    .filter((n): n is string => !!n && n.startsWith('mb-'));
 }
 
 /** Polls a condition (an observable state, not a fixed sleep) with a generous bound. */

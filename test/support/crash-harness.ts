@@ -10,16 +10,25 @@
  */
 import { spawnChild, spawnProcess, withPdeathsig } from '../../harness/util/exec.ts';
 import { endProcess, isProcessAlive, ownProcess } from '../../harness/util/procs.ts';
-import { checkInterrupted, installCrashHandlers, installSignalHandlers, Interrupted, registerCleanup, runCleanups } from '../../harness/util/signals.ts';
+import {
+  checkInterrupted,
+  installCrashHandlers,
+  installSignalHandlers,
+  Interrupted,
+  registerCleanup,
+  runCleanups,
+} from '../../harness/util/signals.ts';
 
 const [mode, kind = 'spawn'] = process.argv.slice(2);
 installSignalHandlers();
 installCrashHandlers({ settleMs: 200 });
 
 const child =
-  kind === 'execa' ? spawnProcess('sleep', ['300'], { stdio: 'ignore' })
-  : kind === 'pdeathsig' ? spawnChild(...withPdeathsig('sleep', ['300']), { stdio: 'ignore' })
-  : spawnChild('sleep', ['300'], { stdio: 'ignore' });
+  kind === 'execa'
+    ? spawnProcess('sleep', ['300'], { stdio: 'ignore' })
+    : kind === 'pdeathsig'
+      ? spawnChild(...withPdeathsig('sleep', ['300']), { stdio: 'ignore' })
+      : spawnChild('sleep', ['300'], { stdio: 'ignore' });
 if (kind === 'execa') (child as unknown as Promise<unknown>).catch(() => undefined);
 const owned = ownProcess(child.pid!, 'sleep');
 process.stdout.write(`child ${child.pid}\n`);
@@ -34,7 +43,10 @@ if (mode !== 'idle' && mode !== 'exit') {
 
 async function mainFlow(): Promise<void> {
   if (mode === 'exit') process.exit(0);
-  if (mode === 'throw') setTimeout(() => { throw new Error('ENOSPC: no space left on device, write'); }, 100);
+  if (mode === 'throw')
+    setTimeout(() => {
+      throw new Error('ENOSPC: no space left on device, write');
+    }, 100);
   if (mode === 'reject') setTimeout(() => void Promise.reject(new Error('EIO: disk buffer failed')), 100);
   // an analysis command: no safe point, one long wait (e.g. an HTTP request to a slow server)
   if (mode === 'idle') await new Promise((r) => setTimeout(r, 60_000));

@@ -18,7 +18,13 @@ import type { ProbeRecord } from '../../harness/native/programs.ts';
 import { parseDuration } from '../../harness/spec/units.ts';
 import type { Sample } from '../../harness/store/sample.ts';
 import {
-  emptyControlFacts, probeWindow, resumeEvent, type DerivedMeasures, type MigrationObservation, type ObservedEvent, type ObservedQuery,
+  emptyControlFacts,
+  probeWindow,
+  resumeEvent,
+  type DerivedMeasures,
+  type MigrationObservation,
+  type ObservedEvent,
+  type ObservedQuery,
   type QueryMigrateAnswer,
 } from '../../harness/migration/derive.ts';
 import type { MigrationRecord } from '../../harness/migration/migrate.ts';
@@ -32,8 +38,25 @@ export interface MigrationFixture {
 
 /** Fields of the record the derivation reproduces (t_postcopy is newer than the recorded runs). */
 export const DERIVED_FIELDS = [
-  'status', 'reason', 't_cmd', 't_stop', 't_resume', 't_done', 'total_ms', 'total_ms_harness', 'downtime_reported_ms', 'downtime_event_ms',
-  'downtime_observed_ms', 'preop_ms', 'postop_ms', 'setup_ms', 'transferred_bytes', 'passes', 'link_rate_mbit', 'downtime_limit_ms', 'probe_interval_ms',
+  'status',
+  'reason',
+  't_cmd',
+  't_stop',
+  't_resume',
+  't_done',
+  'total_ms',
+  'total_ms_harness',
+  'downtime_reported_ms',
+  'downtime_event_ms',
+  'downtime_observed_ms',
+  'preop_ms',
+  'postop_ms',
+  'setup_ms',
+  'transferred_bytes',
+  'passes',
+  'link_rate_mbit',
+  'downtime_limit_ms',
+  'probe_interval_ms',
 ] as const;
 
 const readLines = <T>(file: string): T[] => {
@@ -43,7 +66,10 @@ const readLines = <T>(file: string): T[] => {
   } catch {
     return [];
   }
-  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as T);
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as T);
 };
 
 /** Epoch ms with the µs digits iso() writes (Date.parse drops them). */
@@ -79,7 +105,9 @@ export function extractFixture(runDir: string, migrationId: string, probeStride 
   const records = readLines<MigrationRecord>(join(runDir, 'migrations.jsonl'));
   const rec = records.find((r) => r.id === migrationId);
   if (!rec) throw new Error(`${runDir}: no migration ${migrationId} in migrations.jsonl`);
-  const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as { spec: { migration: { mode: 'live' | 'postcopy'; max_time: string } } };
+  const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as {
+    spec: { migration: { mode: 'live' | 'postcopy'; max_time: string } };
+  };
   const samples = (m: string) => readLines<Sample>(join(runDir, 'samples', `${m}.jsonl`));
   const mine = (s: Sample) => s.tags.migration === migrationId;
   const recorded: string[] = [];
@@ -88,18 +116,29 @@ export function extractFixture(runDir: string, migrationId: string, probeStride 
   const control = samples('migration_control').filter(mine);
   const ctl = (action: string) => control.find((s) => s.fields.action === action);
   const tCmd = ctl('migrate') ? Date.parse(ctl('migrate')!.t) : rec.t_cmd ? Date.parse(rec.t_cmd) : null;
-  (ctl('migrate') ? recorded : rebuilt).push(ctl('migrate') ? 'tCmdMs (migration_control)' : 'tCmdMs from the record\'s t_cmd (same clock reading)');
+  (ctl('migrate') ? recorded : rebuilt).push(
+    ctl('migrate') ? 'tCmdMs (migration_control)' : "tCmdMs from the record's t_cmd (same clock reading)",
+  );
 
   // a migration's destination listener outlived it in older runs: events after the next migration's command are not its own
-  const nextCmd = records.map((r) => (r.t_cmd ? Date.parse(r.t_cmd) : Infinity)).filter((t) => tCmd !== null && t > tCmd).sort((a, b) => a - b)[0] ?? Infinity;
+  const nextCmd =
+    records
+      .map((r) => (r.t_cmd ? Date.parse(r.t_cmd) : Infinity))
+      .filter((t) => tCmd !== null && t > tCmd)
+      .sort((a, b) => a - b)[0] ?? Infinity;
   const allEvents = samples('qmp_event').filter(mine);
   const events: ObservedEvent[] = allEvents
     .map((s) => ({
-      side: s.tags.side as 'src' | 'dst', event: String(s.fields.event), timestampMs: isoToMs(s.t), receivedAtMs: Number(s.fields.received_ms),
+      side: s.tags.side as 'src' | 'dst',
+      event: String(s.fields.event),
+      timestampMs: isoToMs(s.t),
+      receivedAtMs: Number(s.fields.received_ms),
       data: JSON.parse(String(s.fields.data ?? '{}')) as Record<string, unknown>,
     }))
     .filter((e) => e.timestampMs < nextCmd);
-  recorded.push(`events (qmp_event, QEMU timestamps to the µs${allEvents.length > events.length ? `; ${allEvents.length - events.length} stale ones after the next migration's command dropped` : ''})`);
+  recorded.push(
+    `events (qmp_event, QEMU timestamps to the µs${allEvents.length > events.length ? `; ${allEvents.length - events.length} stale ones after the next migration's command dropped` : ''})`,
+  );
 
   const progress = samples('migration_progress').filter(mine);
   const raw = progress.some((s) => 'setup_time_ms' in s.fields);
@@ -108,8 +147,14 @@ export function extractFixture(runDir: string, migrationId: string, probeStride 
     const a: QueryMigrateAnswer = {};
     if (typeof f.status === 'string') a.status = f.status;
     if (f.transferred !== null) {
-      a.ram = { transferred: num(f.transferred)!, remaining: num(f.remaining)!, total: num(f.total)!, 'dirty-pages-rate': num(f.dirty_pages_rate)!,
-        mbps: num(f.mbps)!, 'dirty-sync-count': num(f.dirty_sync_count)! };
+      a.ram = {
+        transferred: num(f.transferred)!,
+        remaining: num(f.remaining)!,
+        total: num(f.total)!,
+        'dirty-pages-rate': num(f.dirty_pages_rate)!,
+        mbps: num(f.mbps)!,
+        'dirty-sync-count': num(f.dirty_sync_count)!,
+      };
     }
     if (num(f.expected_downtime_ms) !== undefined) a['expected-downtime'] = num(f.expected_downtime_ms);
     if (raw) {
@@ -125,15 +170,24 @@ export function extractFixture(runDir: string, migrationId: string, probeStride 
     }
     return { tMs: Date.parse(s.t), answer: a };
   });
-  recorded.push(`query-migrate answers (migration_progress: status, RAM statistics, expected-downtime, harness send time${
-    raw ? ', total-time, setup-time, downtime, error-desc' : ''})`);
+  recorded.push(
+    `query-migrate answers (migration_progress: status, RAM statistics, expected-downtime, harness send time${
+      raw ? ', total-time, setup-time, downtime, error-desc' : ''
+    })`,
+  );
   if (!raw) {
-    rebuilt.push('total-time = elapsed_ms on answers with RAM statistics', 'setup-time on those answers = the record\'s setup_ms',
-      'downtime on the final completed answer = the record\'s downtime_reported_ms', 'error-desc: not stored, left out');
+    rebuilt.push(
+      'total-time = elapsed_ms on answers with RAM statistics',
+      "setup-time on those answers = the record's setup_ms",
+      "downtime on the final completed answer = the record's downtime_reported_ms",
+      'error-desc: not stored, left out',
+    );
   }
 
-  const tEnd = ctl('end') ? Date.parse(ctl('end')!.t) : queries.at(-1)?.tMs ?? null;
-  (ctl('end') ? recorded : rebuilt).push(ctl('end') ? 'tEndMs (migration_control)' : 'tEndMs = send time of the last query-migrate (the true value is a little later)');
+  const tEnd = ctl('end') ? Date.parse(ctl('end')!.t) : (queries.at(-1)?.tMs ?? null);
+  (ctl('end') ? recorded : rebuilt).push(
+    ctl('end') ? 'tEndMs (migration_control)' : 'tEndMs = send time of the last query-migrate (the true value is a little later)',
+  );
 
   const c = emptyControlFacts();
   const maxTimeMs = parseDuration(manifest.spec.migration.max_time)!;
@@ -156,12 +210,15 @@ export function extractFixture(runDir: string, migrationId: string, probeStride 
     if (reason.startsWith('destination QEMU exited')) c.dstExit = { tMs: tEnd ?? 0, description: reason };
     const unanswered = /^source QEMU stopped answering: (.*)$/.exec(reason);
     if (unanswered) c.srcUnanswered = unanswered[1];
-    rebuilt.push('control facts from the record\'s status and reason (cancel time = the first query past max_time; a destination exit '
-      + 'with its description, time = tEndMs); post-copy switch time not stored (null)');
+    rebuilt.push(
+      "control facts from the record's status and reason (cancel time = the first query past max_time; a destination exit " +
+        'with its description, time = tEndMs); post-copy switch time not stored (null)',
+    );
   }
 
   const resume = resumeEvent({ events } as MigrationObservation);
-  const all = samples('probe').filter((s) => s.tags.vm === rec.vm && s.tags.experiment === rec.experiment)
+  const all = samples('probe')
+    .filter((s) => s.tags.vm === rec.vm && s.tags.experiment === rec.experiment)
     .map((s): ProbeRecord => {
       const f = s.fields;
       return { seq: Number(f.seq), sentUs: Number(f.sent_us), recvUs: f.recv_us === null ? null : Number(f.recv_us) };
@@ -171,22 +228,33 @@ export function extractFixture(runDir: string, migrationId: string, probeStride 
     const until = (tEnd ?? tCmd) + 30_000;
     const window = probeWindow(all, tCmd).filter((r) => r.sentUs <= until * 1000);
     probe = thinProbe(window, resume?.timestampMs ?? null, probeStride);
-    recorded.push(`probe records (probe.jsonl) from the last reply before tCmd to tEndMs + 30 s: ${window.length} records, thinned to ${probe.length} `
-      + `(every lost probe with its neighbours by seq, all sent from RESUME - 100 ms to RESUME + 500 ms, the first reply after RESUME, `
-      + `the first and last, and every ${probeStride}th of the rest; outages and the first reply after RESUME are unchanged by this)`);
+    recorded.push(
+      `probe records (probe.jsonl) from the last reply before tCmd to tEndMs + 30 s: ${window.length} records, thinned to ${probe.length} ` +
+        `(every lost probe with its neighbours by seq, all sent from RESUME - 100 ms to RESUME + 500 ms, the first reply after RESUME, ` +
+        `the first and last, and every ${probeStride}th of the rest; outages and the first reply after RESUME are unchanged by this)`,
+    );
   }
 
   const observation: MigrationObservation = {
-    version: 1, id: migrationId,
+    version: 1,
+    id: migrationId,
     config: {
-      mode: manifest.spec.migration.mode, downtimeLimitMs: need(rec.downtime_limit_ms, 'downtime_limit_ms'), maxTimeMs,
+      mode: manifest.spec.migration.mode,
+      downtimeLimitMs: need(rec.downtime_limit_ms, 'downtime_limit_ms'),
+      maxTimeMs,
       probeIntervalMs: need(rec.probe_interval_ms, 'probe_interval_ms'),
       linkRateBps: rec.link_rate_mbit === null ? null : rec.link_rate_mbit * 1e6,
     },
-    tCmdMs: tCmd, tEndMs: tEnd, events, queries, probe, control: c,
-    note: `From run ${basename(runDir)}, migration ${migrationId}. Recorded: ${recorded.join('; ')}. `
-      + `Reconstructed: ${rebuilt.length ? rebuilt.join('; ') : 'nothing'}. Config: mode and max_time from the manifest's spec, `
-      + 'downtime limit, probe interval and link rate from the record.',
+    tCmdMs: tCmd,
+    tEndMs: tEnd,
+    events,
+    queries,
+    probe,
+    control: c,
+    note:
+      `From run ${basename(runDir)}, migration ${migrationId}. Recorded: ${recorded.join('; ')}. ` +
+      `Reconstructed: ${rebuilt.length ? rebuilt.join('; ') : 'nothing'}. Config: mode and max_time from the manifest's spec, ` +
+      'downtime limit, probe interval and link rate from the record.',
   };
   const picked: Record<string, unknown> = {};
   for (const k of DERIVED_FIELDS) picked[k] = rec[k];
@@ -198,8 +266,10 @@ export function formatFixture(f: MigrationFixture): string {
   const o = f.observation;
   const rows = (xs: unknown[] | null) => (xs === null ? 'null' : `[\n${xs.map((x) => `   ${JSON.stringify(x)}`).join(',\n')}\n  ]`);
   const head = { ...o, events: 0, queries: 0, probe: 0 };
-  const obsText = JSON.stringify(head, null, 1).replace(/\n/g, '\n ')
-    .replace('"events": 0', `"events": ${rows(o.events)}`).replace('"queries": 0', `"queries": ${rows(o.queries)}`)
+  const obsText = JSON.stringify(head, null, 1)
+    .replace(/\n/g, '\n ')
+    .replace('"events": 0', `"events": ${rows(o.events)}`)
+    .replace('"queries": 0', `"queries": ${rows(o.queries)}`)
     .replace('"probe": 0', `"probe": ${rows(o.probe)}`);
   return `{\n "source": ${JSON.stringify(f.source)},\n "recorded": ${JSON.stringify(f.recorded)},\n "observation": ${obsText}\n}\n`;
 }

@@ -32,6 +32,6 @@ export const HOSTILE: string[] = [
   '{a,b}',
   'ünïcödé ✓ 日本語 🚀',
   '\u202e\u200b',
-  "x'$(id)'`id`\"$(id)\"",
+  'x\'$(id)\'`id`"$(id)"',
   'a'.repeat(10_000),
 ];

@@ -47,7 +47,8 @@ function childrenOf(pid: number): number[] {
 async function waitListening(port: number, child: ChildProcess, log: () => string, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`sshd exited (${child.exitCode ?? child.signalCode}): ${log()}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`sshd exited (${child.exitCode ?? child.signalCode}): ${log()}`);
     const ok = await new Promise<boolean>((r) => {
       const s = connect(port, '127.0.0.1');
       s.once('data', () => (s.destroy(), r(true))); // the SSH banner: sshd accepts
@@ -61,7 +62,13 @@ async function waitListening(port: number, child: ChildProcess, log: () => strin
 }
 
 /** Starts sshd accepting the given authorized public keys. */
-export async function startSshd(opts: { authorizedKeys: string[]; dir?: string; hostKeyType?: 'ed25519' | 'ecdsa'; skipShellRc?: boolean; setEnv?: Record<string, string> }): Promise<TestSshd> {
+export async function startSshd(opts: {
+  authorizedKeys: string[];
+  dir?: string;
+  hostKeyType?: 'ed25519' | 'ecdsa';
+  skipShellRc?: boolean;
+  setEnv?: Record<string, string>;
+}): Promise<TestSshd> {
   const dir = opts.dir ?? mkdtempSync('/tmp/mb-p-sshd-');
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // privilege-separation directory sshd insists on
   const type = opts.hostKeyType ?? 'ed25519';
@@ -91,7 +98,13 @@ export async function startSshd(opts: { authorizedKeys: string[]; dir?: string; 
       'MaxSessions 50',
       'LogLevel ERROR',
       'Subsystem sftp internal-sftp',
-      ...(Object.keys(setEnv).length ? [`SetEnv ${Object.entries(setEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`] : []),
+      ...(Object.keys(setEnv).length
+        ? [
+            `SetEnv ${Object.entries(setEnv)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ')}`,
+          ]
+        : []),
       '',
     ].join('\n'),
   );

@@ -20,19 +20,27 @@ describe('malformed specs on the command line', () => {
     ['unknown-link', '  racks: [{name: r1, hosts: 2}]\n  shaping: [{link: r1-h9, rate: 1mbit}]\n', 'testbed.shaping[0].link'],
     // namespaces mb-<id>-client / -sw would be created twice; addresses past .99 or racks reaching the guests' 10.231.100.x
     ['host-client', '  racks: [{name: r1, hosts: [h1, client]}]\n', 'testbed.racks[0].hosts[1]'],
-    ['hosts-300', `  racks: [{name: r1, hosts: [${Array.from({ length: 300 }, (_, i) => `h${i}`).join(', ')}]}]\n`, 'testbed.racks[0].hosts'],
+    [
+      'hosts-300',
+      `  racks: [{name: r1, hosts: [${Array.from({ length: 300 }, (_, i) => `h${i}`).join(', ')}]}]\n`,
+      'testbed.racks[0].hosts',
+    ],
     ['racks-100', `  racks: [${Array.from({ length: 100 }, (_, i) => `{name: r${i}, hosts: 1}`).join(', ')}]\n`, 'testbed.racks'],
-  ])('%s: exit 2, one line naming file and path, nothing created', async (name, body, path) => {
-    const file = spec(name, body);
-    // --dry-run: the same spec checks as `up`, but a spec that wrongly passed them builds nothing (unit tests run as root)
-    const r = await migbench(['testbed', 'up', file, '--dry-run']);
-    expect(r.exitCode).toBe(2);
-    const lines = String(r.stderr).trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain(`${file}: ${path}:`);
-    expect(lines[0]).not.toMatch(/at .*\.ts:\d+/); // no stack trace
-    expect((await netnsList()).filter((n) => n.startsWith('mb-bad-'))).toEqual([]);
-  }, 30_000); // a CLI start is ~1.6 s alone, several times that on a loaded 2-core machine
+  ])(
+    '%s: exit 2, one line naming file and path, nothing created',
+    async (name, body, path) => {
+      const file = spec(name, body);
+      // --dry-run: the same spec checks as `up`, but a spec that wrongly passed them builds nothing (unit tests run as root)
+      const r = await migbench(['testbed', 'up', file, '--dry-run']);
+      expect(r.exitCode).toBe(2);
+      const lines = String(r.stderr).trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`${file}: ${path}:`);
+      expect(lines[0]).not.toMatch(/at .*\.ts:\d+/); // no stack trace
+      expect((await netnsList()).filter((n) => n.startsWith('mb-bad-'))).toEqual([]);
+    },
+    30_000,
+  ); // a CLI start is ~1.6 s alone, several times that on a loaded 2-core machine
 
   it('a missing spec file is a clear error', async () => {
     const r = await migbench(['testbed', 'up', join(dir, 'nope.yaml'), '--dry-run']);

@@ -15,12 +15,26 @@ const isRoot = process.getuid?.() === 0;
 
 describe.skipIf(!isRoot)('migration records on a full disk', () => {
   it('every record is either whole in the file or reported as not recorded; after freeing space the run appends and analyses', () => {
-    const out = execFileSync('unshare', ['-m', '--propagation', 'private', process.execPath, 'bin/run-ts.js', 'test/unit/helpers/disk-full-child.ts', join(root, 'mnt')], {
-      cwd: join(import.meta.dirname, '..', '..'), encoding: 'utf8', timeout: 60_000,
-    });
+    const out = execFileSync(
+      'unshare',
+      ['-m', '--propagation', 'private', process.execPath, 'bin/run-ts.js', 'test/unit/helpers/disk-full-child.ts', join(root, 'mnt')],
+      {
+        cwd: join(import.meta.dirname, '..', '..'),
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     const r = JSON.parse(out.trim().split('\n').at(-1)!) as {
-      recorded: string[]; notRecorded: { id: string; message: string }[]; samplesThrew: boolean; samplesNotRecorded: Record<string, number>;
-      endsWithNewlineWhenFull: boolean; endsWithNewline: boolean; idsInFile: string[]; loaded: string[]; problems: unknown[]; analysedCompleted: number;
+      recorded: string[];
+      notRecorded: { id: string; message: string }[];
+      samplesThrew: boolean;
+      samplesNotRecorded: Record<string, number>;
+      endsWithNewlineWhenFull: boolean;
+      endsWithNewline: boolean;
+      idsInFile: string[];
+      loaded: string[];
+      problems: unknown[];
+      analysedCompleted: number;
     };
     // the disk did fill: some records were refused, and at least one refusal was a write cut short by the kernel
     expect(r.notRecorded.length).toBeGreaterThan(0);

@@ -83,7 +83,12 @@ describe('OAR node file', () => {
   });
 
   it('accepts the spec form {oar_nodefile} with paths relative to the spec', () => {
-    const inv = inventoryFromObject({ oar_nodefile: 'nodes.txt', defaults: { key_file: env.MB_TEST_KEY } }, 'spec.yaml: testbed.inventory', FIX, { env });
+    const inv = inventoryFromObject(
+      { oar_nodefile: 'nodes.txt', defaults: { key_file: env.MB_TEST_KEY } },
+      'spec.yaml: testbed.inventory',
+      FIX,
+      { env },
+    );
     expect(inv.hosts).toHaveLength(3);
   });
 });
@@ -114,32 +119,52 @@ describe('YAML inventory', () => {
   });
 
   it('locates schema errors as file: path: expected', () => {
-    expect(errorOf(`${head()}hosts:\n  - { name: a, address: 10.0.0.1 }\n  - { name: b, prot: 22 }\n`)).toBe("INV: hosts[1].prot: unknown key 'prot'");
+    expect(errorOf(`${head()}hosts:\n  - { name: a, address: 10.0.0.1 }\n  - { name: b, prot: 22 }\n`)).toBe(
+      "INV: hosts[1].prot: unknown key 'prot'",
+    );
     expect(errorOf(`${head()}hosts:\n  - { name: a, port: 70000 }\n`)).toMatch(/^INV: hosts\[0\]\.port: /);
-    expect(errorOf(`${head()}hosts:\n  - { name: a, address: 'bad host!' }\n`)).toBe('INV: hosts[0].address: expected a host name or IP address');
+    expect(errorOf(`${head()}hosts:\n  - { name: a, address: 'bad host!' }\n`)).toBe(
+      'INV: hosts[0].address: expected a host name or IP address',
+    );
     expect(errorOf(`${head()}hosts:\n  - { name: a, hypervisor: xen }\n`)).toBe("INV: hosts[0].hypervisor: expected 'qemu' or 'libvirt'");
     expect(errorOf(`${head()}hosts: []\n`)).toBe('INV: hosts: expected at least one host');
     expect(errorOf(`${head()}hosts:\n  - { address: x }\n`)).toMatch(/^INV: hosts\[0\]\.name: missing/);
-    expect(errorOf(`${head()}hosts:\n  - { name: a, data: { iface: thisnameiswaytoolong0 } }\n`)).toMatch(/^INV: hosts\[0\]\.data\.iface: expected a network interface name/);
+    expect(errorOf(`${head()}hosts:\n  - { name: a, data: { iface: thisnameiswaytoolong0 } }\n`)).toMatch(
+      /^INV: hosts\[0\]\.data\.iface: expected a network interface name/,
+    );
   });
 
   it('refuses a BMC password in the file, pointing to the environment', () => {
     const msg = errorOf(`${head()}hosts:\n  - { name: a, bmc: { address: 10.0.0.9, password: hunter2 } }\n`);
     expect(msg).toMatch(/^INV: hosts\[0\]\.bmc\.password: a BMC password never goes into the inventory: set MIGBENCH_BMC_PASSWORD/);
     expect(msg).not.toContain('hunter2');
-    expect(errorOf(`${head()}hosts:\n  - { name: a, bmc: { user: x } }\n`)).toBe('INV: hosts[0].bmc.address: missing; expected the BMC address');
+    expect(errorOf(`${head()}hosts:\n  - { name: a, bmc: { user: x } }\n`)).toBe(
+      'INV: hosts[0].bmc.address: missing; expected the BMC address',
+    );
   });
 
   it('reports structural and semantic problems', () => {
     expect(errorOf(`${head()}hosts: [{ name: a }]\noar_nodefile: x\n`)).toMatch(/either 'hosts' or 'oar_nodefile'/);
     expect(errorOf(`${head()}`)).toMatch(/missing 'hosts'/);
     expect(errorOf('- a\n- b\n')).toMatch(/^INV: expected a mapping/);
-    expect(errorOf(`${head()}hosts:\n  - { name: a }\n  - { name: a }\n`)).toMatch(/^INV: hosts\[1\]: host name 'a' is already used by hosts\[0\]$/);
-    expect(errorOf(`${head()}hosts:\n  - { name: a, spec_host: r1-h1 }\n  - { name: b, spec_host: r1-h1 }\n`)).toMatch(/spec host 'r1-h1' is already mapped to a/);
-    expect(errorOf(`${head()}hosts:\n  - { name: a, proxy_jump: b }\n  - { name: b, proxy_jump: a }\n`)).toMatch(/proxy_jump loop: a -> b -> a/);
-    expect(errorOf(`${head()}hosts:\n  - { name: a, proxy_jump: 'x y' }\n`)).toMatch(/neither a host or gateway of this inventory nor \[user@\]host\[:port\]/);
-    expect(errorOf(`hosts:\n  - { name: a, key_file: /nonexistent/key }\n`)).toBe('INV: hosts[0]: key_file /nonexistent/key cannot be read; check the path (and that migbench runs as the user owning it)');
-    expect(errorOf(`hosts:\n  - { name: a }\n`, { HOME: join(dir, 'nohome') })).toMatch(/no key_file, no agent \(SSH_AUTH_SOCK\) and no ~\/\.ssh\/id_ed25519/);
+    expect(errorOf(`${head()}hosts:\n  - { name: a }\n  - { name: a }\n`)).toMatch(
+      /^INV: hosts\[1\]: host name 'a' is already used by hosts\[0\]$/,
+    );
+    expect(errorOf(`${head()}hosts:\n  - { name: a, spec_host: r1-h1 }\n  - { name: b, spec_host: r1-h1 }\n`)).toMatch(
+      /spec host 'r1-h1' is already mapped to a/,
+    );
+    expect(errorOf(`${head()}hosts:\n  - { name: a, proxy_jump: b }\n  - { name: b, proxy_jump: a }\n`)).toMatch(
+      /proxy_jump loop: a -> b -> a/,
+    );
+    expect(errorOf(`${head()}hosts:\n  - { name: a, proxy_jump: 'x y' }\n`)).toMatch(
+      /neither a host or gateway of this inventory nor \[user@\]host\[:port\]/,
+    );
+    expect(errorOf(`hosts:\n  - { name: a, key_file: /nonexistent/key }\n`)).toBe(
+      'INV: hosts[0]: key_file /nonexistent/key cannot be read; check the path (and that migbench runs as the user owning it)',
+    );
+    expect(errorOf(`hosts:\n  - { name: a }\n`, { HOME: join(dir, 'nohome') })).toMatch(
+      /no key_file, no agent \(SSH_AUTH_SOCK\) and no ~\/\.ssh\/id_ed25519/,
+    );
     expect(errorOf(`${head()}hosts:\n  - { name: a\n`)).toMatch(/^INV:\d+:\d+: not valid YAML/);
   });
 
@@ -155,16 +180,38 @@ describe('spec host mapping', () => {
   const names = (m: Map<string, { name: string }>) => Object.fromEntries([...m].map(([k, v]) => [k, v.name]));
 
   it('maps spec racks onto inventory racks in order', () => {
-    const m = mapSpecHosts([{ name: 'r1', hosts: ['r1-h1', 'r1-h2'] }, { name: 'r2', hosts: ['r2-h1', 'r2-h2'] }], inv());
+    const m = mapSpecHosts(
+      [
+        { name: 'r1', hosts: ['r1-h1', 'r1-h2'] },
+        { name: 'r2', hosts: ['r2-h1', 'r2-h2'] },
+      ],
+      inv(),
+    );
     expect(names(m)).toEqual({ 'r1-h1': 's1', 'r1-h2': 's2', 'r2-h1': 's3', 'r2-h2': 's4' });
   });
 
   it('prefers a rack of the same name, and explicit spec_host', () => {
-    const m = mapSpecHosts([{ name: 'r1', hosts: ['r1-h1'] }, { name: 'rb', hosts: ['x', 'y'] }], inv());
+    const m = mapSpecHosts(
+      [
+        { name: 'r1', hosts: ['r1-h1'] },
+        { name: 'rb', hosts: ['x', 'y'] },
+      ],
+      inv(),
+    );
     expect(names(m)).toEqual({ 'r1-h1': 's1', x: 's3', y: 's4' });
     const oar = loadInventory(join(FIX, 'oar.yaml'), { env });
-    const m2 = mapSpecHosts([{ name: 'r1', hosts: ['r1-h1', 'r1-h2'] }, { name: 'r2', hosts: ['r2-h1'] }], oar);
-    expect(names(m2)).toEqual({ 'r1-h1': 'gros-7.nancy.grid5000.fr', 'r1-h2': 'gros-1.nancy.grid5000.fr', 'r2-h1': 'gros-3.nancy.grid5000.fr' });
+    const m2 = mapSpecHosts(
+      [
+        { name: 'r1', hosts: ['r1-h1', 'r1-h2'] },
+        { name: 'r2', hosts: ['r2-h1'] },
+      ],
+      oar,
+    );
+    expect(names(m2)).toEqual({
+      'r1-h1': 'gros-7.nancy.grid5000.fr',
+      'r1-h2': 'gros-1.nancy.grid5000.fr',
+      'r2-h1': 'gros-3.nancy.grid5000.fr',
+    });
   });
 
   it('says clearly when the inventory has too few hosts', () => {
@@ -181,7 +228,12 @@ describe('BMC login of inventory hosts', () => {
   it('takes the user from the inventory and the password only from the environment', () => {
     const inv = loadInventory(join(FIX, 'cluster.yaml'), { env });
     const [s1, s2] = inv.hosts;
-    expect(bmcLogin(s1, inv, { MIGBENCH_BMC_PASSWORD: 'pw' })).toEqual({ user: 'ADMIN', password: 'pw', address: '10.9.1.1', port: undefined });
+    expect(bmcLogin(s1, inv, { MIGBENCH_BMC_PASSWORD: 'pw' })).toEqual({
+      user: 'ADMIN',
+      password: 'pw',
+      address: '10.9.1.1',
+      port: undefined,
+    });
     expect(bmcLogin(s2, inv, { MIGBENCH_BMC_PASSWORD: 'pw' }).user).toBe('root');
     expect(bmcLogin(s1, inv, { MIGBENCH_BMC_PASSWORD: 'pw', MIGBENCH_BMC_S1_USER: 'op' }).user).toBe('op');
     expect(() => bmcLogin(s1, inv, {})).toThrow(/no BMC password for host 's1'/);

@@ -24,20 +24,33 @@ function baseSpec(): Obj {
   return {
     name: 'fuzz',
     testbed: {
-      racks: [{ name: 'r1', hosts: 2, host_nic: { rate: '100mbit', delay: '1ms' } }, { name: 'r2', hosts: ['x1', 'x2'] }],
+      racks: [
+        { name: 'r1', hosts: 2, host_nic: { rate: '100mbit', delay: '1ms' } },
+        { name: 'r2', hosts: ['x1', 'x2'] },
+      ],
       aggregation: { rate: '1gbit' },
       shaping: [{ link: 'r1-h1/mig', rate: '50mbit', loss: '1%' }],
     },
     vms: [
       { name: 'a', host: 'r1-h1', memory: '128MiB', workload: { kind: 'dirty', wset: '16MiB', bpc: 2, period: '10ms' } },
-      { name: 'b', host: 'r1-h2', memory: '64MiB', workload: { kind: 'cpu', util: '50%' }, clients: [{ kind: 'probe', op: 'page', interval: '1s' }] },
+      {
+        name: 'b',
+        host: 'r1-h2',
+        memory: '64MiB',
+        workload: { kind: 'cpu', util: '50%' },
+        clients: [{ kind: 'probe', op: 'page', interval: '1s' }],
+      },
       { name: 'c', host: 'r1-h2', workload: { kind: 'stress', vm: 4, vm_bytes: '1MiB' } },
     ],
     migration: {
       max_time: '60s',
       downtime_limit: '300ms',
       plan: { kind: 'parallel', after: [{ vm: 'c', after: 'a' }], sync: [['a', 'b']] },
-      moves: [{ vm: 'a', to: 'x1' }, { vm: 'b', to: 'x2' }, { vm: 'c', to: 'x1' }],
+      moves: [
+        { vm: 'a', to: 'x1' },
+        { vm: 'b', to: 'x2' },
+        { vm: 'c', to: 'x1' },
+      ],
     },
     measure: { probe_interval: '10ms', progress_interval: '100ms' },
     factors: { 'vms[0].workload.wset': ['8MiB', '16MiB'] },
@@ -50,7 +63,12 @@ const pick = <T>(r: Rng, xs: readonly T[]): T => xs[r.int(xs.length)];
 
 /** Sets a value at a dotted path of a plain object, creating missing mappings on the way. */
 function put(o: Obj, path: string, value: unknown): Obj {
-  const parts = path.split('.').flatMap((p) => p.split(/\[(\d+)\]/).filter(Boolean).map((x) => (/^\d+$/.test(x) ? Number(x) : x)));
+  const parts = path.split('.').flatMap((p) =>
+    p
+      .split(/\[(\d+)\]/)
+      .filter(Boolean)
+      .map((x) => (/^\d+$/.test(x) ? Number(x) : x)),
+  );
   let cur = o as Record<string | number, unknown>;
   for (const p of parts.slice(0, -1)) {
     if (cur[p] === undefined) cur[p] = {};
@@ -131,24 +149,69 @@ const NAMED: Array<[string, unknown[]]> = [
 
 /** Factor paths that do not lead into the spec, or lead out of it. */
 const FACTOR_PATHS = [
-  '__proto__', '__proto__.polluted', 'constructor', 'constructor.prototype.x', 'vms[0].__proto__.x', 'vms[0].constructor', 'prototype',
-  'testbed.racks[0].prototype', 'vms[9].memory', 'vms[0].workload.nothing.deeper', 'migration.plan.after[5].vm', 'name', 'factors',
-  'repetitions', 'order.kind', 'compare.alpha', 'vms..memory', 'vms[0]memory', '.vms', 'vms[-1].memory', 'vms[0].memory[0]', '', ' ',
-  'testbed.racks[0].hosts[0]', 'measure.power.interval', 'vms[0][0]',
+  '__proto__',
+  '__proto__.polluted',
+  'constructor',
+  'constructor.prototype.x',
+  'vms[0].__proto__.x',
+  'vms[0].constructor',
+  'prototype',
+  'testbed.racks[0].prototype',
+  'vms[9].memory',
+  'vms[0].workload.nothing.deeper',
+  'migration.plan.after[5].vm',
+  'name',
+  'factors',
+  'repetitions',
+  'order.kind',
+  'compare.alpha',
+  'vms..memory',
+  'vms[0]memory',
+  '.vms',
+  'vms[-1].memory',
+  'vms[0].memory[0]',
+  '',
+  ' ',
+  'testbed.racks[0].hosts[0]',
+  'measure.power.interval',
+  'vms[0][0]',
 ];
 
 /** Plan graphs that can never finish, or name what does not exist. */
 const PLANS: Array<(o: Obj) => void> = [
   (o) => put(o, 'migration.moves[0].to', 'r1-h1'), // to the VM's own host
-  (o) => put(o, 'migration.plan.after', [{ vm: 'a', after: 'c' }, { vm: 'c', after: 'a' }]),
-  (o) => put(o, 'migration.plan.after', [{ vm: 'a', after: 'b' }, { vm: 'b', after: 'c' }, { vm: 'c', after: 'a' }]),
+  (o) =>
+    put(o, 'migration.plan.after', [
+      { vm: 'a', after: 'c' },
+      { vm: 'c', after: 'a' },
+    ]),
+  (o) =>
+    put(o, 'migration.plan.after', [
+      { vm: 'a', after: 'b' },
+      { vm: 'b', after: 'c' },
+      { vm: 'c', after: 'a' },
+    ]),
   (o) => put(o, 'migration.plan.after', [{ vm: 'a', after: 'a' }]),
   (o) => put(o, 'migration.plan.after', [{ vm: 'a', after: 'b' }]), // a waits for b, but a and b are synced
   (o) => put(o, 'migration.plan', { kind: 'capped', k: 1, sync: [['a', 'b']] }),
   (o) => put(o, 'migration.plan', { kind: 'per_server', k: 1, sync: [['b', 'c']] }),
-  (o) => put(o, 'migration.plan', { kind: 'groups', groups: [['a', 'zz'], ['b', 'c']] }),
+  (o) =>
+    put(o, 'migration.plan', {
+      kind: 'groups',
+      groups: [
+        ['a', 'zz'],
+        ['b', 'c'],
+      ],
+    }),
   (o) => put(o, 'migration.plan', { kind: 'groups', groups: [['a'], ['b']] }),
-  (o) => put(o, 'migration.plan', { kind: 'groups', groups: [['a', 'b'], ['b', 'c']] }),
+  (o) =>
+    put(o, 'migration.plan', {
+      kind: 'groups',
+      groups: [
+        ['a', 'b'],
+        ['b', 'c'],
+      ],
+    }),
   (o) => put(o, 'migration.plan', { kind: 'parallel', sync: [['a', 'nobody']] }),
   (o) => put(o, 'migration.plan', { kind: 'parallel', boot: ['r9-h9'] }),
   (o) => put(o, 'migration.plan', { kind: 'parallel', boot: ['r1-h1'] }),
@@ -156,13 +219,23 @@ const PLANS: Array<(o: Obj) => void> = [
   (o) => put(o, 'migration.plan', { kind: 'sequential', k: 2 }),
   (o) => put(o, 'migration.plan', { kind: 'capped' }),
   (o) => put(o, 'migration.plan', { kind: 'capped', k: 0 }),
-  (o) => put(o, 'migration.moves', [{ vm: 'a', to: 'x1' }, { vm: 'a', to: 'x2' }]),
+  (o) =>
+    put(o, 'migration.moves', [
+      { vm: 'a', to: 'x1' },
+      { vm: 'a', to: 'x2' },
+    ]),
   (o) => put(o, 'migration.moves', [{ vm: 'ghost', to: 'x1' }]),
   // valid base, a factor level that breaks the plan of one treatment only
   (o) => put(o, 'factors', { 'migration.moves[1].to': ['x2', 'r1-h2'] }),
   (o) => put(o, 'factors', { 'migration.plan.kind': ['parallel', 'capped'] }),
   (o) => put(o, 'factors', { 'vms[0].memory': ['64MiB', '1MiB'] }),
-  (o) => put(o, 'factors', { 'testbed.racks[1].hosts': [['x1', 'x2'], ['x1', 'sw']] }),
+  (o) =>
+    put(o, 'factors', {
+      'testbed.racks[1].hosts': [
+        ['x1', 'x2'],
+        ['x1', 'sw'],
+      ],
+    }),
 ];
 
 /** Topologies the address plan cannot hold. */
@@ -183,7 +256,12 @@ function hostileYaml(r: Rng): string {
     case 0: {
       // billion laughs: each level repeats the previous one `width` times
       const lines = [`l0: &l0 [${Array(width).fill('x').join(', ')}]`];
-      for (let d = 1; d < depth; d++) lines.push(`l${d}: &l${d} [${Array(width).fill(`*l${d - 1}`).join(', ')}]`);
+      for (let d = 1; d < depth; d++)
+        lines.push(
+          `l${d}: &l${d} [${Array(width)
+            .fill(`*l${d - 1}`)
+            .join(', ')}]`,
+        );
       return `name: bomb\ntestbed:\n  racks: [{name: r1, hosts: 1}]\n${lines.join('\n')}\n`;
     }
     case 1:
@@ -197,7 +275,16 @@ function hostileYaml(r: Rng): string {
     case 5:
       return `name: x\nname: y\ntestbed: {racks: [{name: r1, hosts: 1}]}\n`;
     case 6:
-      return pick(r, ['', '42\n', '- a\n- b\n', 'just text\n', 'null\n', '---\na: 1\n---\nb: 2\n', 'name: !!js/function x\n', '\t- x: [\n']);
+      return pick(r, [
+        '',
+        '42\n',
+        '- a\n- b\n',
+        'just text\n',
+        'null\n',
+        '---\na: 1\n---\nb: 2\n',
+        'name: !!js/function x\n',
+        '\t- x: [\n',
+      ]);
     default:
       return `name: x\ndescription: "${'x'.repeat((1 << 20) + r.int(1000))}"\ntestbed: {racks: [{name: r1, hosts: 1}]}\n`;
   }
@@ -209,8 +296,23 @@ const VALID: Array<(r: Rng, o: Obj) => void> = [
   (r, o) => put(o, 'testbed.racks[0].host_nic.rate', pick(r, ['1kbit', '100gbit', '20 Mbit/s', '2mbps'])),
   (r, o) => put(o, 'testbed.racks[0].host_nic.delay', pick(r, ['0ms', '60s', '250us'])),
   (r, o) => put(o, 'migration.max_time', pick(r, ['1ms', '24h', '1.5s'])),
-  (r, o) => put(o, 'migration.plan', pick(r, [{ kind: 'sequential' }, { kind: 'capped', k: 2 }, { kind: 'per_server', k: 1, dst_k: 2 }, { kind: 'groups', groups: [['a', 'b'], ['c']] }])),
-  (r, o) => put(o, 'testbed.racks[1].hosts', Array.from({ length: 2 + r.int(97) }, (_, i) => `x${i + 1}`)),
+  (r, o) =>
+    put(
+      o,
+      'migration.plan',
+      pick(r, [
+        { kind: 'sequential' },
+        { kind: 'capped', k: 2 },
+        { kind: 'per_server', k: 1, dst_k: 2 },
+        { kind: 'groups', groups: [['a', 'b'], ['c']] },
+      ]),
+    ),
+  (r, o) =>
+    put(
+      o,
+      'testbed.racks[1].hosts',
+      Array.from({ length: 2 + r.int(97) }, (_, i) => `x${i + 1}`),
+    ),
   (r, o) => put(o, 'factors', { 'vms[0].memory': ['64MiB', '128MiB'], 'testbed.racks[0].host_nic.rate': ['10mbit', '20mbit', '1gbit'] }),
   (r, o) => put(o, 'testbed.id', pick(r, ['mine', 'a', 'x-1'])),
 ];
@@ -240,16 +342,37 @@ function generate(seed: number, n: number): Case[] {
       case 3: {
         const path = pick(r, FACTOR_PATHS);
         // JSON keeps '__proto__' an own key; YAML too (checked below: nothing polluted)
-        out.push({ kind: `factor path '${path}'`, text: json(o).replace(/"factors": \{[^}]*\}/, `"factors": {${JSON.stringify(path)}: [1, 2]}`), valid: false });
+        out.push({
+          kind: `factor path '${path}'`,
+          text: json(o).replace(/"factors": \{[^}]*\}/, `"factors": {${JSON.stringify(path)}: [1, 2]}`),
+          valid: false,
+        });
         break;
       }
       case 4: {
         // too many treatments: the product is refused before anything is expanded
         const k = 5 + r.int(10);
         const factors: Obj = {};
-        const paths = ['vms[0].memory', 'vms[1].memory', 'vms[2].memory', 'vms[0].vcpus', 'vms[1].vcpus', 'vms[2].vcpus', 'vms[0].httpd', 'vms[1].httpd',
-          'vms[2].httpd', 'migration.max_time', 'migration.pause', 'measure.probe_interval', 'testbed.racks[0].host_nic.rate', 'migration.downtime_limit'];
-        for (const p of paths.slice(0, k)) factors[p] = Array.from({ length: 10 }, (_, i) => (p.endsWith('httpd') ? i % 2 === 0 : p.endsWith('vcpus') ? 1 + (i % 8) : `${16 + i}MiB`));
+        const paths = [
+          'vms[0].memory',
+          'vms[1].memory',
+          'vms[2].memory',
+          'vms[0].vcpus',
+          'vms[1].vcpus',
+          'vms[2].vcpus',
+          'vms[0].httpd',
+          'vms[1].httpd',
+          'vms[2].httpd',
+          'migration.max_time',
+          'migration.pause',
+          'measure.probe_interval',
+          'testbed.racks[0].host_nic.rate',
+          'migration.downtime_limit',
+        ];
+        for (const p of paths.slice(0, k))
+          factors[p] = Array.from({ length: 10 }, (_, i) =>
+            p.endsWith('httpd') ? i % 2 === 0 : p.endsWith('vcpus') ? 1 + (i % 8) : `${16 + i}MiB`,
+          );
         spec(`${k} factors x 10 levels`, put(o, 'factors', factors));
         break;
       }
@@ -331,7 +454,10 @@ describe('hostile specs through the real CLI', () => {
     return f;
   };
   const cycle = clone(baseSpec());
-  put(cycle, 'migration.plan.after', [{ vm: 'a', after: 'c' }, { vm: 'c', after: 'a' }]);
+  put(cycle, 'migration.plan.after', [
+    { vm: 'a', after: 'c' },
+    { vm: 'c', after: 'a' },
+  ]);
   const ownHost = put(clone(baseSpec()), 'migration.moves[0].to', 'r1-h1');
   const memory = put(clone(baseSpec()), 'vms[1].memory', '0.5MiB');
   it.each([
@@ -339,20 +465,25 @@ describe('hostile specs through the real CLI', () => {
     ['run', 'own-host.yaml', json(ownHost), "migration.moves[0].to: vm 'a' is already on host 'r1-h1'"],
     ['plan', 'memory.yaml', json(memory), "vms[1].memory: expected 16MiB to 1TiB, got '0.5MiB'"],
     ['plan', 'alias.yaml', 'name: x\ntestbed: *tb\n', ":2:10: not valid YAML: alias '*tb' refers to no anchor"],
-  ])('%s %s: exit 2 and one located line, nothing built', async (cmd, name, text, expected) => {
-    const file = write(name, text);
-    const args = cmd === 'run' ? ['run', file, '--dry-run'] : ['plan', 'show', file];
-    const r = await migbench(args);
-    expect(r.exitCode, String(r.stderr)).toBe(2);
-    const lines = String(r.stderr).trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0].startsWith(`migbench: ${file}`), lines[0]).toBe(true);
-    expect(lines[0]).toContain(expected);
-    expect((await netnsList()).filter((n) => n.startsWith('mb-fuzz-'))).toEqual([]);
-  }, 30_000);
+  ])(
+    '%s %s: exit 2 and one located line, nothing built',
+    async (cmd, name, text, expected) => {
+      const file = write(name, text);
+      const args = cmd === 'run' ? ['run', file, '--dry-run'] : ['plan', 'show', file];
+      const r = await migbench(args);
+      expect(r.exitCode, String(r.stderr)).toBe(2);
+      const lines = String(r.stderr).trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0].startsWith(`migbench: ${file}`), lines[0]).toBe(true);
+      expect(lines[0]).toContain(expected);
+      expect((await netnsList()).filter((n) => n.startsWith('mb-fuzz-'))).toEqual([]);
+    },
+    30_000,
+  );
 
   it('plan show --width 1e12 is refused, and a valid spec with anchors is shown', async () => {
-    const anchored = 'name: fuzz\ntestbed:\n  racks: [{name: r1, hosts: 2, host_nic: &nic {rate: 100mbit}}, {name: r2, hosts: 1, host_nic: *nic}]\n' +
+    const anchored =
+      'name: fuzz\ntestbed:\n  racks: [{name: r1, hosts: 2, host_nic: &nic {rate: 100mbit}}, {name: r2, hosts: 1, host_nic: *nic}]\n' +
       'vms: [{name: a, host: r1-h1}]\nmigration: {moves: [{vm: a, to: r2-h1}]}\n';
     const file = write('anchored.yaml', anchored);
     const wide = await migbench(['plan', 'show', file, '--width', '1e12']);

@@ -27,7 +27,10 @@ describe('known_hosts', () => {
   });
 
   it('matches plain patterns, wildcards, negations and [host]:port', () => {
-    const e = parseKnownHosts(`s1,10.0.0.1 ${k1.type} ${k1.b64}\n*.example.org,!bad.example.org ${k1.type} ${k1.b64}\n[127.0.0.1]:2222 ${k1.type} ${k1.b64}\n`, 'f');
+    const e = parseKnownHosts(
+      `s1,10.0.0.1 ${k1.type} ${k1.b64}\n*.example.org,!bad.example.org ${k1.type} ${k1.b64}\n[127.0.0.1]:2222 ${k1.type} ${k1.b64}\n`,
+      'f',
+    );
     expect(entryMatches(e[0], '10.0.0.1')).toBe(true);
     expect(entryMatches(e[0], '10.0.0.11')).toBe(false);
     expect(entryMatches(e[1], 'a.example.org')).toBe(true);
@@ -50,7 +53,10 @@ describe('known_hosts', () => {
   });
 
   it('tells known, unknown, changed and revoked apart', () => {
-    const e = parseKnownHosts(`# comment\n\nh1 ${k1.type} ${k1.b64}\n@revoked * ${k2.type} ${k2.b64}\n@cert-authority *.ca ${k1.type} ${k1.b64}\n`, 'kh');
+    const e = parseKnownHosts(
+      `# comment\n\nh1 ${k1.type} ${k1.b64}\n@revoked * ${k2.type} ${k2.b64}\n@cert-authority *.ca ${k1.type} ${k1.b64}\n`,
+      'kh',
+    );
     expect(verdictFor(e, 'h1', k1.key)).toEqual({ kind: 'known', where: 'kh:3' });
     expect(verdictFor(e, 'h2', k1.key)).toEqual({ kind: 'unknown' });
     const k3 = hostKey('k3');

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { clockOffset, type ClockSample } from '../../harness/ssh/clock.ts';
-import { accelOf, checkHost, crossHostWarnings, factsFromBatch, formatFailures, type HostReport, type PreflightHost } from '../../harness/ssh/preflight.ts';
+import {
+  accelOf,
+  checkHost,
+  crossHostWarnings,
+  factsFromBatch,
+  formatFailures,
+  type HostReport,
+  type PreflightHost,
+} from '../../harness/ssh/preflight.ts';
 import { PROBES, batchScript, parseLibvirtProbe, parseQdiscProbe, parseQemuProbe, splitBatch } from '../../harness/ssh/probes.ts';
 import { seededRng } from '../../harness/util/rng.ts';
 
@@ -104,7 +112,9 @@ describe('preflight probes', () => {
 
   it('builds one script whose probes are quoted by the one helper', () => {
     const s = batchScript([PROBES.qemu, PROBES.kvm]);
-    expect(s.split('\n')[0]).toBe(`echo '@@MB-PROBE qemu'; timeout -k 2 20 qemu-system-x86_64 --version </dev/null 2>&1; echo "@@MB-RC $?"`);
+    expect(s.split('\n')[0]).toBe(
+      `echo '@@MB-PROBE qemu'; timeout -k 2 20 qemu-system-x86_64 --version </dev/null 2>&1; echo "@@MB-RC $?"`,
+    );
     expect(s).toContain("sh -c 'if [ -c /dev/kvm ]");
   });
 
@@ -128,13 +138,18 @@ describe('preflight probes', () => {
     expect(f.qdiscs).toMatchObject({ available: { htb: true, netem: false, tbf: true }, method: 'kernel-config' });
     expect(f.tc?.version).toBe('200127');
     expect(accelOf(f)).toBe('tcg');
-    const fails = checkHost(host('libvirt'), f, { offsetMs: 900, uncertaintyMs: 2, minRttMs: 4, medianRttMs: 5, samples: 16 }, {
-      netem: true,
-      nft: true,
-      ipmitool: true,
-      minAvailableBytes: 2 ** 30,
-      maxClockErrorMs: 100,
-    });
+    const fails = checkHost(
+      host('libvirt'),
+      f,
+      { offsetMs: 900, uncertaintyMs: 2, minRttMs: 4, medianRttMs: 5, samples: 16 },
+      {
+        netem: true,
+        nft: true,
+        ipmitool: true,
+        minAvailableBytes: 2 ** 30,
+        maxClockErrorMs: 100,
+      },
+    );
     expect(fails.map((x) => x.check)).toEqual(['qemu', 'libvirt', 'qdiscs', 'nft', 'ipmitool', 'memory', 'clock']);
     const msg = formatFailures(fails, new Map([['r1-h1', host().ssh]]));
     expect(msg.split('\n')[0]).toBe('preflight failed on 1 host(s):');
@@ -146,8 +161,12 @@ describe('preflight probes', () => {
   it('demands QEMU >= 9 under TCG as the local driver does', () => {
     const old = RECORDED.replace('version 10.0.2', 'version 8.2.2').replace('kvm usable', 'kvm absent');
     const f = factsFromBatch(old, 'qemu');
-    expect(checkHost(host(), f, null, {}).map((x) => [x.check, /QEMU 8\.2\.2 cannot be used with TCG/.test(x.message)])).toEqual([['qemu', true]]);
-    expect(checkHost(host(), factsFromBatch(RECORDED.replace('kvm usable', 'kvm no-access'), 'qemu'), null, {})[0]).toMatchObject({ check: 'kvm' });
+    expect(checkHost(host(), f, null, {}).map((x) => [x.check, /QEMU 8\.2\.2 cannot be used with TCG/.test(x.message)])).toEqual([
+      ['qemu', true],
+    ]);
+    expect(checkHost(host(), factsFromBatch(RECORDED.replace('kvm usable', 'kvm no-access'), 'qemu'), null, {})[0]).toMatchObject({
+      check: 'kvm',
+    });
   });
 
   it('parses libvirt and QEMU answers', () => {
@@ -161,7 +180,9 @@ describe('preflight probes', () => {
     });
     const down = parseLibvirtProbe({ out: splitBatch(RECORDED).get('libvirt')!.out, code: 1 });
     expect(down).toMatchObject({ found: true, daemon: false });
-    expect(down.raw).toBe("error: failed to connect to the hypervisor; error: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory");
+    expect(down.raw).toBe(
+      "error: failed to connect to the hypervisor; error: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory",
+    );
     expect(parseQemuProbe({ out: 'garbage', code: 0 })).toEqual({ found: true, version: null, raw: 'garbage' });
     expect(parseQdiscProbe({ out: 'trial unavailable', code: 0 }).method).toBe('none');
   });
@@ -169,7 +190,14 @@ describe('preflight probes', () => {
   it('warns when hosts differ in QEMU version or accelerator', () => {
     const a = factsFromBatch(RECORDED, 'qemu');
     const b = factsFromBatch(RECORDED.replace('version 10.0.2', 'version 9.2.0').replace('kvm usable', 'kvm absent'), 'qemu');
-    const r = (name: string, facts: typeof a): HostReport => ({ name, facts, accel: accelOf(facts), clock: null, connectMs: 0, probeMs: 0 });
+    const r = (name: string, facts: typeof a): HostReport => ({
+      name,
+      facts,
+      accel: accelOf(facts),
+      clock: null,
+      connectMs: 0,
+      probeMs: 0,
+    });
     const w = crossHostWarnings([r('h1', a), r('h2', b), r('h3', a)]);
     expect(w).toHaveLength(2);
     expect(w[0]).toMatch(/^QEMU versions differ between hosts: 10\.0\.2 .* on h1, h3; 9\.2\.0 .* on h2$/);

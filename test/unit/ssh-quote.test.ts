@@ -5,7 +5,6 @@ import { shJoin, shQuote } from '../../harness/ssh/quote.ts';
 import { UserError } from '../../harness/util/errors.ts';
 import { HOSTILE } from '../support/ssh-hostile.ts';
 
-
 /** argv as received by a program run through `sh -c` with the quoted command line. */
 function argvThroughSh(args: readonly string[]): string[] {
   const out = execFileSync('sh', ['-c', shJoin(['printf', '%s\\0', ...args])], { encoding: 'utf8' });

@@ -96,7 +96,7 @@ describe('damaged run directories (issue 10): analysis completes and locates eve
     writeFileSync(
       join(dir, 'migrations.jsonl'),
       [
-        { id: 'a', treatment: 't0001', rep: 0, vm: 'vm1', src: 'h1', dst: 'h2', status: 'failed', healthy: null, flags: ['x'] },
+        { id: 'a', treatment: 't0001', rep: 0, vm: 'vm1', src: 'h1', dst: 'h2', status: 'failed', healthy: null, future_field: ['x'] },
         { id: 'b', treatment: 't0001', rep: 1, vm: 'vm1', src: 'h1', dst: 'h2', status: 'completed', total_ms: 5 },
       ]
         .map((r) => JSON.stringify(r))
@@ -106,7 +106,7 @@ describe('damaged run directories (issue 10): analysis completes and locates eve
     expect(run.problems).toEqual([]);
     const [a, b] = run.migrations;
     expect(a.healthy).toBeNull();
-    expect(a.flags).toEqual(['x']);
+    expect(a.future_field).toEqual(['x']);
     expect(b.healthy).toBeNull();
     expect(b.energy_j).toBeNull();
     expect(b.partial).toBe(false);

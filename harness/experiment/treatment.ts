@@ -1,3 +1,4 @@
+import { flagRecord } from '../migration/flags.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GuestImage } from '../image/build.ts';
@@ -185,6 +186,7 @@ async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRec
       const { record, vm: after } = await migrateVm({ ...ctxBase, probe: vmProbes.get(action.vm) ?? null }, vm, dst);
       record.plan = { kind: mig.plan.kind, k: mig.plan.k ?? null, action_id: action.id, start_ms: null, end_ms: null };
       await addEnergy(c.power, record);
+      record.flags = flagRecord(record);
       records.push(record);
       if (after !== vm) {
         own.placed.set(action.vm, after);
@@ -196,6 +198,7 @@ async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRec
             ? `, total ${record.total_ms} ms, downtime reported/event/observed ${record.downtime_reported_ms}/${fmt(record.downtime_event_ms)}/${fmt(record.downtime_observed_ms)} ms, ${(record.transferred_bytes! / 2 ** 20).toFixed(1)} MiB`
             : ''),
       );
+      for (const f of record.flags) c.log(`  ${record.id}: FLAGGED ${f.code}: ${f.reason}`);
       if (after.proc.hasExited()) throw new Error(`VM ${action.vm} is gone after ${record.id}`);
       return record.status === 'completed' ? { ok: true } : { ok: false, reason: record.reason ?? record.status };
     });

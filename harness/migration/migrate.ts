@@ -259,6 +259,7 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
 
   const rec: MigrationRecord = {
     id,
+    flags: [],
     experiment: ctx.experiment,
     treatment: ctx.treatment,
     rep: ctx.rep,

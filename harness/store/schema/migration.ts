@@ -72,6 +72,10 @@ export const MigrationRecordSchema = z.looseObject({
   migration_uri: z.string().default(''),
   plan: PlanRefSchema.optional(),
   plan_completion_ms: z.number().nullable().optional(),
+  /** When post-copy was switched on (QMP event time), null when it never was. */
+  t_postcopy: z.string().nullable().optional(),
+  /** Physics and sanity checks that failed (harness/migration/flags.ts), each with its reason. */
+  flags: z.array(z.object({ code: z.string(), reason: z.string() })).default([]),
 });
 
 /** What the harness writes (every field present) and analysis gets after parsing. */

@@ -21,6 +21,7 @@ function record(i: number): MigrationRecord {
   const t0 = Date.parse('2026-11-30T10:00:00Z') + i * 20_000;
   return {
     id: `t1-r${i}-vm1`,
+    flags: [],
     experiment: 'diskfull',
     treatment: 't1',
     rep: i,

@@ -8,6 +8,7 @@ import type { CurvePoint } from './models/hotcold.ts';
 import { analyzePlans, type PlanAnalysis } from './plans.ts';
 import { DEFAULT_GOODPUT, predictMigrations, workloadParams, type DurationReport } from './prediction.ts';
 import { PeakAccumulator } from '../harness/experiment/peak-power.ts';
+import { parseIsoMs } from '../harness/util/time.ts';
 import { observations, streamSamples, type Migration, type RunDir } from './rundir.ts';
 import { VARIABILITY_METRICS, variabilityTable, type VariabilityTable } from './variability.ts';
 
@@ -97,6 +98,8 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
   // Peak power per treatment, defined once (harness/experiment/peak-power.ts) for the harness and analysis.
   const peaks = new Map<string, PeakAccumulator>();
   let powerSamples = 0;
+  let lastT = '';
+  let lastMs = NaN;
   await streamSamples(
     run,
     (s) => {
@@ -113,7 +116,12 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
       const watts = Number(s.fields.watts);
       if (!Number.isFinite(watts)) return;
       powerSamples++;
-      const t = Date.parse(s.t);
+      // the two hosts' readings of one poll share their timestamp text: parse it once
+      if (s.t !== lastT) {
+        lastT = s.t;
+        lastMs = parseIsoMs(s.t);
+      }
+      const t = lastMs;
       const host = s.tags.host ?? '';
       if (window && t >= window.start && t <= window.end) points.push({ t, host, watts });
       const tr = s.tags.treatment;

@@ -24,7 +24,12 @@ export class PeakAccumulator {
     let bin = this.bins.get(sec);
     if (!bin) this.bins.set(sec, (bin = new Map()));
     const cur = bin.get(host);
-    if (!cur || tMs >= cur.t) bin.set(host, { t: tMs, w: watts });
+    if (!cur) bin.set(host, { t: tMs, w: watts });
+    else if (tMs >= cur.t) {
+      // updated in place: one object per host and second, not per reading
+      cur.t = tMs;
+      cur.w = watts;
+    }
   }
 
   result(): PeakPower {

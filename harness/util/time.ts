@@ -10,3 +10,54 @@ export function iso(ms: number | null | undefined): string | null {
   const base = new Date(whole).toISOString();
   return us > 0 ? `${base.slice(0, -1)}${String(Math.min(us, 999)).padStart(3, '0')}Z` : base;
 }
+
+/**
+ * Date.parse for the timestamps the harness writes most ("YYYY-MM-DDTHH:MM:SS.sssZ"),
+ * computed without the general date parser; every other form (µs digits,
+ * offsets, out-of-range fields, days past the 28th) goes to Date.parse, so
+ * the result is always Date.parse's.
+ */
+export function parseIsoMs(s: string): number {
+  if (s.length === 24 && s.charCodeAt(23) === 0x5a) {
+    const y = digits(s, 0, 4),
+      mo = digits(s, 5, 2),
+      d = digits(s, 8, 2),
+      h = digits(s, 11, 2),
+      mi = digits(s, 14, 2),
+      sec = digits(s, 17, 2),
+      ms = digits(s, 20, 3);
+    if (
+      s.charCodeAt(4) === 0x2d &&
+      s.charCodeAt(7) === 0x2d &&
+      s.charCodeAt(10) === 0x54 &&
+      s.charCodeAt(13) === 0x3a &&
+      s.charCodeAt(16) === 0x3a &&
+      s.charCodeAt(19) === 0x2e &&
+      y >= 1970 &&
+      mo >= 1 &&
+      mo <= 12 &&
+      d >= 1 &&
+      d <= 28 &&
+      h >= 0 &&
+      h <= 23 &&
+      mi >= 0 &&
+      mi <= 59 &&
+      sec >= 0 &&
+      sec <= 59 &&
+      ms >= 0
+    )
+      return Date.UTC(y, mo - 1, d, h, mi, sec, ms);
+  }
+  return Date.parse(s);
+}
+
+/** The decimal number in s[from, from+n), -1 unless all n characters are digits. */
+function digits(s: string, from: number, n: number): number {
+  let v = 0;
+  for (let i = from; i < from + n; i++) {
+    const c = s.charCodeAt(i) - 0x30;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}

@@ -316,36 +316,47 @@ function reportSampleProblem(run: RunDir, p: Problem): void {
  * measurement, so other files are not read; a cheap substring test skips
  * lines of other measurements before JSON.parse. Bad lines are skipped and
  * added to `run.problems` (a torn last line counted as truncated).
+ * `afterChunk` is awaited after each chunk of lines (see forEachJsonlLine):
+ * a consumer that writes what it reads pauses the reading there.
  */
-export async function streamSamples(run: RunDir, onSample: (s: Sample) => void, measurements?: readonly string[]): Promise<number> {
+export async function streamSamples(
+  run: RunDir,
+  onSample: (s: Sample) => void,
+  measurements?: readonly string[],
+  afterChunk?: () => Promise<void> | void,
+): Promise<number> {
   let count = 0;
   const needles = measurements?.map((m) => `"${m}"`);
   for (const file of run.sampleFiles) {
     if (measurements && !measurements.includes(basename(file, '.jsonl'))) continue;
-    await forEachJsonlLine(file, (text, line, unterminated) => {
-      if (needles && !unterminated && !needles.some((n) => text.includes(n))) return;
-      const r = parseJsonlLine(text, unterminated);
-      if (r === null) return;
-      if (!r.ok) {
-        reportSampleProblem(run, { file, line, kind: r.kind, message: r.message });
-        return;
-      }
-      let s: Sample;
-      if (isSample(r.value)) {
-        s = r.value;
-        if (s.tags === undefined) s.tags = {};
-      } else {
-        const p = SampleSchema.safeParse(r.value);
-        if (!p.success) {
-          reportSampleProblem(run, { file, line, kind: 'invalid', message: `${issueText(p.error)}; skipped` });
+    await forEachJsonlLine(
+      file,
+      (text, line, unterminated) => {
+        if (needles && !unterminated && !needles.some((n) => text.includes(n))) return;
+        const r = parseJsonlLine(text, unterminated);
+        if (r === null) return;
+        if (!r.ok) {
+          reportSampleProblem(run, { file, line, kind: r.kind, message: r.message });
           return;
         }
-        s = p.data;
-      }
-      if (measurements && !measurements.includes(s.measurement)) return;
-      count++;
-      onSample(s);
-    });
+        let s: Sample;
+        if (isSample(r.value)) {
+          s = r.value;
+          if (s.tags === undefined) s.tags = {};
+        } else {
+          const p = SampleSchema.safeParse(r.value);
+          if (!p.success) {
+            reportSampleProblem(run, { file, line, kind: 'invalid', message: `${issueText(p.error)}; skipped` });
+            return;
+          }
+          s = p.data;
+        }
+        if (measurements && !measurements.includes(s.measurement)) return;
+        count++;
+        onSample(s);
+      },
+      afterChunk,
+    );
   }
   return count;
 }

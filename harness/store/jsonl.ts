@@ -181,8 +181,14 @@ export function* jsonlLines(text: string): Generator<{ text: string; line: numbe
 /**
  * The same as jsonlLines, streamed from a file with a callback per line
  * (sample files hold millions of lines; no per-line promise or object).
+ * `afterChunk`, when given, is awaited after the lines of each chunk read
+ * (up to 1 MiB), so a consumer can pause reading, e.g. until a stream drains.
  */
-export async function forEachJsonlLine(path: string, onLine: (text: string, line: number, unterminated: boolean) => void): Promise<void> {
+export async function forEachJsonlLine(
+  path: string,
+  onLine: (text: string, line: number, unterminated: boolean) => void,
+  afterChunk?: () => Promise<void> | void,
+): Promise<void> {
   let rest = '';
   let line = 0;
   for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
@@ -193,6 +199,7 @@ export async function forEachJsonlLine(path: string, onLine: (text: string, line
       from = i + 1;
     }
     rest = text.slice(from);
+    if (afterChunk) await afterChunk();
   }
   if (rest !== '') onLine(rest, ++line, true);
 }

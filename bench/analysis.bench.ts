@@ -9,7 +9,7 @@
  * the run directory in place and prints its path (to look at the report).
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSyntheticRun } from '../test/fixtures/synthetic-run.ts';
 import { loadRunDir } from '../analysis/rundir.ts';
@@ -21,13 +21,18 @@ import { compareRuns } from '../analysis/compare.ts';
 const small = process.argv.includes('--small');
 const keep = process.argv.includes('--keep');
 const root = mkdtempSync(join(tmpdir(), 'migbench-analysis-bench-'));
-const stages: [string, number][] = [];
+/** Each stage's wall time and the process's CPU time (user + system) during it, in seconds. */
+const stages: { name: string; wall: number; cpu: number }[] = [];
 async function stage<T>(name: string, f: () => T | Promise<T>): Promise<T> {
   const t = performance.now();
+  const c = process.cpuUsage();
   const r = await f();
-  stages.push([name, (performance.now() - t) / 1000]);
+  const u = process.cpuUsage(c);
+  stages.push({ name, wall: (performance.now() - t) / 1000, cpu: (u.user + u.system) / 1e6 });
   return r;
 }
+/** The goal of issue 17: load + analyses + report within this many seconds. */
+const GOAL_S = 2;
 
 try {
   const opts = small
@@ -47,14 +52,25 @@ try {
   await stage('export --csv', () => exportCsv(run, join(dir, 'csv')));
   await stage('compare run with itself', () => compareRuns(run, run));
 
-  const analysisTotal = stages.slice(1).reduce((s, [, x]) => s + x, 0);
+  const sum = (xs: typeof stages) => ({ wall: xs.reduce((a, x) => a + x.wall, 0), cpu: xs.reduce((a, x) => a + x.cpu, 0) });
+  const measured = stages.slice(1);
+  const core = sum(measured.filter((x) => /^(load|analyze|report)/.test(x.name)));
+  const all = sum(measured);
   const size = (f: string) => `${(statSync(join(dir, f)).size / 1e6).toFixed(1)} MB`;
   console.log(
     `campaign: ${run.manifest.treatments.length} treatments, ${run.migrations.length} migrations, ${analysis.power.samples} power samples`,
   );
   console.log(`files: migrations.jsonl ${size('migrations.jsonl')}, samples/power.jsonl ${size('samples/power.jsonl')}`);
-  for (const [name, s] of stages) console.log(`${s.toFixed(2).padStart(7)} s  ${name}`);
-  console.log(`${analysisTotal.toFixed(2).padStart(7)} s  total (load + analyses + report + export + compare)`);
+  console.log(
+    `machine: ${availableParallelism()} cores, load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')} (1/5/15 min)`,
+  );
+  const row = (wall: number, cpu: number, name: string) =>
+    console.log(`${wall.toFixed(2).padStart(7)} s wall ${cpu.toFixed(2).padStart(7)} s CPU  ${name}`);
+  for (const x of stages) row(x.wall, x.cpu, x.name);
+  row(core.wall, core.cpu, `load + analyses + report (goal <= ${GOAL_S} s)`);
+  row(all.wall, all.cpu, 'total (load + analyses + report + export + compare)');
   console.log(
     `duration model: median error ${(analysis.duration.summary.medianRelError * 100).toFixed(2)} %, energy alpha ${analysis.energy.pooled.fits[0]?.alpha.toFixed(4)} J/MB`,
   );

@@ -1,11 +1,11 @@
-import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateSyntheticRun } from '../test/fixtures/synthetic-run.ts';
 import { UserError } from '../harness/util/errors.ts';
 import { analyzeRun } from './analyze.ts';
-import { migrationsCsv } from './export.ts';
+import { exportCsv, migrationsCsv } from './export.ts';
 import { allTables } from './report/tables.ts';
 import { tableMarkdown } from './report/markdown.ts';
 import { loadRunDir, problemText, streamSamples, truncatedLines } from './rundir.ts';
@@ -208,5 +208,15 @@ describe('CSV export', () => {
     lines[0].reason = '=cmd|calc';
     writeFileSync(p, lines.map((r) => JSON.stringify(r)).join('\n') + '\n');
     expect(migrationsCsv(loadRunDir(dir))).toContain(`'=cmd|calc`);
+  });
+  it('streams the files: the same migrations.csv as the whole-string form, and a write error rejects instead of hanging', async () => {
+    const dir = synth('csv-stream');
+    const run = loadRunDir(dir);
+    const out = join(root, 'csv-stream-out');
+    await exportCsv(run, out);
+    expect(readFileSync(join(out, 'migrations.csv'), 'utf8')).toBe(migrationsCsv(run));
+    const bad = join(root, 'csv-stream-bad');
+    mkdirSync(join(bad, 'power.csv'), { recursive: true }); // a directory where a file must go
+    await expect(exportCsv(run, bad)).rejects.toThrow(/EISDIR|illegal operation on a directory/);
   });
 });

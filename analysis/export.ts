@@ -8,7 +8,7 @@
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { streamSamples, type Migration, type RunDir } from './rundir.ts';
+import { NUMERIC_METRICS, streamSamples, type Migration, type RunDir } from './rundir.ts';
 import type { Sample } from '../harness/store/schema/index.ts';
 
 /** A plain decimal number (negative and exponent forms included): safe as a cell, and kept as a number. */
@@ -51,16 +51,7 @@ const MIGRATION_COLUMNS: (keyof Migration | 'plan_kind' | 'plan_action_id' | 'pl
   't_stop',
   't_resume',
   't_done',
-  'total_ms',
-  'downtime_reported_ms',
-  'downtime_event_ms',
-  'downtime_observed_ms',
-  'preop_ms',
-  'postop_ms',
-  'transferred_bytes',
-  'passes',
-  'setup_ms',
-  'energy_j',
+  ...NUMERIC_METRICS,
   'energy_coverage',
   'link_rate_mbit',
   'memory_mib',

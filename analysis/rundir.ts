@@ -51,31 +51,11 @@ export type Manifest = Omit<ManifestFields, 'factors' | 'treatments'> & {
 /** A migration record as read (defaults filled for fields older harnesses did not write). */
 export type Migration = MigrationRecord;
 
-/** Numeric per-migration responses analyses can use. */
-export const NUMERIC_METRICS = [
-  'total_ms',
-  'downtime_reported_ms',
-  'downtime_event_ms',
-  'downtime_observed_ms',
-  'preop_ms',
-  'postop_ms',
-  'transferred_bytes',
-  'passes',
-  'setup_ms',
-  'energy_j',
-] as const;
-export type NumericMetric = (typeof NUMERIC_METRICS)[number];
+export { NUMERIC_METRICS, type NumericMetric } from '../harness/store/schema/migration.ts';
+import { NUMERIC_METRICS } from '../harness/store/schema/migration.ts';
 
-/** Durations that cannot be negative; a negative one (a clock step?) is warned about. */
-const DURATION_FIELDS = [
-  'total_ms',
-  'downtime_reported_ms',
-  'downtime_event_ms',
-  'downtime_observed_ms',
-  'preop_ms',
-  'postop_ms',
-  'setup_ms',
-] as const;
+/** Durations that cannot be negative (the metrics in ms); a negative one (a clock step?) is warned about. */
+const DURATION_FIELDS = NUMERIC_METRICS.filter((f) => f.endsWith('_ms'));
 
 /**
  * Something wrong in the run directory that analysis worked around. `line`

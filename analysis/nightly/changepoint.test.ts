@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { seededRng } from '../../harness/util/rng.ts';
 import { detectSteps, normalUpper, STEP_DEFAULTS } from './changepoint.ts';
-import { historyChanges } from './evaluate.ts';
+import { historyChanges, unjudged } from './evaluate.ts';
 import type { Night, NightEnv } from './history.ts';
 
 /** Nightly medians around `level` with a relative noise of `cv` (log-normal), times `step` from night `at` on. */
@@ -95,14 +95,7 @@ function night(i: number, totalMs: number, env: Partial<NightEnv> = {}): Night {
     date: new Date(Date.UTC(2026, 9, 1 + i)).toISOString(),
     spec_file: null,
     env: { ...ENV, ...env },
-    verdict: 'pass',
-    exit_code: 0,
-    baseline: null,
-    baseline_pinned: false,
-    env_changes: [],
-    spec_changes: [],
-    findings: [],
-    changes: [],
+    ...unjudged(),
     treatments: [
       {
         key: '[]',

@@ -116,6 +116,21 @@ function specFileOf(run: RunDir): string | null {
   return typeof f === 'string' ? f : null;
 }
 
+type Verdicts = 'verdict' | 'exit_code' | 'baseline' | 'baseline_pinned' | 'env_changes' | 'spec_changes' | 'findings' | 'changes';
+/** A night's verdict fields before it is compared with anything (fresh lists: they are filled in place). */
+export function unjudged(): Pick<Night, Verdicts> {
+  return {
+    verdict: 'pass',
+    exit_code: 0,
+    baseline: null,
+    baseline_pinned: false,
+    env_changes: [],
+    spec_changes: [],
+    findings: [],
+    changes: [],
+  };
+}
+
 /** Evaluates `run` as the next night of `history` (history read from `dir`, pin included). */
 export function evaluateNight(dir: string, history: readonly Night[], run: RunDir, opts: EvaluateOptions = {}): NightOutcome {
   const night: Night = {
@@ -125,14 +140,7 @@ export function evaluateNight(dir: string, history: readonly Night[], run: RunDi
     spec_file: specFileOf(run),
     env: nightEnv(run),
     treatments: nightTreatments(run),
-    verdict: 'pass',
-    exit_code: 0,
-    baseline: null,
-    baseline_pinned: false,
-    env_changes: [],
-    spec_changes: [],
-    findings: [],
-    changes: [],
+    ...unjudged(),
   };
   const threshold = opts.threshold ?? run.manifest.compare?.threshold ?? 0.1;
   const finish = (compare: CompareResult | null, baseline: Night | null): NightOutcome => {

@@ -38,6 +38,18 @@ describe('flags on migration records', () => {
     expect(codes({ ...good, downtime_observed_ms: 380.8 + 12.1 })).toEqual(['downtime_disagrees']);
     expect(codes({ ...good, probe_interval_ms: 1, downtime_observed_ms: 384 })).toEqual(['downtime_disagrees']);
   });
+  it('not for what is expected: bytes of a cut-off migration, the post-copy blackout', () => {
+    expect(codes({ ...good, status: 'failed', link_rate_mbit: 10 })).toEqual([]);
+    expect(
+      codes({
+        ...good,
+        t_postcopy: '2026-11-30T14:16:13.111Z',
+        downtime_observed_ms: 3030,
+        downtime_event_ms: 828,
+        downtime_reported_ms: 2,
+      }),
+    ).toEqual([]);
+  });
   it('reported downtime above the event downtime', () => {
     expect(codes({ ...good, downtime_reported_ms: 390 })).toEqual(['reported_above_event']);
   });

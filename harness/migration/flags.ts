@@ -36,6 +36,8 @@ export interface FlagInput {
   clock_offset_uncertainty_ms?: number | null;
   /** Features asked for in the spec, and whether the hypervisor showed each engaging (null: no evidence either way). */
   engaged?: Record<string, boolean | null>;
+  /** When post-copy was switched on (null/absent: it never was). */
+  t_postcopy?: string | null;
   /** Probe replies lost while no migration ran (the probe's own loss), over the probes sent then. */
   probe_outside?: { lost: number; sent: number } | null;
 }
@@ -70,7 +72,15 @@ const f1 = (v: number) => v.toFixed(1);
 
 export function flagRecord(r: FlagInput, s: Readonly<FlagSettings> = DEFAULT_FLAG_SETTINGS): Flag[] {
   const flags: Flag[] = [];
-  if (num(r.total_ms) && num(r.transferred_bytes) && num(r.link_rate_mbit) && r.link_rate_mbit > 0 && r.transferred_bytes > 0) {
+  // only completed migrations: a cut-off one counts bytes still in socket buffers as transferred
+  if (
+    r.status === 'completed' &&
+    num(r.total_ms) &&
+    num(r.transferred_bytes) &&
+    num(r.link_rate_mbit) &&
+    r.link_rate_mbit > 0 &&
+    r.transferred_bytes > 0
+  ) {
     const boundMs = ((r.transferred_bytes * 8) / (r.link_rate_mbit * 1e6)) * 1000;
     if (r.total_ms < boundMs * (1 - s.linkSlack)) {
       flags.push({
@@ -81,7 +91,9 @@ export function flagRecord(r: FlagInput, s: Readonly<FlagSettings> = DEFAULT_FLA
       });
     }
   }
-  if (r.status === 'completed' && num(r.downtime_observed_ms) && num(r.downtime_event_ms)) {
+  // after a post-copy switch the guest runs on the destination while pages still arrive: clients see
+  // a longer outage than STOP->RESUME, which is the post-copy blackout, not a measurement disagreement
+  if (r.status === 'completed' && !r.t_postcopy && num(r.downtime_observed_ms) && num(r.downtime_event_ms)) {
     const tol = s.downtimeSlackMs + (num(r.probe_interval_ms) ? r.probe_interval_ms : 0);
     const d = r.downtime_observed_ms - r.downtime_event_ms;
     if (Math.abs(d) > tol) {

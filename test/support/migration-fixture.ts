@@ -16,6 +16,7 @@ import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ProbeRecord } from '../../harness/native/programs.ts';
 import { parseDuration } from '../../harness/spec/units.ts';
+import { NUMERIC_METRICS } from '../../harness/store/schema/migration.ts';
 import type { Sample } from '../../harness/store/sample.ts';
 import {
   emptyControlFacts,
@@ -44,16 +45,8 @@ export const DERIVED_FIELDS = [
   't_stop',
   't_resume',
   't_done',
-  'total_ms',
   'total_ms_harness',
-  'downtime_reported_ms',
-  'downtime_event_ms',
-  'downtime_observed_ms',
-  'preop_ms',
-  'postop_ms',
-  'setup_ms',
-  'transferred_bytes',
-  'passes',
+  ...NUMERIC_METRICS.filter((f) => f !== 'energy_j'),
   'link_rate_mbit',
   'downtime_limit_ms',
   'probe_interval_ms',

@@ -81,3 +81,18 @@ export const MigrationRecordSchema = z.looseObject({
 /** What the harness writes (every field present) and analysis gets after parsing. */
 export type MigrationRecord = z.output<typeof MigrationRecordSchema>;
 export type PlanRef = z.output<typeof PlanRefSchema>;
+
+/** Numeric per-migration responses analyses can use (in the order tables and CSV columns show them). */
+export const NUMERIC_METRICS = [
+  'total_ms',
+  'downtime_reported_ms',
+  'downtime_event_ms',
+  'downtime_observed_ms',
+  'preop_ms',
+  'postop_ms',
+  'transferred_bytes',
+  'passes',
+  'setup_ms',
+  'energy_j',
+] as const;
+export type NumericMetric = (typeof NUMERIC_METRICS)[number];

@@ -96,10 +96,11 @@ export function validateRun(cr: CalibrationRun, o: FitOptions = {}): ValidationR
   const calibrates = new Map<string, string[]>();
   const predicted = (fold: Fold, params: ParamsT, held: CalibrationMigration[]) => {
     const res = predictAll(params, held);
+    const byKey = new Map(held.map((m) => [m.key, m]));
     for (const r of res.rows) {
       // the held-out migrations never calibrated this fold; a bug here must not pass as validation
       if (r.inSample) throw new Error(`validation: ${r.id} is in-sample in fold ${fold.id}`);
-      const m = held.find((x) => x.key === r.key)!;
+      const m = byKey.get(r.key)!;
       const ok = Object.keys(r.models).length > 0;
       rows.set(r.key, {
         ...r,
@@ -170,11 +171,11 @@ export function validateRun(cr: CalibrationRun, o: FitOptions = {}): ValidationR
       }
       fold.params = hc;
       fold.calibratedBy = params.sources.flatMap((s) => s.duration_migrations);
-      fold.calibrationRatesMbit = [...new Set(train.filter((m) => fold.calibratedBy.includes(m.id)).map((m) => m.link_rate_mbit!))].sort(
-        byNum,
-      );
+      const used = new Set(fold.calibratedBy);
+      fold.calibrationRatesMbit = [...new Set(train.filter((m) => used.has(m.id)).map((m) => m.link_rate_mbit!))].sort(byNum);
+      const trainKey = new Map(train.map((m) => [m.id, m.key]));
       for (const id of fold.calibratedBy) {
-        const key = train.find((m) => m.id === id)!.key;
+        const key = trainKey.get(id)!;
         calibrates.set(key, [...(calibrates.get(key) ?? []), fold.id]);
       }
       predicted(fold, params, held);

@@ -155,12 +155,19 @@ export function figure4(a: AnalysisResult): TopLevelSpec | null {
     ...measured.map((r) => ({ ...r, layer: 'measured' })),
     ...spread.map((r) => ({ ...r, layer: 'spread' })),
   ];
-  const x = { field: 'rate', type: 'quantitative', title: 'link rate (Mbit/s)' };
+  // as far as the model curves go (1.5 x the highest rate), so a point at the highest rate is not on the edge
+  const xmax = 1.5 * Math.max(...measured.map((m) => m.rate as number));
+  const x = { field: 'rate', type: 'quantitative', title: 'link rate (Mbit/s)', scale: { domain: [0, xmax] } };
   const y = { field: 'd', type: 'quantitative', title: 'migration time (s)', scale: { domain: [0, ymax], clamp: true } };
   const only = (l: string) => [{ filter: `datum.layer === '${l}'` }];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: "Duration vs link rate (mVM's Figure 4): measured, and the models from the calibrated parameters",
+    title: {
+      text: "Duration vs link rate (mVM's Figure 4): measured, and the models from the calibrated parameters",
+      subtitle: curves.length
+        ? 'Blue bars: min..max per treatment, tick: mean. Curves: hot/cold fitted on the whole run (trace, else all durations).'
+        : 'No model curves: no D(t) trace and no workload with durations at two or more link rates to fit from.',
+    },
     data: { values: all },
     facet: { row: { field: 'workload', type: 'nominal', title: null, header: { labelAngle: 0, labelAlign: 'left', labelOrient: 'top' } } },
     spec: {
@@ -171,7 +178,7 @@ export function figure4(a: AnalysisResult): TopLevelSpec | null {
           transform: only('region'),
           mark: { type: 'rect', opacity: 0.15 },
           encoding: {
-            x: { field: 'x0', type: 'quantitative', title: 'link rate (Mbit/s)' },
+            x: { field: 'x0', type: 'quantitative', title: 'link rate (Mbit/s)', scale: { domain: [0, xmax] } },
             x2: { field: 'x1' },
             color: { field: 'region', type: 'nominal', title: 'no convergence', scale: { range: ['#f58518', '#e45756'] } },
           },
@@ -212,7 +219,12 @@ export function figure4(a: AnalysisResult): TopLevelSpec | null {
           encoding: {
             x,
             y,
-            shape: { field: 'status', type: 'nominal', title: 'measured', scale: { range: ['circle', 'cross', 'triangle-down'] } },
+            shape: {
+              field: 'status',
+              type: 'nominal',
+              title: 'measured',
+              scale: { domain: ['completed', 'cancelled (did not converge)', 'failed'], range: ['circle', 'cross', 'triangle-down'] },
+            },
             fill: { value: '#222' },
           },
         },
@@ -225,7 +237,8 @@ export function figure4(a: AnalysisResult): TopLevelSpec | null {
 
 /** Two-factor heat maps: mean response over A x B, one panel per pair and response. */
 export function twoFactorHeatmaps(a: AnalysisResult): TopLevelSpec | null {
-  const views = a.twoFactor.slice(0, 12);
+  // a pair with no completed migration in any cell has nothing to show
+  const views = a.twoFactor.filter((v) => v.cells.some((c) => c.mean !== null)).slice(0, 12);
   if (views.length === 0) return null;
   const rows: Row[] = [];
   for (const v of views)
@@ -250,8 +263,8 @@ export function twoFactorHeatmaps(a: AnalysisResult): TopLevelSpec | null {
         {
           mark: { type: 'rect' },
           encoding: {
-            x: { field: 'B', type: 'ordinal', sort: null, title: null },
-            y: { field: 'A', type: 'ordinal', sort: null, title: null },
+            x: { field: 'B', type: 'ordinal', sort: null, title: null, axis: { labelLimit: 200 } },
+            y: { field: 'A', type: 'ordinal', sort: null, title: null, axis: { labelLimit: 260 } },
             color: { field: 'mean', type: 'quantitative', title: 'mean (ms)', scale: { range: ['#f7fbff', '#6baed6'] } },
           },
         },
@@ -449,7 +462,9 @@ export function figures(a: AnalysisResult): Figure[] {
       id: 'two-factor',
       title: 'Two-factor views',
       spec: twoFactorHeatmaps(a),
-      emptyNote: 'fewer than two factors varied in this run',
+      emptyNote: a.twoFactor.length
+        ? 'no completed migration in any cell of a pair of factors'
+        : 'fewer than two factors varied in this run',
     },
     { id: 'dirty-curves', title: 'Hot/cold pages', spec: dirtyCurves(a), emptyNote: 'no dirty_trace samples in this run' },
     { id: 'energy', title: 'Energy model', spec: energyFit(a), emptyNote: a.energy.pooled.note ?? 'no energy fit' },

@@ -180,7 +180,7 @@ export function verdictTable(a: AnalysisResult): Table {
     rows: rows.map((r) => [
       r.id,
       r.status,
-      num(r.linkRateMbit),
+      r.linkRateMbit === null ? '–' : String(r.linkRateMbit),
       num(r.muMiB),
       num(r.observedS),
       r.role === 'validated' ? `validated (${r.fold?.endsWith('trace') ? 'trace' : 'other rates'})` : 'not predicted',

@@ -10,6 +10,10 @@ import { DEFAULT_GOODPUT, predictMigrations, workloadParams, type DurationReport
 import { PeakAccumulator } from '../harness/experiment/peak-power.ts';
 import { parseIsoMs } from '../harness/util/time.ts';
 import { observations, streamSamples, type Migration, type RunDir } from './rundir.ts';
+import { calibrationRunOf } from './calibration/io.ts';
+import { runFlags, type FlagsReport } from './flags.ts';
+import { twoFactorViews, type TwoFactorView } from './twofactor.ts';
+import { validateRun, type ValidationResult } from './validation.ts';
 import { VARIABILITY_METRICS, variabilityTable, type VariabilityTable } from './variability.ts';
 
 export interface RunCounts {
@@ -51,7 +55,14 @@ export interface AnalysisResult {
     lowCoverage: number;
   };
   treatments: TreatmentEnergy[];
+  /** Hot/cold parameters fitted on the whole run (display); `duration.rows` are in-sample and never reported as accuracy. */
   duration: DurationReport;
+  /** Calibration apart from validation: which migrations calibrated, which validated, scores on validated ones only. */
+  validation: ValidationResult;
+  /** Flagged migrations (recorded, or computed at analysis time for older records). */
+  flags: FlagsReport;
+  /** Mean responses over every pair of factors (two or more factors varied). */
+  twoFactor: TwoFactorView[];
   curves: Map<string, CurvePoint[]>;
   variability: VariabilityTable[];
   plans: PlanAnalysis;
@@ -144,6 +155,7 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
 
   const params = workloadParams(run.migrations, curves, goodput);
   const forEnergy = energyMigrations(run);
+  const validation = validateRun(await calibrationRunOf(run), { goodput });
   return {
     counts: countRun(run),
     energy: {
@@ -153,6 +165,9 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
     },
     treatments,
     duration: predictMigrations(run.migrations, params, goodput),
+    validation,
+    flags: runFlags(run.migrations),
+    twoFactor: twoFactorViews(run),
     curves,
     variability: VARIABILITY_METRICS.map((m) => variabilityTable(run, m)).filter((t): t is VariabilityTable => t !== null),
     plans: analyzePlans(run, peak),

@@ -41,7 +41,7 @@ describe('analysis CLI commands', () => {
     const o = await cli(['report', base]);
     expect(o).toContain('index.html');
     const html = readFileSync(join(base, 'report', 'index.html'), 'utf8');
-    expect((html.match(/<svg/g) ?? []).length).toBe(7);
+    expect((html.match(/<svg/g) ?? []).length).toBe(8); // with Figure 4 and the two-factor heat maps
     expect(html).not.toMatch(/src="http|href="http[^"]*\.css/);
     expect(readFileSync(join(base, 'report', 'summary.md'), 'utf8')).toContain('Variability (Salfner et al., Table II)');
     const o2 = await cli(['report', dark]);
@@ -89,7 +89,14 @@ describe('analysis CLI commands', () => {
 
   it('analyze prints the tables; a missing run dir is a UserError', async () => {
     const o = await cli(['analyze', base]);
-    expect(o).toContain('Duration model: predicted vs observed');
+    expect(o).toContain('Duration models on validated migrations');
+    expect(o).toContain('Predicted vs observed per migration: verdicts');
+    const j = JSON.parse(await cli(['analyze', base, '--json']));
+    for (const model of ['mvm', 'mvm-mu', 'qemu'])
+      for (const k of ['median_rel_error', 'p90_rel_error', 'verdicts_right', 'verdicts_wrong'])
+        expect(j.duration.models[model]).toHaveProperty(k);
+    expect(j.duration.migrations).toHaveLength(6 * 2 * 3 * 2 * 3);
+    expect(j.counts.total).toBe(6 * 2 * 3 * 2 * 3);
     await expect(cli(['analyze', join(root, 'nope')])).rejects.toThrow(UserError);
     expect(existsSync(join(root, 'nope'))).toBe(false);
   });

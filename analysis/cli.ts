@@ -13,9 +13,10 @@ import { runCompare } from './compare.ts';
 import { exportCsv } from './export.ts';
 import { fitEnergy } from './models/energy.ts';
 import { fitToFile, predictFromFile, predictionTables } from './calibration/commands.ts';
-import { allTables, energyTable, hotColdTable, predictionSummary, predictionRows } from './report/tables.ts';
+import { allTables, calibrationTable, energyTable, hotColdTable, validationScores, verdictTable } from './report/tables.ts';
 import { tableMarkdown } from './report/markdown.ts';
 import { writeReport } from './report/write.ts';
+import { analysisJson } from './json.ts';
 import { loadRunDir } from './rundir.ts';
 
 const out = (s: string) => process.stdout.write(s + '\n');
@@ -28,17 +29,21 @@ const runDirPositional = <T>(y: Argv<T>) =>
     T & RunDirArgs
   >;
 
-export const analyzeCommand: CommandModule<object, RunDirArgs> = {
+export const analyzeCommand: CommandModule<object, RunDirArgs & { json?: boolean }> = {
   command: 'analyze <runDir>',
-  describe: 'Fit the models and print the analysis tables of a run directory',
-  builder: (y) => runDirPositional(y),
+  describe: 'Fit the models and print the analysis tables of a run directory (--json: one JSON object, keys in README)',
+  builder: (y) =>
+    runDirPositional(y).option('json', { type: 'boolean', describe: 'print the analysis as one JSON object' }) as Argv<
+      RunDirArgs & { json?: boolean }
+    >,
   handler: async (argv) => {
     const run = loadRunDir(resolve(argv.runDir));
     const a = await analyzeRun(run);
-    for (const t of allTables(run, a).filter(
-      (t) => !t.title.startsWith('Per-treatment') && !t.title.startsWith('Predicted vs observed per'),
-    ))
-      out(tableMarkdown(t));
+    if (argv.json) {
+      out(JSON.stringify(analysisJson(run, a), null, 2));
+      return;
+    }
+    for (const t of allTables(run, a).filter((t) => !t.title.startsWith('Per-treatment'))) out(tableMarkdown(t));
   },
 };
 
@@ -104,8 +109,10 @@ export const fitCommand: CommandModule<object, FitArgs> = {
     const a = await analyzeRun(run);
     if (argv.model === 'hotcold') out(tableMarkdown(hotColdTable(a)));
     else {
-      out(tableMarkdown(predictionSummary(a)));
-      out(tableMarkdown(predictionRows(a, 100)));
+      // durations are scored only on migrations that did not calibrate them
+      out(tableMarkdown(calibrationTable(a)));
+      out(tableMarkdown(validationScores(a)));
+      out(tableMarkdown(verdictTable(a)));
     }
   },
 };

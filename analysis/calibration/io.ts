@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import type { CurvePoint } from '../models/hotcold.ts';
-import { loadRunDir, streamSamples, type Migration } from '../rundir.ts';
+import { loadRunDir, streamSamples, type Migration, type RunDir } from '../rundir.ts';
 import type { CalibrationMigration, CalibrationRun } from './fit.ts';
 import { memoryInUse, type ProgressPoint } from './memory.ts';
 import { migrationKey } from './params.ts';
@@ -13,8 +13,12 @@ import { migrationKey } from './params.ts';
 const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 export async function readCalibrationRun(dirArg: string): Promise<CalibrationRun> {
-  const dir = resolve(dirArg);
-  const run = loadRunDir(dir);
+  return calibrationRunOf(loadRunDir(resolve(dirArg)));
+}
+
+/** The same from a run directory already loaded (analyze reads it once). */
+export async function calibrationRunOf(run: RunDir): Promise<CalibrationRun> {
+  const dir = run.dir;
   const progress = new Map<string, ProgressPoint[]>();
   const curves = new Map<string, CurvePoint[]>();
   await streamSamples(

@@ -138,7 +138,12 @@ export function predictAll(params: ParamsT, inputs: readonly PredictInput[]): Pr
     rows.push({ ...base, models: predictOne(params, hc, inp) });
   }
   const scored = rows.filter((r) => !r.inSample);
-  const scores = MODELS.map((model): ModelScore => {
+  return { rows, scores: scoreRows(scored), in_sample: rows.length - scored.length, unpredicted };
+}
+
+/** Scores per model over rows that are all held out (the caller leaves in-sample rows out). */
+export function scoreRows(scored: readonly PredictRow[]): ModelScore[] {
+  return MODELS.map((model): ModelScore => {
     const preds = scored.map((r) => r.models[model]).filter((p): p is ModelPrediction => p !== undefined);
     const errs = preds.map((p) => p.relError).filter((e): e is number => e !== null);
     return {
@@ -150,7 +155,6 @@ export function predictAll(params: ParamsT, inputs: readonly PredictInput[]): Pr
       verdicts_wrong: preds.filter((p) => p.verdict === 'wrong').length,
     };
   });
-  return { rows, scores, in_sample: rows.length - scored.length, unpredicted };
 }
 
 export interface EnergyInput {

@@ -4,7 +4,8 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { AnalysisResult } from '../analyze.ts';
-import { predictDuration } from '../models/duration.ts';
+import { mbitToMiBps, predictDuration } from '../models/duration.ts';
+import { simulatePrecopy } from '../models/precopy.ts';
 import { seededRng } from '../../harness/util/rng.ts';
 
 type Row = Record<string, string | number | null>;
@@ -70,75 +71,217 @@ export function downtimeVsFactors(a: AnalysisResult): TopLevelSpec | null {
   } as TopLevelSpec;
 }
 
-export function durationVsBandwidth(a: AnalysisResult): TopLevelSpec | null {
-  const rows = a.duration.rows;
-  if (rows.length === 0) return null;
-  // Keep the figure readable: at most 6 workloads and 3 memory sizes.
-  const workloads = [...new Set(rows.map((r) => r.workload))].slice(0, 6);
-  const sizes = [...new Set(rows.map((r) => r.muMiB))].sort((x, y) => x - y).slice(0, 3);
-  const sel = rows.filter((r) => workloads.includes(r.workload) && sizes.includes(r.muMiB));
-  const obs: Row[] = thin(sel, 3000).map((r) => ({
-    bw: r.bwMiBps,
-    d: r.observedS,
-    workload: r.workload,
-    memory: `${r.muMiB} MiB`,
-    series: 'observed',
-  }));
-  const curve: Row[] = [];
-  const bws = sel.map((r) => r.bwMiBps);
-  const lo = Math.min(...bws) * 0.8,
-    hi = Math.max(...bws) * 1.1;
-  const D = 0.3;
-  for (const p of a.duration.params) {
-    if (!workloads.includes(p.workload)) continue;
-    for (const mu of sizes)
-      for (let k = 0; k <= 80; k++) {
-        const bw = lo + ((hi - lo) * k) / 80;
-        const pr = predictDuration(p.fit, { bw, mu, D });
-        if (pr.converges && pr.d < 10 * Math.max(...sel.map((r) => r.observedS)))
-          curve.push({ bw, d: pr.d, workload: p.workload, memory: `${mu} MiB` });
+/**
+ * mVM's Figure 4 from the run: measured durations per link rate (each
+ * migration, and per treatment the mean and min..max), cancelled and failed
+ * ones at the time they ended, and the model curves (mVM with the measured
+ * memory in use, QEMU-like) from the parameters fitted on the run, over a
+ * range of rates; where a model does not converge its curve has a gap and
+ * the range is shaded.
+ */
+export function figure4Data(a: AnalysisResult, steps = 120): { curves: Row[]; regions: Row[]; measured: Row[]; spread: Row[] } {
+  const v = a.validation;
+  const params = v.display;
+  const curves: Row[] = [];
+  const regions: Row[] = [];
+  const workloads = [...new Set(v.rows.map((r) => r.workload))].slice(0, 6);
+  const measured: Row[] = v.rows
+    .filter((r) => workloads.includes(r.workload) && r.linkRateMbit !== null && r.elapsedS !== null)
+    .map((r) => ({
+      workload: r.workload,
+      rate: r.linkRateMbit,
+      d: r.elapsedS,
+      status: r.status === 'completed' ? 'completed' : r.status === 'cancelled' ? 'cancelled (did not converge)' : 'failed',
+    }));
+  // spread per treatment (workload x rate): mean and min..max of completed migrations
+  const groups = new Map<string, number[]>();
+  for (const m of measured)
+    if (m.status === 'completed') {
+      const k = JSON.stringify([m.workload, m.rate]);
+      groups.set(k, [...(groups.get(k) ?? []), m.d as number]);
+    }
+  const spread: Row[] = [...groups].map(([k, ds]) => {
+    const [workload, rate] = JSON.parse(k) as [string, number];
+    return { workload, rate, min: Math.min(...ds), max: Math.max(...ds), mean: ds.reduce((s, x) => s + x, 0) / ds.length, n: ds.length };
+  });
+  for (const w of workloads) {
+    const hc = params.hotcold.find((h) => h.workload === w);
+    const mine = v.rows.filter((r) => r.workload === w && r.linkRateMbit !== null);
+    if (!hc || mine.length === 0) continue;
+    const rates = mine.map((r) => r.linkRateMbit!);
+    const lo = Math.max(1, Math.min(...rates) * 0.5),
+      hi = Math.max(...rates) * 1.5;
+    const mus = mine.map((r) => r.muMiB).filter((x): x is number => x !== null);
+    const mu = hc.mu_mib ?? (mus.length ? mus.sort((p, q) => p - q)[Math.floor((mus.length - 1) / 2)] : null);
+    if (mu === null) continue;
+    // the workload's (median) downtime limit: the stop rule depends on it
+    const Ds = mine.map((r) => r.downtimeLimitS).sort((p, q) => p - q);
+    const D = Ds[Math.floor((Ds.length - 1) / 2)];
+    const models = [
+      { name: 'mVM (measured mu)', f: (bw: number) => predictDuration(hc, { bw, mu, D }) },
+      { name: 'QEMU-like (stop rule)', f: (bw: number) => simulatePrecopy(hc, { bw, mu, D, syncS: params.sync_s, maxTime: 3600 }) },
+    ];
+    for (const md of models) {
+      let seg = 0;
+      let prev = true;
+      let regionStart: number | null = null;
+      for (let k = 0; k <= steps; k++) {
+        const rate = lo + ((hi - lo) * k) / steps;
+        const p = md.f(mbitToMiBps(rate, params.goodput));
+        if (p.converges) {
+          if (!prev) seg++;
+          curves.push({ workload: w, rate, d: p.d, model: md.name, segment: `${md.name} ${seg}` });
+          if (regionStart !== null) {
+            regions.push({ workload: w, x0: regionStart, x1: rate, region: `${md.name}: no convergence` });
+            regionStart = null;
+          }
+        } else if (regionStart === null) regionStart = rate;
+        prev = p.converges;
       }
+      if (regionStart !== null) regions.push({ workload: w, x0: regionStart, x1: hi, region: `${md.name}: no convergence` });
+    }
   }
-  const layer = [
-    {
-      data: { values: obs },
-      mark: { type: 'point', opacity: 0.6 },
-      encoding: {
-        x: { field: 'bw', type: 'quantitative', title: 'bandwidth (MiB/s)' },
-        y: { field: 'd', type: 'quantitative', title: 'migration time (s)', scale: { type: 'log' } },
-        color: { field: 'workload', type: 'nominal' },
-      },
-    },
-    {
-      data: { values: curve },
-      mark: { type: 'line' },
-      encoding: {
-        x: { field: 'bw', type: 'quantitative' },
-        y: { field: 'd', type: 'quantitative' },
-        color: { field: 'workload', type: 'nominal' },
-        detail: { field: 'memory' },
-      },
-    },
+  return { curves, regions, measured, spread };
+}
+
+export function figure4(a: AnalysisResult): TopLevelSpec | null {
+  const { curves, regions, measured, spread } = figure4Data(a);
+  if (measured.length === 0) return null;
+  // the y axis ends a little above the slowest measured migration: model curves beyond it are clipped
+  const ymax = 1.15 * Math.max(...measured.map((m) => m.d as number));
+  const all = [
+    ...curves.map((r) => ({ ...r, layer: 'curve' })),
+    ...regions.map((r) => ({ ...r, layer: 'region' })),
+    ...measured.map((r) => ({ ...r, layer: 'measured' })),
+    ...spread.map((r) => ({ ...r, layer: 'spread' })),
   ];
+  // as far as the model curves go (1.5 x the highest rate), so a point at the highest rate is not on the edge
+  const xmax = 1.5 * Math.max(...measured.map((m) => m.rate as number));
+  const x = { field: 'rate', type: 'quantitative', title: 'link rate (Mbit/s)', scale: { domain: [0, xmax] } };
+  const y = { field: 'd', type: 'quantitative', title: 'migration time (s)', scale: { domain: [0, ymax], clamp: true } };
+  const only = (l: string) => [{ filter: `datum.layer === '${l}'` }];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'Migration time vs bandwidth: observed (points) and mVM model (lines)',
-    width: WIDTH,
-    height: 320,
-    layer:
-      sizes.length > 1
-        ? layer.map((l) => ({
-            ...l,
-            encoding: {
-              ...l.encoding,
-              strokeDash: { field: 'memory', type: 'nominal', title: 'memory' },
-              ...(l.mark.type === 'point' ? { shape: { field: 'memory', type: 'nominal' } } : {}),
+    title: {
+      text: "Duration vs link rate (mVM's Figure 4): measured, and the models from the calibrated parameters",
+      subtitle: curves.length
+        ? 'Blue bars: min..max per treatment, tick: mean. Curves: hot/cold fitted on the whole run (trace, else all durations).'
+        : 'No model curves: no D(t) trace and no workload with durations at two or more link rates to fit from.',
+    },
+    data: { values: all },
+    facet: { row: { field: 'workload', type: 'nominal', title: null, header: { labelAngle: 0, labelAlign: 'left', labelOrient: 'top' } } },
+    spec: {
+      width: WIDTH,
+      height: 240,
+      layer: [
+        {
+          transform: only('region'),
+          mark: { type: 'rect', opacity: 0.15 },
+          encoding: {
+            x: { field: 'x0', type: 'quantitative', title: 'link rate (Mbit/s)', scale: { domain: [0, xmax] } },
+            x2: { field: 'x1' },
+            color: { field: 'region', type: 'nominal', title: 'no convergence', scale: { range: ['#f58518', '#e45756'] } },
+          },
+        },
+        {
+          transform: only('curve'),
+          mark: { type: 'line', clip: true, strokeWidth: 2 },
+          encoding: {
+            x,
+            y,
+            detail: { field: 'segment' },
+            strokeDash: {
+              field: 'model',
+              type: 'nominal',
+              title: 'model',
+              scale: {
+                range: [
+                  [6, 3],
+                  [1, 0],
+                ],
+              },
             },
-          }))
-        : layer,
+          },
+        },
+        {
+          transform: only('spread'),
+          mark: { type: 'rule', strokeWidth: 2, color: '#4c78a8' },
+          encoding: { x, y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } },
+        },
+        {
+          transform: only('spread'),
+          mark: { type: 'tick', color: '#4c78a8', thickness: 2, size: 14 },
+          encoding: { x, y: { field: 'mean', type: 'quantitative' } },
+        },
+        {
+          transform: only('measured'),
+          mark: { type: 'point', filled: true, size: 40, opacity: 0.8, clip: true },
+          encoding: {
+            x,
+            y,
+            shape: {
+              field: 'status',
+              type: 'nominal',
+              title: 'measured',
+              scale: { domain: ['completed', 'cancelled (did not converge)', 'failed'], range: ['circle', 'cross', 'triangle-down'] },
+            },
+            fill: { value: '#222' },
+          },
+        },
+      ],
+    },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+    config: { legend: { labelLimit: 360 } },
   } as TopLevelSpec;
 }
 
+/** Two-factor heat maps: mean response over A x B, one panel per pair and response. */
+export function twoFactorHeatmaps(a: AnalysisResult): TopLevelSpec | null {
+  // a pair with no completed migration in any cell has nothing to show
+  const views = a.twoFactor.filter((v) => v.cells.some((c) => c.mean !== null)).slice(0, 12);
+  if (views.length === 0) return null;
+  const rows: Row[] = [];
+  for (const v of views)
+    for (const c of v.cells)
+      rows.push({
+        panel: `${v.response}: ${v.a} × ${v.b}`,
+        A: c.a,
+        B: c.b,
+        mean: c.mean,
+        label: c.mean === null ? 'none' : `${Math.round(c.mean)} (n=${c.n})`,
+      });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Mean response over two factors (ms; completed migrations)',
+    data: { values: rows },
+    facet: { field: 'panel', type: 'nominal', title: null, header: { labelFontWeight: 'bold' } },
+    columns: 2,
+    spec: {
+      width: 300,
+      height: 180,
+      layer: [
+        {
+          mark: { type: 'rect' },
+          encoding: {
+            x: { field: 'B', type: 'ordinal', sort: null, title: null, axis: { labelLimit: 200 } },
+            y: { field: 'A', type: 'ordinal', sort: null, title: null, axis: { labelLimit: 260 } },
+            color: { field: 'mean', type: 'quantitative', title: 'mean (ms)', scale: { range: ['#f7fbff', '#6baed6'] } },
+          },
+        },
+        {
+          mark: { type: 'text', fontSize: 11 },
+          encoding: {
+            x: { field: 'B', type: 'ordinal', sort: null },
+            y: { field: 'A', type: 'ordinal', sort: null },
+            text: { field: 'label' },
+            color: { value: '#111' },
+          },
+        },
+      ],
+    },
+    resolve: { scale: { x: 'independent', y: 'independent', color: 'independent' } },
+  } as TopLevelSpec;
+}
 export function powerTimeline(a: AnalysisResult): TopLevelSpec | null {
   const w = a.power.window;
   if (!w || a.power.points.length === 0) return null;
@@ -311,9 +454,17 @@ export function figures(a: AnalysisResult): Figure[] {
     },
     {
       id: 'duration-bandwidth',
-      title: 'Duration vs bandwidth',
-      spec: durationVsBandwidth(a),
-      emptyNote: a.duration.note ?? 'no predicted migrations',
+      title: "Duration vs link rate (mVM's Figure 4)",
+      spec: figure4(a),
+      emptyNote: 'no migration with a link rate and a duration',
+    },
+    {
+      id: 'two-factor',
+      title: 'Two-factor views',
+      spec: twoFactorHeatmaps(a),
+      emptyNote: a.twoFactor.length
+        ? 'no completed migration in any cell of a pair of factors'
+        : 'fewer than two factors varied in this run',
     },
     { id: 'dirty-curves', title: 'Hot/cold pages', spec: dirtyCurves(a), emptyNote: 'no dirty_trace samples in this run' },
     { id: 'energy', title: 'Energy model', spec: energyFit(a), emptyNote: a.energy.pooled.note ?? 'no energy fit' },

@@ -6,6 +6,7 @@ import type { AnalysisResult } from '../analyze.ts';
 import { MVM_ENERGY, type EnergyReport } from '../models/energy.ts';
 import { problemText, type RunDir } from '../rundir.ts';
 import { ENERGY_MIN_COVERAGE } from '../analyze.ts';
+import { MODEL_TITLES, MODELS, type ModelPrediction } from '../calibration/predict.ts';
 
 export interface Table {
   title: string;
@@ -83,6 +84,8 @@ export function energyTable(pooled: EnergyReport, perWorkload?: EnergyReport, lo
 export function hotColdTable(a: AnalysisResult): Table {
   return {
     title: 'Hot/cold pages per workload',
+    caption:
+      'Fitted on the whole run (the trace, else all durations): these draw the model curves; scores come from the calibration table below.',
     headers: ['workload', 'from', 'HPs (MiB)', 'HPd (s)', 'HPr (MiB/s)', 'CPr (MiB/s)', 'R²', 'n'],
     rows: a.duration.params.map((p) => [
       p.workload,
@@ -98,38 +101,113 @@ export function hotColdTable(a: AnalysisResult): Table {
   };
 }
 
-export function predictionSummary(a: AnalysisResult): Table {
-  const s = a.duration.summary;
+const MODEL_SHORT = { mvm: 'mVM', 'mvm-mu': 'mVM + measured mu', qemu: 'QEMU-like' } as const;
+
+/** The three model variants side by side, scored on validated migrations only. */
+export function validationScores(a: AnalysisResult): Table {
+  const v = a.validation;
   return {
-    title: 'Duration model: predicted vs observed',
-    caption: 'Relative error |predicted − observed| / observed; bandwidth = nominal link rate × goodput.',
-    headers: ['migrations', 'predicted', 'median error', '90th pct error', 'accuracy (1 − median)', 'model says no convergence'],
-    rows: s.n
-      ? [[String(s.n), String(s.predicted), pct(s.medianRelError), pct(s.p90RelError), pct(1 - s.medianRelError), String(s.nonConvergent)]]
-      : [],
-    note: s.n ? undefined : a.duration.note,
+    title: 'Duration models on validated migrations',
+    caption:
+      `${v.validated} migration(s) validated, ${v.notPredicted} not predicted. Each migration is predicted by parameters it did not calibrate: ` +
+      'from the D(t) trace when the workload was traced, else from the durations at the other link rates (leave one rate out). ' +
+      'Error |predicted − observed| / observed over completed migrations; a verdict (converges or not) for every migration, a cancelled one did not converge, a failed one says nothing.',
+    headers: ['model', 'n (completed)', 'median error', 'p90 error', 'verdicts right', 'verdicts wrong'],
+    rows: (v.validated ? v.scores : []).map((s) => [
+      MODEL_TITLES[s.model],
+      String(s.n),
+      s.median_rel_error === null ? '–' : pct(s.median_rel_error),
+      s.p90_rel_error === null ? '–' : pct(s.p90_rel_error),
+      String(s.verdicts_right),
+      String(s.verdicts_wrong),
+    ]),
+    note: `no migration validated: ${v.folds.find((f) => f.note)?.note ?? 'no migration could be predicted from data it did not calibrate'}`,
   };
 }
 
-export function predictionRows(a: AnalysisResult, limit = 40): Table {
-  const rows = a.duration.rows;
+/** Which migrations calibrated which predictions. */
+export function calibrationTable(a: AnalysisResult): Table {
   return {
-    title: 'Predicted vs observed per migration',
+    title: 'Calibration and validation',
+    caption: 'One row per calibration: what it was fitted on, its parameters, and the migrations it predicted (never its own).',
+    headers: ['workload', 'calibrated from', 'predicts', 'HPs (MiB)', 'HPd (s)', 'CPr (MiB/s)', 'mu (MiB)', 'validated', 'note'],
+    rows: a.validation.folds.map((f) => [
+      f.workload,
+      f.method === 'trace'
+        ? 'D(t) trace'
+        : f.calibratedBy.length
+          ? `${f.calibratedBy.length} migration(s) at ${f.calibrationRatesMbit.join(', ')} Mbit/s`
+          : f.calibrationRatesMbit.length
+            ? `${f.calibrationRatesMbit.join(', ')} Mbit/s (not enough)`
+            : '–',
+      f.method === 'trace' ? 'every rate' : `${f.heldOutRateMbit} Mbit/s`,
+      num(f.params?.HPs),
+      num(f.params?.HPd),
+      num(f.params?.CPr),
+      num(f.params?.mu_mib),
+      String(f.validated.length),
+      f.note ?? '',
+    ]),
+    note: 'no migrations',
+  };
+}
+
+function cellOf(p: ModelPrediction | undefined): string {
+  if (!p) return '–';
+  return `${p.converges ? num(p.predictedS) : 'no conv.'} (${p.verdict})`;
+}
+
+/** Every migration, cancelled and failed included: predicted converges or not, and how long, against what happened. */
+export function verdictTable(a: AnalysisResult): Table {
+  const rows = a.validation.rows;
+  return {
+    title: 'Predicted vs observed per migration: verdicts',
     caption:
-      rows.length > limit ? `First ${limit} of ${rows.length}; all rows in migrations.csv via \`migbench export --csv\`.` : undefined,
-    headers: ['migration', 'workload', 'bw (MiB/s)', 'memory (MiB)', 'observed (s)', 'predicted (s)', 'error'],
-    rows: rows
-      .slice(0, limit)
-      .map((r) => [
-        r.id,
-        r.workload,
-        num(r.bwMiBps),
-        String(r.muMiB),
-        num(r.observedS),
-        r.converges ? num(r.predictedS) : `no convergence (${r.note})`,
-        r.relError === null ? '–' : pct(r.relError),
-      ]),
-    note: rows.length ? undefined : a.duration.note,
+      'Each model cell: predicted seconds or "no conv." with its verdict against what happened (right / wrong; n/a for a failed migration). ' +
+      '"calibrates" lists the predictions this migration\'s duration helped fit (never its own).',
+    headers: [
+      'migration',
+      'status',
+      'link (Mbit/s)',
+      'mu (MiB)',
+      'observed (s)',
+      'role',
+      ...MODELS.map((m) => MODEL_SHORT[m]),
+      'error (QEMU-like)',
+      'calibrates',
+      'note',
+    ],
+    rows: rows.map((r) => [
+      r.id,
+      r.status,
+      r.linkRateMbit === null ? '–' : String(r.linkRateMbit),
+      num(r.muMiB),
+      num(r.observedS),
+      r.role === 'validated' ? `validated (${r.fold?.endsWith('trace') ? 'trace' : 'other rates'})` : 'not predicted',
+      ...MODELS.map((m) => cellOf(r.models[m])),
+      r.models.qemu?.relError != null ? pct(r.models.qemu.relError) : '–',
+      r.calibrates.length ? r.calibrates.map((f) => f.split(' | ')[1]).join('; ') : '',
+      r.note ?? r.models.qemu?.note ?? '',
+    ]),
+    note: 'no migrations',
+  };
+}
+
+export function flagsTable(a: AnalysisResult): Table {
+  const f = a.flags;
+  return {
+    title: 'Flagged migrations',
+    caption:
+      `${f.flagged} of ${f.recorded + f.computed} migration(s) flagged. ` +
+      (f.computed
+        ? `${f.computed} record(s) carry no flags field (written before the harness checked them): their flags were computed at analysis time from the record (harness/migration/flags.ts).`
+        : 'Every record carries the flags the harness computed when it was made.'),
+    headers: ['migration', 'treatment', 'status', 'code', 'reason', 'source'],
+    rows: f.rows.map((r) => [r.id, r.treatment, r.status, r.code, r.reason, r.source]),
+    note:
+      `none: ${f.recorded + f.computed} migration(s) checked` +
+      (f.computed ? `, ${f.computed} of them at analysis time (records without a flags field)` : '') +
+      ', no physics or sanity check failed',
   };
 }
 
@@ -244,11 +322,13 @@ export function allTables(run: RunDir, a: AnalysisResult): Table[] {
     energyTable(a.energy.pooled, a.energy.perWorkload, a.energy.lowCoverage),
     treatmentEnergyTable(a),
     hotColdTable(a),
-    predictionSummary(a),
-    predictionRows(a),
+    validationScores(a),
+    calibrationTable(a),
+    flagsTable(a),
     variabilitySummary(a),
     mainEffectsTable(a),
     planTable(a),
+    verdictTable(a),
     perTreatmentTable(run, a),
   ];
 }

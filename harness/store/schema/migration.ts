@@ -74,8 +74,11 @@ export const MigrationRecordSchema = z.looseObject({
   plan_completion_ms: z.number().nullable().optional(),
   /** When post-copy was switched on (QMP event time), null when it never was. */
   t_postcopy: z.string().nullable().optional(),
-  /** Physics and sanity checks that failed (harness/migration/flags.ts), each with its reason. */
-  flags: z.array(z.object({ code: z.string(), reason: z.string() })).default([]),
+  /**
+   * Physics and sanity checks that failed (harness/migration/flags.ts), each with its reason. Absent (not
+   * empty) in records written before the harness checked them: analysis then computes them (analysis/flags.ts).
+   */
+  flags: z.array(z.object({ code: z.string(), reason: z.string() })).optional(),
 });
 
 /** What the harness writes (every field present) and analysis gets after parsing. */

@@ -155,7 +155,9 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
 
   const params = workloadParams(run.migrations, curves, goodput);
   const forEnergy = energyMigrations(run);
-  const validation = validateRun(await calibrationRunOf(run), { goodput });
+  // parameters fitted inside an analysis are dated by the run, so analysing a run twice gives the same output
+  const started = run.manifest.started_at ? new Date(run.manifest.started_at) : new Date(0);
+  const validation = validateRun(await calibrationRunOf(run), { goodput, now: Number.isNaN(started.getTime()) ? new Date(0) : started });
   return {
     counts: countRun(run),
     energy: {

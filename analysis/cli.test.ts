@@ -1,12 +1,14 @@
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yargs from 'yargs';
 import { analysisCommands } from './cli.ts';
 import { generateSyntheticRun } from '../test/fixtures/synthetic-run.ts';
 import { UserError } from '../harness/util/errors.ts';
+import { haveCommand } from '../harness/util/exec.ts';
 
+const chromium = (await haveCommand('chromium')) || (await haveCommand('chromium-browser')) || (await haveCommand('google-chrome'));
 const root = mkdtempSync(join(tmpdir(), 'migbench-analysis-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 afterEach(() => {
@@ -41,7 +43,9 @@ describe('analysis CLI commands', () => {
     const o = await cli(['report', base]);
     expect(o).toContain('index.html');
     const html = readFileSync(join(base, 'report', 'index.html'), 'utf8');
-    expect((html.match(/<svg/g) ?? []).length).toBe(8); // with Figure 4 and the two-factor heat maps
+    expect((html.match(/<svg/g) ?? []).length).toBe(9); // with Figure 4, the two-factor heat maps and the timeline
+    expect(html).toContain('<h2>Timeline</h2>');
+    expect(html).toMatch(/Plot any other migration with: migbench plot &lt;runDir&gt; &lt;id&gt;, e.g. migbench plot \.\.\.\/base m\d+/);
     expect(html).not.toMatch(/src="http|href="http[^"]*\.css/);
     expect(readFileSync(join(base, 'report', 'summary.md'), 'utf8')).toContain('Variability (Salfner et al., Table II)');
     const o2 = await cli(['report', dark]);
@@ -100,4 +104,37 @@ describe('analysis CLI commands', () => {
     await expect(cli(['analyze', join(root, 'nope')])).rejects.toThrow(UserError);
     expect(existsSync(join(root, 'nope'))).toBe(false);
   });
+
+  it('plot writes the timeline of a migration as SVG; an unknown id is a UserError listing valid ids', async () => {
+    const rec = join(root, 'rec');
+    cpSync(new URL('../test/fixtures/timeline/', import.meta.url).pathname, rec, { recursive: true });
+    const o = await cli(['plot', rec, 't4f53cda1-r0-vm1']);
+    const path = join(rec, 'timeline-t4f53cda1-r0-vm1.svg');
+    expect(o).toContain(`wrote ${path}`);
+    const svg = readFileSync(path, 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('Timeline of migration t4f53cda1-r0-vm1');
+    await cli(['plot', rec, 't4f53cda1-r0-vm1', '--out', join(root, 'plots', 'x.svg')]);
+    expect(existsSync(join(root, 'plots', 'x.svg'))).toBe(true);
+    const err = await cli(['plot', rec, 'nope']).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).exitCode).toBe(2);
+    expect((err as Error).message).toMatch(/migration 'nope' is not in .*valid ids include t4f53cda1-r0-vm1/);
+    // a run whose migrations have no samples at all: said so, nothing written
+    await expect(cli(['plot', dark, 'm1'])).rejects.toThrow(/migration m1 has no samples to draw/);
+  });
+
+  it.skipIf(!chromium)(
+    'plot --out x.png renders the SVG to a PNG through headless Chromium',
+    async () => {
+      const rec = join(root, 'rec-png');
+      cpSync(new URL('../test/fixtures/timeline/', import.meta.url).pathname, rec, { recursive: true });
+      const png = join(root, 'plots', 'x.png');
+      await cli(['plot', rec, 't4f53cda1-r0-vm1', '--out', png]);
+      const head = readFileSync(png).subarray(0, 24);
+      expect(head.subarray(1, 4).toString()).toBe('PNG');
+      expect(head.readUInt32BE(16)).toBeGreaterThan(700); // width from the SVG
+    },
+    60_000,
+  );
 });

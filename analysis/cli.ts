@@ -16,6 +16,7 @@ import { fitToFile, predictFromFile, predictionTables } from './calibration/comm
 import { allTables, calibrationTable, energyTable, hotColdTable, validationScores, verdictTable } from './report/tables.ts';
 import { tableMarkdown } from './report/markdown.ts';
 import { writeReport } from './report/write.ts';
+import { writeTimeline } from './report/timeline-file.ts';
 import { analysisJson } from './json.ts';
 import { loadRunDir } from './rundir.ts';
 
@@ -59,6 +60,30 @@ export const reportCommand: CommandModule<object, RunDirArgs & { out?: string }>
     const r = await writeReport(run, argv.out ? resolve(argv.out) : join(run.dir, 'report'));
     for (const f of r.figures) if (!f.rendered) out(`figure "${f.title}" omitted: ${f.note}`);
     out(`wrote ${r.html}\nwrote ${r.markdown}`);
+  },
+};
+
+interface PlotArgs {
+  runDir: string;
+  migrationId: string;
+  out?: string;
+}
+export const plotCommand: CommandModule<object, PlotArgs> = {
+  command: 'plot <runDir> <migrationId>',
+  describe:
+    'Draw the timeline of one migration: bytes, throughput against the link rate, passes, dirty rate, probe RTT and outage, STOP/RESUME, power',
+  builder: (y) =>
+    runDirPositional(y)
+      .positional('migrationId', { type: 'string', demandOption: true, describe: 'migration id (the id column of migrations.jsonl)' })
+      .option('out', {
+        type: 'string',
+        describe: 'output file (default <runDir>/timeline-<id>.svg); a .png name renders through a headless Chromium',
+      }) as unknown as Argv<PlotArgs>,
+  handler: async (argv) => {
+    const run = loadRunDir(resolve(argv.runDir));
+    const { path, timeline } = await writeTimeline(run, argv.migrationId, argv.out ? resolve(argv.out) : undefined);
+    for (const [panel, why] of Object.entries(timeline.missing)) out(`panel ${panel}: no data (${why})`);
+    out(`wrote ${path}`);
   },
 };
 
@@ -210,6 +235,7 @@ export const exportCommand: CommandModule<object, RunDirArgs & { csv?: boolean; 
 export const analysisCommands: CommandModule[] = [
   analyzeCommand,
   reportCommand,
+  plotCommand,
   fitCommand,
   predictCommand,
   compareCommand,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { variabilityTable } from './variability.ts';
+import { tCdf } from './stats/tdist.ts';
 import { inMemoryRun, normalizeMigration, type RunDir } from './rundir.ts';
 
 function run(): RunDir {
@@ -53,8 +54,11 @@ describe('variability table (hand-computed, 2 treatments x 3 values)', () => {
         ],
         spread: 4,
         ratio: 3,
+        // between levels 3*(2-4)^2 + 3*(6-4)^2 = 24 on 1 df; within treatments (2 + 8) on 4 df: F = 24 / 2.5
+        test: { f: expect.closeTo(9.6, 10), df1: 1, df2: 4, p: expect.closeTo(2 * (1 - tCdf(Math.sqrt(9.6), 4)), 10) },
       },
     ]);
+    expect(t.interactions).toEqual([]); // one factor
   });
   it('returns null for a response nobody measured', () => {
     expect(variabilityTable(run(), 'energy_j')).toBeNull();

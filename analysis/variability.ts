@@ -1,11 +1,15 @@
 /**
  * Variability of a response across treatments, as in Salfner et al.'s
- * Table II, plus per-treatment 95 % t intervals and the main effect of each
- * factor (mean response per level and the spread between levels).
+ * Table II, plus per-treatment 95 % t intervals, the main effect of each
+ * factor (mean response per level and the spread between levels) and the
+ * interaction of each pair of factors, each F-tested against the variance
+ * within treatments (twofactor-interaction.ts).
  */
 import { max, mean, min, sd } from './stats/descriptive.ts';
 import { meanCi } from './stats/tdist.ts';
 import { levelsOf, observations, type Level, type NumericMetric, type RunDir } from './rundir.ts';
+import { levelLabel } from './twofactor.ts';
+import { interaction, mainEffectTest, pureError, type FTest, type Interaction, type PureError } from './twofactor-interaction.ts';
 
 export interface TreatmentSummary {
   treatment: string;
@@ -24,6 +28,8 @@ export interface MainEffect {
   spread: number;
   /** Largest over smallest level mean. */
   ratio: number;
+  /** The level means' spread against the within-treatment variance; null with one level or no repetitions. */
+  test: FTest | null;
 }
 
 export interface VariabilityTable {
@@ -38,6 +44,10 @@ export interface VariabilityTable {
   overallSd: number;
   perTreatment: TreatmentSummary[];
   mainEffects: MainEffect[];
+  /** Every pair of factors varied (two or more levels each), in the spec's order. */
+  interactions: Interaction[];
+  /** The error the effects are tested against: repetitions around their treatment means. */
+  pureError: PureError;
 }
 
 /** Values of one response per treatment, observations only. */
@@ -65,6 +75,7 @@ export function variabilityTable(run: RunDir, metric: NumericMetric): Variabilit
   perTreatment.sort((a, b) => a.treatment.localeCompare(b.treatment, undefined, { numeric: true }));
   const tMeans = perTreatment.map((t) => t.mean);
   const withinSds = perTreatment.map((t) => t.sd).filter(Number.isFinite);
+  const err = pureError(byT);
   const mainEffects: MainEffect[] = [];
   for (const factor of Object.keys(run.manifest.factors)) {
     const groups = new Map<string, { level: Level; xs: number[] }>();
@@ -87,8 +98,22 @@ export function variabilityTable(run: RunDir, metric: NumericMetric): Variabilit
       .map((g) => ({ level: g.level, n: g.xs.length, mean: mean(g.xs) }))
       .sort((x, y) => rank(x.level) - rank(y.level));
     const ms = lvls.map((l) => l.mean);
-    mainEffects.push({ factor, levels: lvls, spread: max(ms) - min(ms), ratio: max(ms) / min(ms) });
+    mainEffects.push({ factor, levels: lvls, spread: max(ms) - min(ms), ratio: max(ms) / min(ms), test: mainEffectTest(lvls, err) });
   }
+  const varied = Object.entries(run.manifest.factors).filter(([, ls]) => ls.length >= 2);
+  const interactions: Interaction[] = [];
+  for (let i = 0; i < varied.length; i++)
+    for (let j = i + 1; j < varied.length; j++) {
+      const [a, aLevels] = varied[i],
+        [b, bLevels] = varied[j];
+      const obs: { a: string; b: string; y: number }[] = [];
+      for (const [t, xs] of byT) {
+        const lv = levels.get(t);
+        if (lv?.[a] === undefined || lv[b] === undefined) continue;
+        for (const y of xs) obs.push({ a: levelLabel(lv[a]), b: levelLabel(lv[b]), y });
+      }
+      interactions.push(interaction(a, b, aLevels.map(levelLabel), bLevels.map(levelLabel), obs, err));
+    }
   return {
     metric,
     n: all.length,
@@ -99,6 +124,8 @@ export function variabilityTable(run: RunDir, metric: NumericMetric): Variabilit
     overallSd: sd(all),
     perTreatment,
     mainEffects,
+    interactions,
+    pureError: err,
   };
 }
 

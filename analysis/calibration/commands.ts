@@ -8,6 +8,7 @@ import { UserError } from '../../harness/util/errors.ts';
 import type { Table } from '../report/tables.ts';
 import { fitParams } from './fit.ts';
 import { readCalibrationRun } from './io.ts';
+import { MVM_ENERGY } from '../models/energy.ts';
 import { readParams, writeParams, type ParamsT } from './params.ts';
 import { checkEnergy, MODEL_TITLES, predictAll, type EnergyCheck, type PredictionResult } from './predict.ts';
 
@@ -43,7 +44,12 @@ export async function fitToFile(dirs: readonly string[], out: string, syncS?: nu
 export interface PredictReport {
   params: string;
   duration: PredictionResult;
+  /** E = alpha * MB + beta as calibrated, checked on held-out migrations. */
   energy: EnergyCheck | null;
+  /** The calibrated energy line (alpha J/MB, beta J, 95 % intervals), null without one. */
+  energy_fit: ParamsT['energy'][number] | null;
+  /** mVM's published alpha/beta checked on the same held-out migrations, for reference. */
+  energy_mvm: EnergyCheck | null;
 }
 
 export async function predictFromFile(paramsPath: string, dirs: readonly string[]): Promise<PredictReport> {
@@ -51,7 +57,27 @@ export async function predictFromFile(paramsPath: string, dirs: readonly string[
   const runs = [];
   for (const d of dirs) runs.push(await readCalibrationRun(d));
   const migrations = runs.flatMap((r) => r.migrations.filter((m) => !m.partial));
-  return { params: resolve(paramsPath), duration: predictAll(params, migrations), energy: checkEnergy(params, migrations) };
+  const fit = params.energy[0] ?? null;
+  const mvm: ParamsT | null = fit && {
+    ...params,
+    energy: [
+      {
+        ...fit,
+        group: 'mVM',
+        alpha: MVM_ENERGY.alpha,
+        beta: MVM_ENERGY.beta,
+        alpha_ci: { low: null, high: null },
+        beta_ci: { low: null, high: null },
+      },
+    ],
+  };
+  return {
+    params: resolve(paramsPath),
+    duration: predictAll(params, migrations),
+    energy: checkEnergy(params, migrations),
+    energy_fit: fit,
+    energy_mvm: mvm && checkEnergy(mvm, migrations),
+  };
 }
 
 export function predictionTables(r: PredictReport): Table[] {
@@ -87,13 +113,32 @@ export function predictionTables(r: PredictReport): Table[] {
       x.note ?? x.models.qemu?.note ?? '',
     ]),
   };
-  const tables = [scores, rows];
-  if (r.energy) {
+  // the energy check sits next to the duration scores: both are held-out errors of the same params
+  const tables = [scores];
+  if (r.energy && r.energy_fit) {
+    const e = r.energy_fit;
+    const ci = (i: { low: number | null; high: number | null }) => `[${f2(i.low)}, ${f2(i.high)}]`;
+    const row = (name: string, a: string, aci: string, b: string, bci: string, c: EnergyCheck) => [
+      name,
+      a,
+      aci,
+      b,
+      bci,
+      String(c.n),
+      pct(c.median_rel_error),
+      pct(c.p90_rel_error),
+      String(c.in_sample),
+    ];
     tables.push({
-      title: 'Energy model, held-out migrations',
-      headers: ['n', 'median error', 'p90 error', 'in-sample (left out)'],
-      rows: [[String(r.energy.n), pct(r.energy.median_rel_error), pct(r.energy.p90_rel_error), String(r.energy.in_sample)]],
+      title: 'Energy model E = α·V + β, held-out migrations',
+      caption: `V in MB transferred; energy figures with power readings over at least 80 % of their migration.`,
+      headers: ['α/β from', 'α J/MB', 'α 95 % CI', 'β J', 'β 95 % CI', 'held-out n', 'median error', 'p90 error', 'in-sample (left out)'],
+      rows: [
+        row(`calibrated here (n ${e.n})`, f2(e.alpha), ci(e.alpha_ci), f2(e.beta), ci(e.beta_ci), r.energy),
+        ...(r.energy_mvm ? [row("mVM's published", String(MVM_ENERGY.alpha), '–', String(MVM_ENERGY.beta), '–', r.energy_mvm)] : []),
+      ],
     });
   }
+  tables.push(rows);
   return tables;
 }

@@ -22,6 +22,8 @@ export interface CalibrationMigration extends PredictInput {
   energy_j: number | null;
   energy_coverage: number | null;
   partial: boolean;
+  /** Span of its plan action (executor clock), ms: what the harness spent around QEMU's total time. */
+  plan_span_ms?: number | null;
 }
 
 export interface CalibrationRun {
@@ -116,12 +118,18 @@ export function fitParams(runs: readonly CalibrationRun[], o: FitOptions = {}): 
       n: ef.n,
     });
   }
+  const setups = completed.map((x) => x.m.setup_ms).filter((v): v is number => v !== null && v >= 0);
+  const overheads = completed
+    .filter((x) => x.m.plan_span_ms != null && x.m.total_ms !== null)
+    .map((x) => Math.max(0, x.m.plan_span_ms! - x.m.total_ms!));
   return {
     params: {
       migbench_params: PARAMS_VERSION,
       created_at: (o.now ?? new Date()).toISOString(),
       goodput,
       sync_s: o.syncS ?? DEFAULT_SYNC_S,
+      setup_s: setups.length ? median(setups) / 1000 : null,
+      action_overhead_s: overheads.length ? median(overheads) / 1000 : null,
       hotcold,
       energy,
       sources: runs.map((r) => ({

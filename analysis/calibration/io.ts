@@ -73,6 +73,7 @@ export async function calibrationRunOf(run: RunDir): Promise<CalibrationRun> {
       energy_j: m.energy_j,
       energy_coverage: m.energy_coverage ?? null,
       partial: m.partial === true,
+      plan_span_ms: typeof m.plan?.start_ms === 'number' && typeof m.plan?.end_ms === 'number' ? m.plan.end_ms - m.plan.start_ms : null,
     };
   });
   return { runDir: dir, name: run.manifest.name, specHash: run.manifest.spec_hash ?? null, migrations, curves };

@@ -57,6 +57,13 @@ export const Params = z.object({
   goodput: z.number().positive().max(1),
   /** Per-sync floor of the QEMU-like model (s). */
   sync_s: z.number().nonnegative(),
+  /** QEMU setup before the first page (median over calibration migrations), s; absent in older files. */
+  setup_s: z.number().nonnegative().nullable().optional(),
+  /**
+   * Harness time per plan action outside QEMU's total time (starting the destination, QMP), median over
+   * calibration migrations, s: the plan advisor adds it to every migration. Absent in older files.
+   */
+  action_overhead_s: z.number().nonnegative().nullable().optional(),
   hotcold: z.array(HotColdEntry),
   energy: z.array(EnergyEntry),
   sources: z.array(Source),

@@ -26,6 +26,16 @@ export function figureHtml(f: RenderedFigure): string {
     : `<h3>${esc(f.title)}</h3><p class="note">Omitted: ${esc(f.note)}.</p>`;
 }
 
+/** The timeline of one migration: its own section, with how to plot any other one. */
+export interface TimelineSection extends RenderedFigure {
+  caption: string;
+}
+
+export function timelineHtml(t: TimelineSection): string {
+  const body = t.svg ? `<figure><figcaption>${esc(t.title)}</figcaption>${t.svg}</figure>` : `<p class="note">Omitted: ${esc(t.note)}.</p>`;
+  return `<h2>Timeline</h2>\n<p class="caption">${esc(t.caption)}</p>\n${body}`;
+}
+
 const STYLE = `body{font-family:system-ui,sans-serif;margin:2em;max-width:1150px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}
 th{background:#f3f3f3}.note{color:#777;font-style:italic}.caption{color:#555;font-size:13px}
@@ -36,12 +46,14 @@ export function reportHtml(
   summaryTables: readonly Table[],
   figures: readonly RenderedFigure[],
   detailTables: readonly Table[],
+  timeline?: TimelineSection,
 ): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${STYLE}</style></head>
 <body>
 <h1>${esc(title)}</h1>
 ${summaryTables.map(tableHtml).join('\n')}
+${timeline ? timelineHtml(timeline) : ''}
 <h2>Figures</h2>
 ${figures.map(figureHtml).join('\n')}
 ${detailTables.map((t) => `<details open><summary>${esc(t.title)}</summary>${tableHtml(t)}</details>`).join('\n')}

@@ -13,11 +13,26 @@ export function tableMarkdown(t: Table): string {
   return [...out, ''].join('\n');
 }
 
-export function reportMarkdown(title: string, tables: readonly Table[], figureNotes: readonly string[]): string {
+export function reportMarkdown(
+  title: string,
+  tables: readonly Table[],
+  figureNotes: readonly string[],
+  timeline?: { title: string; drawn: boolean; note: string; caption: string },
+): string {
   return [
     `# ${title}`,
     '',
     ...tables.map(tableMarkdown),
+    ...(timeline
+      ? [
+          '## Timeline',
+          '',
+          timeline.drawn ? `${timeline.title}: see index.html.` : `_Omitted: ${timeline.note}._`,
+          '',
+          timeline.caption,
+          '',
+        ]
+      : []),
     ...(figureNotes.length ? ['## Figures', '', ...figureNotes.map((n) => `- ${n}`), ''] : []),
   ].join('\n');
 }

@@ -445,6 +445,10 @@ export interface Figure {
 }
 
 export function figures(a: AnalysisResult): Figure[] {
+  // views the run's design cannot have are left out, not shown empty: two-factor views need two
+  // varied factors, the CDFs against sequential execution a plan other than sequential
+  const designHas = (id: string) =>
+    id === 'two-factor' ? a.twoFactor.length > 0 : id === 'plan-cdfs' ? a.plans.plans.some((p) => !p.label.startsWith('sequential')) : true;
   return [
     {
       id: 'downtime-factors',
@@ -462,14 +466,12 @@ export function figures(a: AnalysisResult): Figure[] {
       id: 'two-factor',
       title: 'Two-factor views',
       spec: twoFactorHeatmaps(a),
-      emptyNote: a.twoFactor.length
-        ? 'no completed migration in any cell of a pair of factors'
-        : 'fewer than two factors varied in this run',
+      emptyNote: 'no completed migration in any cell of a pair of factors',
     },
     { id: 'dirty-curves', title: 'Hot/cold pages', spec: dirtyCurves(a), emptyNote: 'no dirty_trace samples in this run' },
     { id: 'energy', title: 'Energy model', spec: energyFit(a), emptyNote: a.energy.pooled.note ?? 'no energy fit' },
     { id: 'power', title: 'Power over time', spec: powerTimeline(a), emptyNote: 'no power samples in this run' },
     { id: 'gantt', title: 'Migration plan', spec: planGantt(a), emptyNote: a.plans.note ?? 'no plan' },
     { id: 'plan-cdfs', title: 'Slowdown and speedup CDFs', spec: planCdfs(a), emptyNote: a.plans.note ?? 'no plan comparison' },
-  ];
+  ].filter((f) => designHas(f.id));
 }

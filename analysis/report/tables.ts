@@ -7,6 +7,8 @@ import { MVM_ENERGY, type EnergyReport } from '../models/energy.ts';
 import { problemText, type RunDir } from '../rundir.ts';
 import { ENERGY_MIN_COVERAGE } from '../analyze.ts';
 import { MODEL_TITLES, MODELS, type ModelPrediction } from '../calibration/predict.ts';
+import { advisorTables } from '../calibration/advise-table.ts';
+import type { FTest, Interaction } from '../twofactor-interaction.ts';
 
 export interface Table {
   title: string;
@@ -249,15 +251,47 @@ export function perTreatmentTable(run: RunDir, a: AnalysisResult): Table {
   };
 }
 
+function fText(t: FTest | null, note: string | null = null): string {
+  if (!t) return note ?? '–';
+  const p = t.p < 0.001 ? 'p < 0.001' : `p = ${t.p.toFixed(3)}`;
+  return `F(${t.df1}, ${t.df2}) = ${Number.isFinite(t.f) ? num(t.f, 2) : '∞'}, ${p}${t.p < 0.05 ? ': yes' : ': not significant'}`;
+}
+
+function interactionSize(i: Interaction): string {
+  if (i.contrast) return `Δ of Δ ${num(i.contrast.value)} [${num(i.contrast.low)}, ${num(i.contrast.high)}]`;
+  return i.maxDeviation === null ? '–' : `largest cell deviation from additive ${num(i.maxDeviation)}`;
+}
+
 export function mainEffectsTable(a: AnalysisResult): Table {
   const rows: string[][] = [];
-  for (const t of a.variability)
-    for (const e of t.mainEffects) {
-      rows.push([t.metric, e.factor, e.levels.map((l) => `${l.level}: ${num(l.mean)}`).join('; '), num(e.spread), num(e.ratio)]);
-    }
+  for (const t of a.variability) {
+    for (const e of t.mainEffects)
+      rows.push([
+        t.metric,
+        e.factor,
+        e.levels.map((l) => `${l.level}: ${num(l.mean)}`).join('; '),
+        num(e.spread),
+        num(e.ratio),
+        fText(e.test),
+      ]);
+    for (const i of t.interactions)
+      rows.push([
+        t.metric,
+        `${i.a} × ${i.b}`,
+        i.cells.map((c) => `${c.a} × ${c.b}: ${c.mean === null ? 'none' : num(c.mean)}`).join('; '),
+        interactionSize(i),
+        '–',
+        fText(i.test, i.note) + (i.test && i.note ? ` (${i.note})` : ''),
+      ]);
+  }
   return {
-    title: 'Main effects (mean response per factor level)',
-    headers: ['response', 'factor', 'level means (ms)', 'spread (max − min)', 'max:min'],
+    title: 'Main effects (mean response per factor level) and two-factor interactions',
+    caption:
+      'A × B rows are interactions: the cell means of A × B, and how far they are from additive (each factor acting alone). ' +
+      "For 2 × 2 levels: the difference of differences (B's effect at A's second level minus at its first) with a 95 % t interval; " +
+      'otherwise the largest deviation of a cell mean from the additive fit. F tests (two-way ANOVA) compare each effect ' +
+      'with the variance of repetitions within treatments; yes: p < 0.05.',
+    headers: ['response', 'factor', 'level means (ms)', 'spread (max − min) / interaction (ms)', 'max:min', 'F test'],
     rows,
     note: rows.length ? undefined : 'no factors varied in this run',
   };
@@ -328,6 +362,7 @@ export function allTables(run: RunDir, a: AnalysisResult): Table[] {
     variabilitySummary(a),
     mainEffectsTable(a),
     planTable(a),
+    ...advisorTables(run, a),
     verdictTable(a),
     perTreatmentTable(run, a),
   ];

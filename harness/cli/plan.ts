@@ -7,6 +7,12 @@ import { estimateModel } from '../plan/estimate.ts';
 import { planOf } from '../plan/load.ts';
 import { describePlan, formatGantt, formatPlanList } from '../plan/render.ts';
 import { simulate } from '../plan/simulate.ts';
+import { loadSpec } from '../spec/load.ts';
+import { advise } from '../../analysis/calibration/advise.ts';
+import { adviseInputFromSpec } from '../../analysis/calibration/advise-spec.ts';
+import { adviceJson, adviceTable } from '../../analysis/calibration/advise-table.ts';
+import { readParams } from '../../analysis/calibration/params.ts';
+import { tableMarkdown } from '../../analysis/report/markdown.ts';
 
 /** `migbench plan show <spec>`: the action list and a Gantt chart of the simulated schedule. */
 
@@ -66,9 +72,50 @@ const showCmd: CommandModule<object, ShowArgs> = {
   },
 };
 
+interface AdviseArgs {
+  spec: string;
+  params: string;
+  'unshaped-rate': string;
+  boot: string;
+  shutdown: string;
+  json: boolean;
+}
+
+const adviseCmd: CommandModule<object, AdviseArgs> = {
+  command: 'advise <spec>',
+  describe:
+    'predict completion time, mean migration time and energy of sequential, parallel, capped k and per-server k plans ' +
+    "of a spec's moves from calibrated parameters, and pick one",
+  builder: (y) =>
+    y
+      .positional('spec', { type: 'string', demandOption: true })
+      .option('params', { type: 'string', demandOption: true, describe: "params.json written by 'migbench fit <runDir...> --out'" })
+      .option('unshaped-rate', { type: 'string', default: '1gbit', describe: 'rate assumed for links the spec does not shape' })
+      .option('boot', { type: 'string', default: '30s', describe: 'time to power a host on (plans with boot)' })
+      .option('shutdown', { type: 'string', default: '10s', describe: 'time to power a host off (plans with shutdown)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the advice as one JSON object' }) as Argv<AdviseArgs>,
+  handler: async (a) => {
+    const unshapedRateBps = option(Rate, 'unshaped-rate', a['unshaped-rate']).bps;
+    const bootS = option(Duration, 'boot', a.boot).ms / 1000;
+    const shutdownS = option(Duration, 'shutdown', a.shutdown).ms / 1000;
+    const params = readParams(a.params);
+    const { spec } = loadSpec(a.spec);
+    // the spec's own plan must hold together before alternatives are compared to it
+    const { plan } = planOf(spec, a.spec);
+    const { input, notes } = adviseInputFromSpec(spec, params, { unshapedRateBps, bootS, shutdownS, file: a.spec, paramsFile: a.params });
+    const advice = advise(input, plan, { file: a.spec });
+    if (a.json) {
+      console.log(JSON.stringify({ spec: a.spec, params: a.params, ...adviceJson(advice, notes) }, null, 2));
+      return;
+    }
+    console.log(tableMarkdown(adviceTable(advice, notes)));
+    for (const n of notes) console.log(`note: ${n}`);
+  },
+};
+
 export const planCommand: CommandModule = {
   command: 'plan',
   describe: 'inspect migration plans',
-  builder: (y) => y.command(showCmd).demandCommand(1, 'name a plan command: show'),
+  builder: (y) => y.command(showCmd).command(adviseCmd).demandCommand(1, 'name a plan command: show, advise'),
   handler: () => {},
 };

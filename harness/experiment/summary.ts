@@ -48,5 +48,6 @@ export function summaryTable(records: readonly MigrationRecord[]): string {
     ...rows.map(line),
     '(means over completed migrations; downtime in ms: reported by QEMU, STOP->RESUME events, observed by the probe)',
     ...failed.map((r) => `${r.id}: ${r.status}: ${r.reason}`),
+    ...records.flatMap((r) => (r.flags ?? []).map((f) => `${r.id}: FLAGGED ${f.code}: ${f.reason}`)),
   ].join('\n');
 }

@@ -145,6 +145,17 @@ describe('derivation rules', () => {
     // every probe answered: no outage
     o.probe = o.probe!.map((r) => ({ ...r, recvUs: r.recvUs ?? r.sentUs + 500 }));
     expect(deriveMigration(o).downtime_observed_ms).toBe(0);
+    // a pause shorter than one interval can fall between two probes
+    expect(deriveMigration(o).downtime_observed_uncertainty_ms).toBe(10);
+  });
+
+  it('observed downtime carries its uncertainty: ± one interval when the probe sent on schedule', () => {
+    const d = deriveMigration(load('completed').observation);
+    // the real prober sends within tens of µs of its schedule
+    expect(d.downtime_observed_uncertainty_ms!).toBeGreaterThanOrEqual(10);
+    expect(d.downtime_observed_uncertainty_ms!).toBeLessThan(10.5);
+    const failed = deriveMigration(load('failed').observation);
+    expect(failed.downtime_observed_uncertainty_ms).toBeNull();
   });
 
   it('a loss run that began before the command keeps its full length; one after the first reply is ignored', () => {
@@ -181,6 +192,7 @@ describe('derivation rules', () => {
     const d = deriveMigration(o);
     // probes 7 (answered) .. 15 (answered): (150 - 70) - 10 = 70 ms
     expect(d.downtime_observed_ms).toBe(70);
+    expect(d.downtime_observed_uncertainty_ms).toBe(10);
     expect(d.postop_ms).toBe(5); // RESUME at +295, first reply to the probe sent at +300
     expect(d).toMatchObject({
       status: 'completed',

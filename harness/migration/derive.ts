@@ -106,6 +106,11 @@ export type DerivedMeasures = Pick<
   | 'downtime_limit_ms'
   | 'probe_interval_ms'
 > & {
+  /**
+   * ± of downtime_observed_ms: what the probe's send times around the outage allow (one probe
+   * interval when it sent on schedule; an outage without any lost probe is 0 ± one interval).
+   */
+  downtime_observed_uncertainty_ms: number | null;
   /** Source entered postcopy-active (QEMU clock); null when post-copy never engaged. */
   t_postcopy: string | null;
 };
@@ -223,6 +228,7 @@ export function deriveMigration(obs: MigrationObservation): DerivedMeasures {
     link_rate_mbit: config.linkRateBps ? config.linkRateBps / 1e6 : null,
     downtime_limit_ms: config.downtimeLimitMs,
     probe_interval_ms: config.probeIntervalMs,
+    downtime_observed_uncertainty_ms: null,
     t_postcopy: iso(
       obs.events.find((e) => e.side === 'src' && e.event === 'MIGRATION' && e.data.status === 'postcopy-active')?.timestampMs,
     ),
@@ -244,6 +250,7 @@ export function deriveMigration(obs: MigrationObservation): DerivedMeasures {
       out.postop_ms = first.sentUs / 1000 - resume.timestampMs;
       const o = longestOutage(obs.probe, config.probeIntervalMs, { fromUs: tCmd * 1000, toUs: first.sentUs });
       out.downtime_observed_ms = o ? o.durationMs : 0;
+      out.downtime_observed_uncertainty_ms = o ? o.uncertaintyMs : config.probeIntervalMs;
     }
   }
   return out;

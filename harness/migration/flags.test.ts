@@ -13,7 +13,7 @@ const good: FlagInput = {
   probe_interval_ms: 10,
   energy_j: 218,
   energy_coverage: 1,
-  clock_offset_uncertainty_ms: 0.3,
+  clock_uncertainty_ms: 0.3,
   engaged: { 'postcopy-ram': true },
   probe_outside: { lost: 0, sent: 5000 },
 };
@@ -37,6 +37,11 @@ describe('flags on migration records', () => {
     expect(codes({ ...good, downtime_observed_ms: 380.8 + 11.9 })).toEqual([]);
     expect(codes({ ...good, downtime_observed_ms: 380.8 + 12.1 })).toEqual(['downtime_disagrees']);
     expect(codes({ ...good, probe_interval_ms: 1, downtime_observed_ms: 384 })).toEqual(['downtime_disagrees']);
+    // a probe that sent late around the outage knew the downtime only to its send gaps: that is the resolution then
+    expect(codes({ ...good, probe_interval_ms: 1, downtime_observed_uncertainty_ms: 4, downtime_observed_ms: 384 })).toEqual([]);
+    expect(codes({ ...good, probe_interval_ms: 1, downtime_observed_uncertainty_ms: 1, downtime_observed_ms: 384 })).toEqual([
+      'downtime_disagrees',
+    ]);
   });
   it('not for what is expected: bytes of a cut-off migration, the post-copy blackout', () => {
     expect(codes({ ...good, status: 'failed', link_rate_mbit: 10 })).toEqual([]);
@@ -63,7 +68,7 @@ describe('flags on migration records', () => {
     expect(f[0].reason).toMatch(/postcopy-ram/);
   });
   it('a clock offset coarser than the downtime resolution', () => {
-    expect(codes({ ...good, clock_offset_uncertainty_ms: 15 })).toEqual(['clock_offset']);
+    expect(codes({ ...good, clock_uncertainty_ms: 15 })).toEqual(['clock_offset']);
   });
   it('an energy figure with thin power coverage', () => {
     expect(codes({ ...good, energy_coverage: 0.5 })).toEqual(['energy_coverage']);

@@ -30,10 +30,12 @@ export interface FlagInput {
   downtime_event_ms?: number | null;
   downtime_observed_ms?: number | null;
   probe_interval_ms?: number | null;
+  /** ± of the observed downtime from the probe's send times; when larger than the interval (a late probe) it is the resolution. */
+  downtime_observed_uncertainty_ms?: number | null;
   energy_j?: number | null;
   energy_coverage?: number | null;
   /** Uncertainty of the source/destination clock offset (ssh driver: two hosts' clocks). */
-  clock_offset_uncertainty_ms?: number | null;
+  clock_uncertainty_ms?: number | null;
   /** Features asked for in the spec, and whether the hypervisor showed each engaging (null: no evidence either way). */
   engaged?: Record<string, boolean | null>;
   /** When post-copy was switched on (null/absent: it never was). */
@@ -49,7 +51,7 @@ export interface FlagSettings {
    * 2 % covers rounding of rates and timer granularity, not more.
    */
   linkSlack: number;
-  /** Agreement of observed and event downtime: this plus one probe interval. */
+  /** Agreement of observed and event downtime: this plus the observed downtime's uncertainty (one probe interval on schedule). */
   downtimeSlackMs: number;
   /** QEMU's figure may exceed the event figure by timer noise only. */
   reportedSlackMs: number;
@@ -94,7 +96,9 @@ export function flagRecord(r: FlagInput, s: Readonly<FlagSettings> = DEFAULT_FLA
   // after a post-copy switch the guest runs on the destination while pages still arrive: clients see
   // a longer outage than STOP->RESUME, which is the post-copy blackout, not a measurement disagreement
   if (r.status === 'completed' && !r.t_postcopy && num(r.downtime_observed_ms) && num(r.downtime_event_ms)) {
-    const tol = s.downtimeSlackMs + (num(r.probe_interval_ms) ? r.probe_interval_ms : 0);
+    const interval = num(r.probe_interval_ms) ? r.probe_interval_ms : 0;
+    const resolution = Math.max(interval, num(r.downtime_observed_uncertainty_ms) ? r.downtime_observed_uncertainty_ms : 0);
+    const tol = s.downtimeSlackMs + resolution;
     const d = r.downtime_observed_ms - r.downtime_event_ms;
     if (Math.abs(d) > tol) {
       flags.push({
@@ -126,10 +130,10 @@ export function flagRecord(r: FlagInput, s: Readonly<FlagSettings> = DEFAULT_FLA
       flags.push({ code: 'not_engaged', reason: `${feature} was requested but the hypervisor never showed it engaging` });
     }
   }
-  if (num(r.clock_offset_uncertainty_ms) && num(r.probe_interval_ms) && r.clock_offset_uncertainty_ms > r.probe_interval_ms) {
+  if (num(r.clock_uncertainty_ms) && num(r.probe_interval_ms) && r.clock_uncertainty_ms > r.probe_interval_ms) {
     flags.push({
       code: 'clock_offset',
-      reason: `source and destination clocks agree only to ±${f1(r.clock_offset_uncertainty_ms)} ms, coarser than the downtime resolution (${f1(r.probe_interval_ms)} ms)`,
+      reason: `source and destination clocks agree only to ±${f1(r.clock_uncertainty_ms)} ms, coarser than the downtime resolution (${f1(r.probe_interval_ms)} ms)`,
     });
   }
   if (num(r.energy_j) && num(r.energy_coverage) && r.energy_coverage < s.minEnergyCoverage) {

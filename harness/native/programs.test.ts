@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { computeOutages, delayForwarderArgs, longestOutage, parseProbeLine, probeArgs, type ProbeRecord } from './programs.ts';
+import {
+  computeOutages,
+  cpuMsFromStat,
+  delayForwarderArgs,
+  longestOutage,
+  parseProbeLine,
+  parseProbeSummary,
+  probeArgs,
+  probeLoss,
+  type ProbeRecord,
+} from './programs.ts';
 
 const T0 = 1_795_000_000_000_000; // epoch µs
 
@@ -48,8 +58,17 @@ describe('computeOutages', () => {
       startUs: T0 + 49 * 10_000,
       endUs: T0 + 73 * 10_000,
       durationMs: 230,
+      uncertaintyMs: 10,
       bounded: true,
     });
+  });
+
+  it('gives ± one interval on schedule, at 1 ms too', () => {
+    const out = computeOutages(
+      series(2000, 1, (s) => s >= 500 && s <= 886),
+      1,
+    );
+    expect(out.map((o) => [o.durationMs, o.uncertaintyMs])).toEqual([[387, 1]]);
   });
 
   it('uses real send times, not the probe count, when the prober skipped slots', () => {
@@ -61,6 +80,8 @@ describe('computeOutages', () => {
       { seq: 53, sentUs: T0 + 55_000, recvUs: T0 + 55_400 },
     ];
     expect(computeOutages(recs, 10)[0].durationMs).toBe(45);
+    // down at least 51..52 (10 ms), at most 50..53 (55 ms): 45 ± 35 covers both
+    expect(computeOutages(recs, 10)[0].uncertaintyMs).toBe(35);
   });
 
   it('ignores reply latency: a slow first reply after the gap does not lengthen the outage', () => {
@@ -158,5 +179,39 @@ describe('argument builders', () => {
       '--id',
       '7',
     ]);
+  });
+});
+
+describe("probeLoss: the probe's own loss outside migrations", () => {
+  // 1 ms probes; a migration window 1000..1999 ms with its outage 1500..1899 running past the window's end;
+  // two probes lost on their own at 300 and 2500
+  const recs = series(3000, 1, (s) => s === 300 || s === 2500 || (s >= 1500 && s <= 2100));
+  const win = { fromUs: T0 + 1000_000, toUs: T0 + 1999_000 };
+
+  it("counts probes sent outside every window, and a loss run overlapping one as the migration's", () => {
+    expect(probeLoss(recs, 1, [win])).toEqual({ sent: 3000 - 1000 - 101, lost: 2 });
+    expect(probeLoss(recs, 1, [])).toEqual({ sent: 3000, lost: 603 });
+  });
+
+  it('counts only below a seq, classifying runs on all records', () => {
+    expect(probeLoss(recs, 1, [win], 1000)).toEqual({ sent: 1000, lost: 1 });
+    // the outage crossing seq 2050 is still the migration's
+    expect(probeLoss(recs, 1, [win], 2050)).toEqual({ sent: 1000, lost: 1 });
+  });
+});
+
+describe('mb-probe summary and CPU time', () => {
+  it('finds the summary line among stderr lines', () => {
+    const err =
+      'mb-probe: something\n{"event":"summary","sent":10,"received":9,"lost":1,"late_replies":0,"skipped_slots":0,"send_errors":0,' +
+      '"raw_socket":true,"rt":true,"cpu_user_us":1500,"cpu_sys_us":22000}\n';
+    expect(parseProbeSummary(err)).toMatchObject({ sent: 10, lost: 1, cpu_user_us: 1500, cpu_sys_us: 22000 });
+    expect(parseProbeSummary('mb-probe: cannot open an ICMP socket\n')).toBeNull();
+  });
+
+  it('reads utime + stime from /proc/<pid>/stat, a command name with spaces and parentheses included', () => {
+    const stat = '4242 (mb (pro) be) S 1 4242 4242 0 -1 4194560 120 0 0 0 37 205 0 0 -51 0 2 0 974005 5767168 300';
+    expect(cpuMsFromStat(stat)).toBe(2420);
+    expect(cpuMsFromStat('garbage')).toBeNull();
   });
 });

@@ -147,6 +147,13 @@ export interface Outage {
   endUs: number;
   durationMs: number;
   /**
+   * Half-width of what the send times allow, around durationMs: the outage
+   * lasted at least from the first to the last lost probe's send time and at
+   * most from `before` to `after`. On schedule that is ± one interval; a late
+   * or skipping prober widens it (max(interval, gap before + gap after - interval)).
+   */
+  uncertaintyMs: number;
+  /**
    * false when the run touches the start or end of the records, so one side
    * has no answered probe; then durationMs is a lower bound
    * (lost probes' send span + one interval).
@@ -185,7 +192,9 @@ export function computeOutages(records: readonly ProbeRecord[], intervalMs: numb
       const startUs = before ? before.sentUs : first.sentUs;
       const endUs = after ? after.sentUs : last.sentUs + intervalMs * 1000;
       const durationMs = bounded ? (endUs - startUs) / 1000 - intervalMs : (last.sentUs - first.sentUs) / 1000 + intervalMs;
-      out.push({ firstLostSeq: first.seq, lastLostSeq: last.seq, lostCount, startUs, endUs, durationMs, bounded });
+      const gapsMs = (first.sentUs - startUs + (endUs - last.sentUs)) / 1000;
+      const uncertaintyMs = bounded ? Math.max(intervalMs, gapsMs - intervalMs) : intervalMs;
+      out.push({ firstLostSeq: first.seq, lastLostSeq: last.seq, lostCount, startUs, endUs, durationMs, uncertaintyMs, bounded });
     }
     i = j + 1;
   }
@@ -211,4 +220,78 @@ export function longestOutage(records: readonly ProbeRecord[], intervalMs: numbe
     if (!best || o.durationMs > best.durationMs) best = o;
   }
   return best;
+}
+
+/** Probes sent and lost, e.g. outside every migration. */
+export interface ProbeLoss {
+  sent: number;
+  lost: number;
+}
+
+/**
+ * The probe's own loss: probes sent outside every window, and those of them
+ * lost. A loss run that overlaps a window (a migration's downtime, whose end
+ * may come after the window) belongs to the window as a whole. Only records
+ * with seq < `belowSeq` are counted (the rest classify runs crossing it).
+ */
+export function probeLoss(
+  records: readonly ProbeRecord[],
+  intervalMs: number,
+  windows: readonly TimeWindowUs[],
+  belowSeq = Infinity,
+): ProbeLoss {
+  const inWindow = (fromUs: number, toUs: number) => windows.some((w) => toUs >= w.fromUs && fromUs <= w.toUs);
+  const inside = new Set<number>();
+  for (const o of computeOutages(records, intervalMs, { includeUnbounded: true })) {
+    if (inWindow(o.startUs, o.endUs)) for (let q = o.firstLostSeq; q <= o.lastLostSeq; q++) inside.add(q);
+  }
+  let sent = 0;
+  let lost = 0;
+  for (const r of records) {
+    if (r.seq >= belowSeq) continue;
+    if (r.recvUs === null ? inside.has(r.seq) : inWindow(r.sentUs, r.sentUs)) continue;
+    sent++;
+    if (r.recvUs === null) lost++;
+  }
+  return { sent, lost };
+}
+
+/** mb-probe's final stderr line: what it sent, received and lost, and its own CPU time. */
+export interface ProbeSummary {
+  sent: number;
+  received: number;
+  lost: number;
+  late_replies: number;
+  skipped_slots: number;
+  send_errors: number;
+  raw_socket: boolean;
+  rt: boolean;
+  /** Absent from binaries built before the summary carried them. */
+  cpu_user_us?: number;
+  cpu_sys_us?: number;
+}
+
+/** The summary line among mb-probe's stderr lines (the last one), or null. */
+export function parseProbeSummary(stderr: string): ProbeSummary | null {
+  for (const line of stderr.split('\n').reverse()) {
+    const s = line.trim();
+    if (!s.startsWith('{')) continue;
+    try {
+      const o = JSON.parse(s) as Record<string, unknown>;
+      if (o.event === 'summary' && isInt(o.sent) && isInt(o.received) && isInt(o.lost)) return o as unknown as ProbeSummary;
+    } catch {
+      // not JSON: a diagnostic line
+    }
+  }
+  return null;
+}
+
+/** CPU time (user + system, ms) of a process from /proc/<pid>/stat text; null when unreadable. */
+export function cpuMsFromStat(stat: string, ticksPerS = 100): number | null {
+  // the command name (field 2) may hold spaces and parentheses: fields count from the last ')'
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
+  return ((utime + stime) * 1000) / ticksPerS;
 }

@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'runs/', '**/*.c', '**/*.h'] },
+  { ignores: ['node_modules/', 'runs/', '.cache/', 'build/', '**/*.c', '**/*.h'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -4,12 +4,18 @@ import { counts } from '../experiment/campaign-state.ts';
 import { summaryTable } from '../experiment/summary.ts';
 import { checkExperiment } from '../experiment/treatments.ts';
 import { testbedId } from '../spec/load.ts';
+import { Progress } from '../experiment/progress.ts';
+import { errorMessage } from '../util/errors.ts';
+import { loadRunDir } from '../../analysis/rundir.ts';
+import { writeReport } from '../../analysis/report/write.ts';
 
 interface RunArgs {
   spec: string;
   out: string;
   influx?: string;
+  inventory?: string;
   'dry-run': boolean;
+  report: boolean;
 }
 
 export const runCommand: CommandModule<object, RunArgs> = {
@@ -27,6 +33,15 @@ export const runCommand: CommandModule<object, RunArgs> = {
         type: 'string',
         describe: 'also stream samples to InfluxDB 1.x, e.g. http://127.0.0.1:8086/migbench',
       })
+      .option('inventory', {
+        type: 'string',
+        describe: 'run on the servers of this inventory (ssh driver) instead of the spec\'s testbed; see README "Running on a cluster"',
+      })
+      .option('report', {
+        type: 'boolean',
+        default: true,
+        describe: 'write the HTML report into <run directory>/report at the end and print its path (--no-report: skip)',
+      })
       .option('dry-run', {
         type: 'boolean',
         default: false,
@@ -43,36 +58,54 @@ export const runCommand: CommandModule<object, RunArgs> = {
       return;
     }
     const t0 = Date.now();
-    const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s]`;
-    const res = await runExperiment({ specFile: a.spec, outDir: a.out, influx: a.influx, log: (l) => console.error(`${stamp()} ${l}`) });
+    const { progress, log } = terminal(t0);
+    const res = await runExperiment({ specFile: a.spec, outDir: a.out, influx: a.influx, inventory: a.inventory, log, progress });
     printOutcome(res, t0);
+    if (a.report) await report(res);
   },
 };
 
-export const resumeCommand: CommandModule<object, { runDir: string; influx?: string; 'retry-failed': boolean }> = {
+export const resumeCommand: CommandModule<object, { runDir: string; influx?: string; 'retry-failed': boolean; report: boolean }> = {
   command: 'resume <runDir>',
   describe: 'continue a campaign after Ctrl-C, a crash or kill -9: done units are kept, an interrupted one is redone',
   builder: (y) =>
     y
       .positional('runDir', { type: 'string', demandOption: true })
       .option('retry-failed', { type: 'boolean', default: false, describe: 'also retry units that failed' })
+      .option('report', { type: 'boolean', default: true, describe: 'write the HTML report at the end (--no-report: skip)' })
       .option('influx', { type: 'string', describe: 'stream samples to InfluxDB 1.x' }) as Argv<{
       runDir: string;
       influx?: string;
       'retry-failed': boolean;
+      report: boolean;
     }>,
   handler: async (a) => {
     const t0 = Date.now();
-    const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s]`;
-    const res = await resumeExperiment({
-      runDir: a.runDir,
-      influx: a.influx,
-      retryFailed: a['retry-failed'],
-      log: (l) => console.error(`${stamp()} ${l}`),
-    });
+    const { progress, log } = terminal(t0);
+    const res = await resumeExperiment({ runDir: a.runDir, influx: a.influx, retryFailed: a['retry-failed'], log, progress });
     printOutcome(res, t0);
+    if (a.report) await report(res);
   },
 };
+
+/** Log lines stamped with the seconds since start; on a terminal they go above a progress bar. */
+function terminal(t0: number): { progress: Progress; log: (l: string) => void } {
+  const progress = new Progress({ tty: !!process.stderr.isTTY, line: (l) => console.error(l) });
+  const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s]`;
+  return { progress, log: (l) => progress.log(`${stamp()} ${l}`) };
+}
+
+/** The run's HTML report; a failure to write it loses nothing measured, so it only warns. */
+async function report(res: RunResult): Promise<void> {
+  if (!res.records.length && res.state.units.every((u) => u.status !== 'done')) return;
+  try {
+    console.error(`writing the report into ${res.dir}/report`);
+    const r = await writeReport(loadRunDir(res.dir));
+    console.log(`report: ${r.html}`);
+  } catch (e) {
+    console.error(`migbench: the report was not written (${errorMessage(e)}); write it with 'migbench report ${res.dir}'`);
+  }
+}
 
 function printOutcome(res: RunResult, t0: number): void {
   const wall = (Date.now() - t0) / 1000;

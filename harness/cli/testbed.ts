@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { downSsh, listSshStates } from '../driver/ssh/session.ts';
 import { loadSpec, testbedId } from '../spec/load.ts';
 import { formatRate } from '../spec/units.ts';
 import { UserError } from '../util/errors.ts';
@@ -112,8 +113,19 @@ const downCmd: CommandModule<object, { target?: string; force: boolean }> = {
     }) as Argv<{ target?: string; force: boolean }>,
   handler: async (a) => {
     const { id, topology } = targetOf(a.target);
+    // servers of ssh-driver runs that did not end cleanly (crash, kill -9)
+    let sshDone = 0;
+    for (const sid of id ? [id] : listSshStates().map((s) => s.id)) {
+      const r = await downSsh(sid, { force: a.force, log: (l) => process.stderr.write(`${l}\n`) });
+      if (!r) continue;
+      sshDone++;
+      if (r.refused) {
+        process.stderr.write(`migbench: ${r.refused}\n`);
+        process.exitCode = 2;
+      } else console.log(`ssh testbed '${sid}' cleaned on ${r.servers} server(s): guests ended, taps, shaping and run files removed`);
+    }
     const results = await down(id, { force: a.force, topology });
-    if (results.length === 0) console.log('no testbed to remove');
+    if (results.length === 0 && sshDone === 0) console.log('no testbed to remove');
     for (const r of results) {
       if (r.refused) process.stderr.write(`migbench: ${r.refused}\n`);
       else console.log(`testbed '${r.id}' removed: ${r.namespaces.length} namespaces, ${r.processes} process(es) ended`);

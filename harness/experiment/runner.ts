@@ -1,23 +1,23 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.ts';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { buildGuestImage, type GuestImage } from '../image/build.ts';
 import { probeAccelerator } from '../hypervisor/accel.ts';
 import { assertQemuUsable } from '../hypervisor/version.ts';
-import { loadSpec, parseSpecText, testbedId } from '../spec/load.ts';
+import { loadSpec, parseSpecText } from '../spec/load.ts';
 import type { Spec } from '../spec/schema.ts';
-import { down, inUseByLiveRun, ownerAlive, up } from '../testbed/local.ts';
-import { loadState, type TestbedState } from '../testbed/state.ts';
-import { buildTopology } from '../testbed/topology.ts';
-import { delayForwarderPath } from '../native/programs.ts';
 import { UserError, errorMessage } from '../util/errors.ts';
 import { PACKAGE_ROOT, stateDir } from '../util/paths.ts';
 import { Interrupted, registerCleanup } from '../util/signals.ts';
 import { InfluxSink } from '../store/influx.ts';
 import { powerModelFrom, TestbedPower } from '../power/testbed-power.ts';
 import { workloadLabel } from '../migration/placement.ts';
+import { LocalSession } from '../driver/local-session.ts';
+import type { DriverSession } from '../driver/session.ts';
+import { SshSession } from '../driver/ssh/session.ts';
+import { inventoryFromObject, loadInventory, type Inventory } from '../inventory/load.ts';
 import { jsonlLines, parseJsonlLine } from '../store/jsonl.ts';
 import {
   issueText,
@@ -46,6 +46,10 @@ export interface RunOptions {
   log: (line: string) => void;
   /** Stream samples to InfluxDB 1.x (buffered to the run directory while it is unreachable). */
   influx?: string;
+  /** The CLI's progress display (a bar on a terminal); without it, plain status lines go to `log`. */
+  progress?: Progress;
+  /** Run on the servers of this inventory (ssh driver) instead of the spec's testbed. */
+  inventory?: string;
 }
 
 export interface ResumeOptions {
@@ -53,6 +57,7 @@ export interface ResumeOptions {
   log: (line: string) => void;
   influx?: string;
   retryFailed?: boolean;
+  progress?: Progress;
 }
 
 export interface RunResult {
@@ -71,58 +76,55 @@ function harnessVersion(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-function preflight(spec: Spec, file: string): void {
+function preflight(spec: Spec, file: string, where: Where): void {
   if (!spec.migration) throw new UserError(`${file}: migration: missing; 'run' needs migration.moves`);
   if (spec.vms.length === 0) throw new UserError(`${file}: vms: 'run' needs at least one VM`);
-  if (process.getuid?.() !== 0) throw new UserError('migbench run drives the local testbed and needs root');
+  if (!where.inventory && process.getuid?.() !== 0) throw new UserError('migbench run drives the local testbed and needs root');
 }
 
-/** Brings the treatment's testbed up, reusing one already up with the same topology. */
-async function ensureTestbed(
-  spec: Spec,
-  specFile: string,
-  current: TestbedState | null,
-  log: (l: string) => void,
-  beforeDown: () => Promise<void>,
-  runDir: string,
-): Promise<{ state: TestbedState; ours: boolean }> {
-  if (spec.testbed.driver !== 'local')
-    throw new UserError(`${specFile}: testbed.driver: 'run' drives the local testbed only in this version`);
-  const id = testbedId(spec);
-  const topology = buildTopology(spec.testbed, id, { mgmt: !!spec.measure.power });
-  const want = JSON.stringify(topology);
-  if (current && JSON.stringify(current.topology) === want) return { state: current, ours: true };
-  if (current) {
-    await beforeDown();
-    await down(current.id);
-  }
-  const existing = loadState(id);
-  if (existing && inUseByLiveRun(existing)) {
-    throw new UserError(
-      `testbed '${id}' is in use by another running 'migbench run' (pid ${existing.upPid}, ${existing.ownerRun}); wait for it, or give this spec another testbed.id`,
-    );
-  }
-  if (existing?.ownerRun && !ownerAlive(existing)) {
-    // left behind by a run that was killed (kill -9, crash): its guests may still be running there
-    log(`removing testbed '${id}' left by a run that ended abnormally (${existing.ownerRun})`);
-    await down(id);
-    return ensureTestbed(spec, specFile, null, log, beforeDown, runDir);
-  }
-  if (existing && existing.complete && JSON.stringify(existing.topology) === want) {
-    log(`using testbed '${id}' that is already up`);
-    return { state: existing, ours: false };
-  }
-  if (existing && existing.complete)
-    throw new UserError(`testbed '${id}' is up with a different topology; run 'migbench testbed down ${id}' first`);
-  // a half-built testbed of a killed run: remove it and build afresh
-  if (existing) await down(id);
-  log(`building testbed '${id}' (${topology.hosts.length} hosts)`);
-  return { state: await up({ id, specFile, topology, delayForwarder: delayForwarderPath, ownerRun: runDir }), ours: true };
+/**
+ * Power under the ssh driver would come from the servers' BMCs, which this
+ * version does not poll yet: a spec asking for power runs without it, said
+ * in the log and the manifest (never modelled numbers presented as measured).
+ */
+function withoutPowerOverSsh(spec: Spec, manifest: Manifest, log: (l: string) => void): Spec {
+  if (!spec.measure.power) return spec;
+  log('measure.power: not measured on an inventory (the ssh driver does not poll BMCs yet); energy figures stay empty');
+  manifest.power_source = 'none';
+  manifest.power_model = null;
+  manifest.power_note = 'measure.power was requested; the ssh driver does not poll BMCs yet';
+  return { ...spec, measure: { ...spec.measure, power: undefined } };
+}
+
+/** Where a run's testbed is: the local one, or the servers of an inventory (ssh driver). */
+interface Where {
+  /** The inventory file, or the spec's inline `{oar_nodefile}` form with the spec file anchoring relative paths. */
+  inventory: { file: string } | { inline: Record<string, unknown>; specFile: string } | null;
+}
+
+function whereOf(spec: Spec, specFile: string, inventoryFlag: string | undefined): Where {
+  if (inventoryFlag) return { inventory: { file: resolve(inventoryFlag) } };
+  if (spec.testbed.driver !== 'ssh') return { inventory: null };
+  const inv = spec.testbed.inventory;
+  if (!inv)
+    throw new UserError(`${specFile}: testbed.inventory: missing; the ssh driver needs an inventory file (or pass --inventory <file>)`);
+  if (typeof inv === 'string') return { inventory: { file: resolve(dirname(resolve(specFile)), inv) } };
+  return { inventory: { inline: inv, specFile: resolve(specFile) } };
+}
+
+function loadWhere(w: Where): Inventory | null {
+  const i = w.inventory;
+  if (!i) return null;
+  if ('file' in i) return loadInventory(i.file);
+  return inventoryFromObject(i.inline, `${i.specFile}: testbed.inventory`, dirname(i.specFile));
 }
 
 export async function runExperiment(o: RunOptions): Promise<RunResult> {
   const { spec, raw, text } = loadSpec(o.specFile);
-  preflight(spec, o.specFile);
+  const where = whereOf(spec, o.specFile, o.inventory);
+  preflight(spec, o.specFile, where);
+  // inventory errors before anything is created (exit 2, located like spec errors)
+  loadWhere(where);
   const treatments = expandTreatments(spec, raw, o.specFile);
   mkdirSync(o.outDir, { recursive: true });
   const rd = RunDir.create(o.outDir, spec.name);
@@ -135,9 +137,21 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   });
   const state = initialState(treatments, spec.repetitions);
   rd.writeState(state);
+  if (where.inventory) manifest.where = where.inventory;
   rd.writeManifest(manifest);
   o.log(`run directory: ${rd.path}`);
-  return campaign({ rd, spec, treatments, state, manifest, specFile: o.specFile, log: o.log, influx: o.influx });
+  return campaign({
+    rd,
+    spec,
+    treatments,
+    state,
+    manifest,
+    specFile: o.specFile,
+    log: o.log,
+    influx: o.influx,
+    progress: o.progress,
+    where,
+  });
 }
 
 export async function resumeExperiment(o: ResumeOptions): Promise<RunResult> {
@@ -150,7 +164,9 @@ export async function resumeExperiment(o: ResumeOptions): Promise<RunResult> {
     throw new UserError(`${o.runDir}: no campaign state to resume (state.json or the spec text is missing)`);
   // the spec as it was when the run started, not as the file is now
   const { spec, raw } = parseSpecText(manifest.spec_text, `${o.runDir}/manifest.json:spec_text`);
-  preflight(spec, String(manifest.spec_file));
+  // the servers the run started on (an inventory given to 'run --inventory' is in the manifest)
+  const where: Where = { inventory: (manifest.where as Where['inventory'] | undefined) ?? null };
+  preflight(spec, String(manifest.spec_file), where);
   const treatments = expandTreatments(spec, raw, String(manifest.spec_file));
   const { interrupted, retried } = prepareResume(state, !!o.retryFailed);
   if (interrupted.length) {
@@ -172,7 +188,18 @@ export async function resumeExperiment(o: ResumeOptions): Promise<RunResult> {
   const rd = new RunDir(dir, o.log);
   rd.writeState(state);
   rd.writeManifest(manifest);
-  return campaign({ rd, spec, treatments, state, manifest, specFile: String(manifest.spec_file), log: o.log, influx: o.influx });
+  return campaign({
+    rd,
+    where,
+    spec,
+    treatments,
+    state,
+    manifest,
+    specFile: String(manifest.spec_file),
+    log: o.log,
+    influx: o.influx,
+    progress: o.progress,
+  });
 }
 
 /** The manifest as written by `run`, for `resume`; a newer layout is refused rather than rewritten. */
@@ -254,24 +281,52 @@ interface CampaignOptions {
   specFile: string;
   log: (l: string) => void;
   influx?: string;
+  progress?: Progress;
+  where: Where;
 }
 
 async function campaign(o: CampaignOptions): Promise<RunResult> {
   const { rd, spec, treatments, state, manifest, specFile, influx } = o;
-  const rawLog = o.log;
+  const log = o.log; // on a terminal, the CLI's log writes above the progress bar
+  const progress = o.progress ?? new Progress({ tty: false, line: log });
+  const movesOf = new Map(treatments.map((t) => [t.id, t.spec.migration?.moves.length ?? 1]));
+  const migrationsOf = (us: readonly UnitState[]) => us.reduce((n, u) => n + (movesOf.get(u.treatment) ?? 1), 0);
   const c0 = counts(state);
-  const progress = new Progress(state.units.length, c0.done + c0.failed, !!process.stderr.isTTY, (s) => process.stderr.write(s));
-  const log = (l: string) => (process.stderr.isTTY ? progress.log(l) : rawLog(l));
+  progress.start({
+    unitsTotal: state.units.length,
+    unitsDone: c0.done + c0.failed,
+    migrationsTotal: migrationsOf(state.units),
+    migrationsDone: migrationsOf(state.units.filter((u) => u.status === 'done' || u.status === 'failed')),
+  });
+  // the running migration's sent bytes, from its progress samples (the VM's name is unique within a unit)
+  rd.onSample((s) => {
+    if (s.measurement !== 'migration_progress' || typeof s.fields.transferred !== 'number') return;
+    const remainingBytes = typeof s.fields.remaining === 'number' ? s.fields.remaining : null;
+    const ended = ['completed', 'failed', 'cancelled'].includes(String(s.fields.status));
+    progress.migrationBytes(s.tags.vm ?? s.tags.migration ?? '?', s.fields.transferred, { remainingBytes, ended });
+  });
 
+  const inventory = loadWhere(o.where);
+  // ssh driver: preflight of every server before anything is built or changed anywhere
+  const ssh = inventory ? await SshSession.open({ spec, inventory, source: o.where.inventory!, runDir: rd.path, log }) : null;
+  const session: DriverSession = ssh ?? new LocalSession(specFile, rd.path, log);
   log('preparing guest image and accelerator');
-  const image: GuestImage = await buildGuestImage();
-  const accel = await probeAccelerator(image);
-  const qemu = await assertQemuUsable(accel.accel);
+  let image: GuestImage;
+  let accel: { accel: 'kvm' | 'tcg'; reason: string };
+  try {
+    image = await buildGuestImage();
+    accel = ssh ? ssh.accel() : await probeAccelerator(image);
+  } catch (e) {
+    await session.close().catch(() => undefined);
+    throw e;
+  }
+  const qemu = ssh ? { raw: ssh.qemuVersions() } : await assertQemuUsable(accel.accel);
   log(`accelerator: ${accel.accel} (${accel.reason}); QEMU ${qemu.raw}`);
   rd.setLog(log);
   manifest.qemu_version = qemu.raw;
   manifest.accelerator = accel.accel;
   manifest.accelerator_reason = accel.reason;
+  manifest.driver = { kind: ssh ? 'ssh' : 'local', backend: 'qemu', ...session.facts() };
   manifest.host_kernel = (await execa('uname', ['-r'])).stdout.trim();
   manifest.guest_kernel = image.kernelVersion;
   manifest.guest_image = image.hash;
@@ -280,7 +335,6 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
   const sink = influx ? new InfluxSink(influx, { runDir: rd.path, log }) : null;
   if (sink) rd.onSample((smp) => sink.write(smp));
   const records: MigrationRecord[] = [];
-  let testbed: { state: TestbedState; ours: boolean } | null = null;
   let power: { it: TestbedPower; testbed: string } | null = null;
   const saveState = () => {
     try {
@@ -296,12 +350,17 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
     manifest.power_poller = { ...(manifest.power_poller ?? {}), [power.testbed]: report };
     power = null;
   };
+  const noted = new Set<string>();
+  const noteOnce = (l: string) => {
+    if (!noted.has(l)) log(l);
+    noted.add(l);
+  };
   const unregister = registerCleanup(async () => {
     await stopPower().catch(() => undefined);
-    if (testbed?.ours) await down(testbed.state.id);
+    await session.close();
   });
   try {
-    const byId = new Map(treatments.map((t) => [t.id, t]));
+    const byId = new Map(treatments.map((t) => [t.id, ssh ? { ...t, spec: withoutPowerOverSsh(t.spec, manifest, noteOnce) } : t]));
     const order = [...new Set(state.units.map((u) => u.treatment))];
     for (const [ti, tid] of order.entries()) {
       const units = state.units.filter((u) => u.treatment === tid && u.status === 'pending');
@@ -309,24 +368,23 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
       const t = byId.get(tid);
       if (!t) throw new UserError(`state.json names treatment ${tid}, which the spec no longer produces`);
       log(`treatment ${ti + 1}/${order.length} ${t.id} ${JSON.stringify(t.levels)}: ${units.length} unit(s)`);
-      const previous = testbed?.state.id;
-      testbed = await ensureTestbed(t.spec, specFile, testbed?.ours ? testbed.state : null, log, stopPower, rd.path);
-      if (power && previous !== testbed.state.id) await stopPower();
+      const driver = await session.prepare(t.spec, stopPower);
+      if (power && power.testbed !== driver.id) await stopPower();
       if (t.spec.measure.power && !power) {
-        log(`starting ${testbed.state.topology.hosts.length} BMCs (ipmi_sim) and the power poller`);
-        const bmcDir = join(stateDir(), `${testbed.state.id}-bmc`);
-        const it = await TestbedPower.start(testbed.state.topology, t.spec.measure.power, {
+        log(`starting ${driver.topology.hosts.length} BMCs (ipmi_sim) and the power poller`);
+        const bmcDir = join(stateDir(), `${driver.id}-bmc`);
+        const it = await TestbedPower.start(driver.topology, t.spec.measure.power, {
           dir: bmcDir,
           onSample: (smp) => rd.appendSamples([smp]),
           log,
           tags: { experiment: spec.name },
         });
-        power = { testbed: testbed.state.id, it };
+        power = { testbed: driver.id, it };
       }
       power?.it.setTags({ experiment: spec.name, treatment: t.id });
       // per link, the mechanisms that shaped it (e.g. 'htb+delayfwd'), over all treatments
       const shaping = manifest.shaping_mechanisms;
-      for (const [link, m] of Object.entries(testbed.state.mechanisms)) {
+      for (const [link, m] of Object.entries(session.mechanisms())) {
         const how = [m.rate, m.delay, m.loss].filter((x) => x !== 'none').join('+') || 'unshaped';
         shaping[link] = shaping[link] && !shaping[link].split(' | ').includes(how) ? `${shaping[link]} | ${how}` : how;
       }
@@ -337,7 +395,7 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
         const recs = await runTreatment({
           treatment: t,
           units,
-          testbed: testbed.state,
+          driver,
           image,
           accel: accel.accel,
           rd,
@@ -356,8 +414,7 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
             u.duration_ms = Date.now() - unitStart;
             delete u.reason;
             saveState();
-            progress.migrations += recsOfUnit.length;
-            progress.unitDone(u.duration_ms);
+            progress.unitDone(u.duration_ms, recsOfUnit.length);
           },
         });
         records.push(...recs);
@@ -371,7 +428,7 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
         }
         saveState();
       }
-      const hostNames = testbed.state.topology.hosts.map((h) => h.name);
+      const hostNames = driver.topology.hosts.map((h) => h.name);
       const totals = await treatmentSummary(
         t.id,
         tStart,
@@ -391,7 +448,7 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
     unregister();
     progress.end();
     await stopPower().catch((e) => log(`stopping the power poller: ${errorMessage(e)}`));
-    if (testbed?.ours) await down(testbed.state.id);
+    await session.close();
     if (sink) {
       const st = await sink.close(30_000);
       manifest.influx = { url: sink.url, ...st }; // sink.url carries no credentials

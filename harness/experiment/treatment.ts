@@ -3,20 +3,20 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GuestImage } from '../image/build.ts';
 import { migrateVm } from '../migration/migrate.ts';
-import { bootVm, deleteTap, tapName, workloadLabel, type PlacedVm, type VmEnv } from '../migration/placement.ts';
-import { ProbeStream } from '../migration/probe-stream.ts';
+import { bootVm, releaseVm, workloadLabel, type PlacedVm, type VmEnv } from '../migration/placement.ts';
+import type { TestbedDriver } from '../driver/types.ts';
+import { recordProbeFacts, type ProbeStream } from '../migration/probe-stream.ts';
 import { buildPlanGraph, type PlanMove } from '../plan/graph.ts';
 import { executePlan, type ActionResult } from '../plan/execute.ts';
 import type { TestbedPower } from '../power/testbed-power.ts';
 import { JsonlAppendError } from '../store/jsonl.ts';
 import type { MigrationRecord, PlanLine, Sample } from '../store/schema/index.ts';
-import type { TestbedState } from '../testbed/state.ts';
 import { UserError } from '../util/errors.ts';
 import { checkInterrupted, registerCleanup } from '../util/signals.ts';
 import { parseDirtyReport } from '../workloads/dirty.ts';
 import { watchGuestReports } from '../workloads/guest-reports.ts';
 import { PhaseClock } from '../workloads/phases.ts';
-import { startClients, type ClientSet } from '../workloads/clients.ts';
+import type { ClientSet } from '../workloads/clients.ts';
 import { workloadWarmupMs } from '../workloads/guest-spec.ts';
 import type { UnitState } from './campaign-state.ts';
 import type { RunDir } from './rundir.ts';
@@ -30,7 +30,7 @@ import type { Treatment } from './treatments.ts';
 export interface TreatmentContext {
   treatment: Treatment;
   units: UnitState[];
-  testbed: TestbedState;
+  driver: TestbedDriver;
   image: GuestImage;
   accel: 'kvm' | 'tcg';
   rd: RunDir;
@@ -58,36 +58,35 @@ class Started {
   readonly probes: ProbeStream[] = [];
   readonly clients: ClientSet[] = [];
 
+  constructor(private readonly env: VmEnv) {}
+
   async stop(): Promise<void> {
     for (const cl of this.clients.splice(0)) await cl.stop().catch(() => undefined);
     for (const p of this.probes.splice(0)) await p.stop().catch(() => undefined);
-    for (const vm of this.placed.values()) {
-      await vm.proc.kill().catch(() => undefined);
-      await deleteTap(vm.host.ns, tapName(vm.index));
-    }
+    for (const vm of this.placed.values()) await releaseVm(this.env, vm.host, vm.index, vm.proc);
     this.placed.clear();
   }
 }
 
 export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord[]> {
-  const own = new Started();
+  const dir = join(c.rd.path, 'vms', c.treatment.id);
+  mkdirSync(dir, { recursive: true });
+  const env: VmEnv = { driver: c.driver, topo: c.driver.topology, image: c.image, accel: c.accel, dir, bootTimeoutMs: 180_000 };
+  const own = new Started(env);
   const unregister = registerCleanup(() => own.stop());
   try {
-    return await runUnits(c, own);
+    return await runUnits(c, env, own);
   } finally {
     unregister();
     await own.stop();
   }
 }
 
-async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRecord[]> {
-  const { treatment: t, testbed, rd } = c;
+async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<MigrationRecord[]> {
+  const { treatment: t, rd } = c;
   const spec = t.spec;
   const mig = spec.migration!;
-  const topo = testbed.topology;
-  const dir = join(rd.path, 'vms', t.id);
-  mkdirSync(dir, { recursive: true });
-  const env: VmEnv = { topo, image: c.image, accel: c.accel, dir, bootTimeoutMs: 180_000 };
+  const topo = env.topo;
   const emit = (s: Sample[]) => rd.appendSamples(s);
   const probeIntervalMs = spec.measure.probe_interval.ms;
   const attempt = Math.max(...c.units.map((u) => u.attempts + 1));
@@ -120,26 +119,26 @@ async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRec
     const vm = await bootVm(env, v, i, host);
     own.placed.set(v.name, vm);
     watchSerial(vm);
-    if (topo.clientNs) {
-      const p = new ProbeStream(topo.clientNs, vm.ip, probeIntervalMs, { ...baseTags, vm: v.name }, emit);
+    const p = env.driver.probe(vm.ip, probeIntervalMs, { ...baseTags, vm: v.name }, emit);
+    if (p) {
       own.probes.push(p);
       await p.start();
       vmProbes.set(v.name, p);
     }
-    if (v.clients.length && topo.clientNs) {
-      c.log(`  starting ${v.clients.length} client(s) of ${v.name}: ${v.clients.map((x) => x.kind).join(', ')}`);
-      own.clients.push(
-        await startClients({
-          ns: topo.clientNs,
-          vm: v.name,
-          ip: vm.ip,
-          clients: v.clients,
-          clock: phases,
-          tags: baseTags,
-          emit,
-          log: c.log,
-        }),
-      );
+    if (v.clients.length) {
+      const started = env.driver.startClients({
+        vm: v.name,
+        ip: vm.ip,
+        clients: v.clients,
+        clock: phases,
+        tags: baseTags,
+        emit,
+        log: c.log,
+      });
+      if (started) {
+        c.log(`  starting ${v.clients.length} client(s) of ${v.name}: ${v.clients.map((x) => x.kind).join(', ')}`);
+        own.clients.push(await started);
+      } else c.log(`  ${v.name}: no client vantage point on this testbed; its clients do not run`);
     }
   }
   // warm-up from the spec: let workloads and clients settle before the first migration
@@ -186,6 +185,7 @@ async function runUnits(c: TreatmentContext, own: Started): Promise<MigrationRec
       const { record, vm: after } = await migrateVm({ ...ctxBase, probe: vmProbes.get(action.vm) ?? null }, vm, dst);
       record.plan = { kind: mig.plan.kind, k: mig.plan.k ?? null, action_id: action.id, start_ms: null, end_ms: null };
       await addEnergy(c.power, record);
+      recordProbeFacts(vmProbes.get(action.vm), record);
       record.flags = flagRecord(record);
       records.push(record);
       if (after !== vm) {

@@ -46,6 +46,13 @@ describe('QEMU launcher arguments', () => {
     expect(() => qemuArgs({ ...base, memoryMiB: 8 }, paths)).toThrow(/memory/);
   });
 
+  it('writes the serial console only to the log file when asked (a daemonized remote QEMU)', () => {
+    const a = qemuArgs(base, { ...paths, serial: 'file' });
+    expect(opt(a, '-chardev')).toEqual(['file,id=ser0,path=/tmp/x/vm1.serial.log']);
+    expect(opt(a, '-serial')).toEqual(['chardev:ser0']);
+    expect(a.join(' ')).not.toContain('stdio');
+  });
+
   it('escapes commas in option values', () => {
     const a = qemuArgs(base, { qmp: '/tmp/a,b/q', serialLog: '/tmp/a,b/s' });
     expect(opt(a, '-qmp')).toEqual(['unix:/tmp/a,,b/q,server=on,wait=off']);

@@ -129,8 +129,12 @@ export function guestCmdline(o: Pick<StartVmOptions, 'name' | 'ip' | 'gw' | 'wor
   return words.join(' ');
 }
 
-/** QEMU's argv (without the binary) for these options. */
-export function qemuArgs(o: StartVmOptions, paths: { qmp: string; serialLog: string }): string[] {
+/**
+ * QEMU's argv (without the binary) for these options. The serial console goes to
+ * stdio (and the log file) by default; `serial: 'file'` writes it only to the log
+ * file, for a daemonized QEMU on a remote server whose log is followed over SSH.
+ */
+export function qemuArgs(o: StartVmOptions, paths: { qmp: string; serialLog: string; serial?: 'stdio' | 'file' }): string[] {
   if (!Number.isInteger(o.memoryMiB) || o.memoryMiB < 32)
     throw new UserError(`VM ${o.name}: memory must be an integer >= 32 MiB (got ${o.memoryMiB})`);
   const vcpus = o.vcpus ?? 1;
@@ -161,7 +165,9 @@ export function qemuArgs(o: StartVmOptions, paths: { qmp: string; serialLog: str
     guestCmdline(o),
     // stdio so we parse it live; logfile so it survives us
     '-chardev',
-    `stdio,id=ser0,signal=off,logfile=${optEscape(paths.serialLog)}`,
+    paths.serial === 'file'
+      ? `file,id=ser0,path=${optEscape(paths.serialLog)}`
+      : `stdio,id=ser0,signal=off,logfile=${optEscape(paths.serialLog)}`,
     '-serial',
     'chardev:ser0',
     '-qmp',

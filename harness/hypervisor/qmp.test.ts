@@ -3,6 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Duplex, PassThrough } from 'node:stream';
 import { LineSplitter, QmpClient, QmpClosedError, QmpError, parseGreeting, qmpTimestampMs } from './qmp.ts';
 
 const GREETING = JSON.stringify({
@@ -172,5 +173,47 @@ describe('QmpClient', () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort('QEMU exited with code 1'), 50);
     await expect(QmpClient.connect(tempSocket(), { timeoutMs: 10_000, signal: ac.signal })).rejects.toThrow(/aborted.*code 1/);
+  });
+
+  it("runs over an already open stream that is not a socket (fromStream), keeping the stream's own listeners", async () => {
+    // toQemu/fromQemu: the two directions of e.g. an ssh2 streamlocal channel
+    const toQemu = new PassThrough();
+    const fromQemu = new PassThrough();
+    const stream = Duplex.from({ readable: fromQemu, writable: toQemu });
+    let ownEnd = 0;
+    stream.on('end', () => ownEnd++); // like ssh2's internal 'end' handler, which must survive the greeting
+    const lines = new LineSplitter();
+    toQemu.setEncoding('utf8');
+    toQemu.on('data', (d: string) => {
+      for (const l of lines.push(d)) {
+        const cmd = JSON.parse(l);
+        if (cmd.execute === 'qmp_capabilities') fromQemu.write(`${JSON.stringify({ return: {}, id: cmd.id })}\r\n`);
+        if (cmd.execute === 'query-status') {
+          fromQemu.write(ev('RESUME', 1700000001, 0));
+          fromQemu.write(`${JSON.stringify({ return: { status: 'running' }, id: cmd.id })}\r\n`);
+        }
+      }
+    });
+    // greeting torn across writes, with an event right behind it in the same chunk
+    fromQemu.write(GREETING.slice(0, 7));
+    fromQemu.write(`${GREETING.slice(7)}\r\n${ev('STOP', 1700000000, 250)}`);
+    const c = await QmpClient.fromStream(stream, { label: 'vm1@h1', timeoutMs: 2000 });
+    expect(c.greeting.version.major).toBe(10);
+    expect(c.events().map((e) => [e.event, e.timestampMs])).toEqual([['STOP', 1700000000000.25]]);
+    expect(await c.execute('query-status')).toEqual({ status: 'running' });
+    expect(c.events().map((e) => e.event)).toEqual(['STOP', 'RESUME']);
+    const pending = c.execute('never-answered');
+    fromQemu.end(); // the remote side went away
+    await expect(pending).rejects.toThrow(/QEMU exited \(vm1@h1 connection closed\)/);
+    await c.closed;
+    expect(ownEnd).toBe(1);
+  });
+
+  it('fromStream: a stream that says nothing fails within the bound, naming the label', async () => {
+    const stream = Duplex.from({ readable: new PassThrough(), writable: new PassThrough() });
+    await expect(QmpClient.fromStream(stream, { label: 'vm9@h2', timeoutMs: 100 })).rejects.toThrow(
+      /QMP vm9@h2: no greeting within 100 ms/,
+    );
+    expect(stream.destroyed).toBe(true);
   });
 });

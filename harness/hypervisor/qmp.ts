@@ -1,10 +1,12 @@
 /**
- * QMP client over a unix socket (node:net). Commands carry an id, so replies
+ * QMP client over a unix socket (node:net), or over any byte stream to one
+ * (fromStream: a remote QEMU's socket forwarded over SSH). Commands carry an id, so replies
  * are matched even when events arrive in between; events keep QEMU's own
  * timestamp (epoch ms) next to our receive time.
  */
 import { EventEmitter } from 'node:events';
-import { createConnection, type Socket } from 'node:net';
+import { createConnection } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 export interface QemuVersion {
   major: number;
@@ -105,7 +107,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
   private markClosed!: () => void;
 
   private constructor(
-    private readonly socket: Socket,
+    private readonly socket: Duplex,
     readonly label: string,
     readonly greeting: QmpGreeting,
   ) {
@@ -124,11 +126,7 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     for (;;) {
       if (opts.signal?.aborted) throw new Error(`QMP connect ${label}: aborted (${String(opts.signal.reason ?? 'QEMU exited')})`);
       try {
-        const { socket, greeting, rest, splitter } = await openAndGreet(path, Math.max(1, deadline - Date.now()));
-        const c = new QmpClient(socket, label, greeting);
-        c.attach(rest, splitter);
-        await c.execute('qmp_capabilities', {}, { timeoutMs: Math.max(1000, deadline - Date.now()) });
-        return c;
+        return await QmpClient.negotiate(createConnection(path), path, label, deadline);
       } catch (e) {
         const code = (e as { code?: string }).code;
         const retryable = code === 'ENOENT' || code === 'ECONNREFUSED';
@@ -141,6 +139,23 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     }
   }
 
+  /**
+   * A client on an already open stream to a QMP socket (e.g. ssh2's streamlocal
+   * forwarding of a remote QEMU's socket): reads the greeting, negotiates
+   * capabilities. No retry: the caller opens the stream once QEMU listens.
+   */
+  static fromStream(stream: Duplex, opts: { label: string; timeoutMs?: number }): Promise<QmpClient> {
+    return QmpClient.negotiate(stream, opts.label, opts.label, Date.now() + (opts.timeoutMs ?? 30_000));
+  }
+
+  private static async negotiate(stream: Duplex, what: string, label: string, deadline: number): Promise<QmpClient> {
+    const { socket, greeting, rest, splitter } = await greet(stream, what, Math.max(1, deadline - Date.now()));
+    const c = new QmpClient(socket, label, greeting);
+    c.attach(rest, splitter);
+    await c.execute('qmp_capabilities', {}, { timeoutMs: Math.max(1000, deadline - Date.now()) });
+    return c;
+  }
+
   private attach(rest: string[], lines: LineSplitter): void {
     this.socket.on('data', (chunk: string) => {
       for (const l of lines.push(chunk)) this.onLine(l);
@@ -149,6 +164,11 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
       /* 'close' follows and rejects everything */
     });
     this.socket.on('close', () => this.onClose());
+    // QEMU's output ended: no reply can come; a half-open stream (ssh2 channel, Duplex) may not emit 'close' yet
+    this.socket.on('end', () => {
+      this.onClose();
+      this.socket.end();
+    });
     for (const l of rest) this.onLine(l);
     this.socket.resume(); // paused after the greeting so nothing is lost in between
   }
@@ -282,25 +302,30 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
   }
 }
 
-/** Opens the socket and reads the greeting line; returns any lines after it. */
-function openAndGreet(
+/** Reads the greeting line from a freshly opened stream; returns any lines after it. */
+function greet(
+  socket: Duplex,
   path: string,
   timeoutMs: number,
-): Promise<{ socket: Socket; greeting: QmpGreeting; rest: string[]; splitter: LineSplitter }> {
+): Promise<{ socket: Duplex; greeting: QmpGreeting; rest: string[]; splitter: LineSplitter }> {
   return new Promise((resolve, reject) => {
-    const socket = createConnection(path);
     const lines = new LineSplitter();
     const timer = setTimeout(() => fail(new Error(`QMP ${path}: no greeting within ${timeoutMs} ms`)), timeoutMs);
-    const fail = (e: Error) => {
+    // only our own listeners come off: a stream may have internal ones (ssh2's channel does)
+    const detach = () => {
       clearTimeout(timer);
-      socket.removeAllListeners();
+      socket.off('error', fail);
+      socket.off('close', onClose);
+      socket.off('data', onData);
+    };
+    const fail = (e: Error) => {
+      detach();
+      socket.on('error', () => {}); // a late error of the destroyed stream
       socket.destroy();
       reject(e);
     };
-    socket.setEncoding('utf8');
-    socket.on('error', fail);
-    socket.on('close', () => fail(new Error(`QMP ${path}: closed before greeting`)));
-    socket.on('data', (chunk: string) => {
+    const onClose = () => fail(new Error(`QMP ${path}: closed before greeting`));
+    const onData = (chunk: string) => {
       const ls = lines.push(chunk);
       if (ls.length === 0) return;
       let g: QmpGreeting;
@@ -310,12 +335,15 @@ function openAndGreet(
         fail(e as Error);
         return;
       }
-      clearTimeout(timer);
       socket.pause();
-      socket.removeAllListeners();
+      detach();
       socket.on('error', () => {}); // until attach() installs its handlers
       resolve({ socket, greeting: g, rest: ls.slice(1), splitter: lines });
-    });
+    };
+    socket.setEncoding('utf8');
+    socket.on('error', fail);
+    socket.on('close', onClose);
+    socket.on('data', onData);
   });
 }
 

@@ -41,6 +41,8 @@ export interface Inventory {
   /** The expanded node file path (oar_nodefile only). */
   nodefile?: string;
   hosts: InventoryHost[];
+  /** Where probes and workload clients run; absent: on the controller itself. */
+  client?: SshTarget;
   hostKeys: HostKeyPolicy;
   bmcSecrets?: string;
 }
@@ -112,6 +114,7 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
   let common: {
     defaults?: TemplateT;
     gateways?: GatewayEntryT[];
+    client?: GatewayEntryT;
     known_hosts?: string;
     host_key_check?: 'strict' | 'accept-new';
     bmc_secrets?: string;
@@ -175,6 +178,16 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
       });
     specHosts.set(entry.spec_host, entry.name);
   }
+  const client = common.client;
+  if (client && (seen.has(client.name) || (common.gateways ?? []).some((g) => g.name === client.name))) {
+    const extra = Object.keys(client).filter((k) => k !== 'name');
+    if (extra.length) {
+      issues.push({
+        path: `client.${extra[0]}`,
+        message: `'${client.name}' is a host or gateway of this inventory: give only 'client: {name: ${client.name}}' to run the clients there`,
+      });
+    }
+  }
   if (issues.length) throw specError(file, issues);
 
   const tpl: TemplateT = common.defaults ?? {};
@@ -183,6 +196,8 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
   const byName = new Map<string, GatewayEntryT & { where: string }>();
   for (const [i, g] of (common.gateways ?? []).entries()) byName.set(g.name, { user: localUser, ...g, where: `${file}: gateways[${i}]` });
   for (const { entry, where } of entries) byName.set(entry.name, { user: tpl.user ?? localUser, ...tpl, ...entry, where });
+  // the client is reached like a gateway (a name of the inventory reuses that entry's target)
+  if (client && !byName.has(client.name)) byName.set(client.name, { user: localUser, ...client, where: `${file}: client` });
 
   // Auth of one entry: explicit key/agent, else the agent if running and the usual default keys.
   const auth = (e: { key_file?: string; agent?: boolean | string }, where: string): { keyFile?: string; agent?: string } => {
@@ -271,6 +286,7 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
     kind,
     nodefile,
     hosts,
+    client: client ? targetOf(client.name, []) : undefined,
     hostKeys: {
       mode: common.host_key_check ?? 'strict',
       knownHostsFiles: SYSTEM_KNOWN_HOSTS.map((p) => expandPath(p, `${file}: known_hosts`, baseDir, env)),

@@ -78,6 +78,11 @@ const common = {
   defaults: Template.optional(),
   /** Jump hosts that are not experiment servers. */
   gateways: z.array(GatewayEntry).optional(),
+  /**
+   * Where probes and workload clients run (it must reach the guests' data addresses): a machine
+   * reached like a gateway, or `{name: <host or gateway>}` to use one of those. Absent: the controller.
+   */
+  client: GatewayEntry.optional(),
   /** migbench's own known_hosts (accept-new writes here); default ~/.config/migbench/known_hosts. */
   known_hosts: z.string().min(1).optional(),
   host_key_check: z.enum(['strict', 'accept-new'], { error: "expected 'strict' or 'accept-new'" }).optional(),

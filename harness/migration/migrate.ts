@@ -5,7 +5,7 @@ import type { VmProcess } from '../hypervisor/qemu.ts';
 import type { QmpEvent } from '../hypervisor/qmp.ts';
 import { expectedPath, pathBetween, type HostNode } from '../testbed/topology.ts';
 import { errorMessage } from '../util/errors.ts';
-import { deleteTap, startIncoming, tapName, workloadLabel, type PlacedVm, type VmEnv } from './placement.ts';
+import { startIncoming, tapName, workloadLabel, type PlacedVm, type VmEnv } from './placement.ts';
 import type { ProbeStream } from './probe-stream.ts';
 import {
   answeredSince,
@@ -133,12 +133,15 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   ctx.probe?.setTags(tags);
   const src = vm.proc;
   let dstProc: VmProcess | null = null;
+  // QMP event times come from each host's clock: put them on the controller's (ssh driver; 0 locally)
+  const offsets = { src: env.driver.clockOffset(vm.host.name), dst: env.driver.clockOffset(dst.name) };
   const onEvent = (side: 'src' | 'dst') => (e: QmpEvent) => {
     if (!measuring) return;
-    obs.events.push({ side, event: e.event, timestampMs: e.timestampMs, receivedAtMs: e.receivedAtMs, data: e.data ?? {} });
+    const timestampMs = e.timestampMs - (offsets[side]?.offsetMs ?? 0);
+    obs.events.push({ side, event: e.event, timestampMs, receivedAtMs: e.receivedAtMs, data: e.data ?? {} });
     ctx.emit([
       {
-        t: iso(Number.isFinite(e.timestampMs) ? e.timestampMs : e.receivedAtMs)!,
+        t: iso(Number.isFinite(timestampMs) ? timestampMs : e.receivedAtMs)!,
         measurement: 'qmp_event',
         tags: { ...tags, side },
         fields: {
@@ -146,6 +149,8 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
           status: typeof e.data?.status === 'string' ? e.data.status : null,
           pass: typeof e.data?.pass === 'number' ? e.data.pass : null,
           received_ms: e.receivedAtMs,
+          // the host's clock minus the controller's, taken out of `t` (ssh driver)
+          ...(offsets[side] ? { clock_offset_ms: offsets[side].offsetMs } : {}),
           data: JSON.stringify(e.data ?? {}),
         },
       },
@@ -295,6 +300,10 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     source_running: null,
     migration_uri: uri,
   };
+  if (offsets.src || offsets.dst) {
+    rec.clock_offset_ms = (offsets.dst?.offsetMs ?? 0) - (offsets.src?.offsetMs ?? 0);
+    rec.clock_uncertainty_ms = (offsets.dst?.uncertaintyMs ?? 0) + (offsets.src?.uncertaintyMs ?? 0);
+  }
   Object.assign(rec, deriveMigration(obs));
 
   if (rec.status === 'completed' && dstProc) {
@@ -314,12 +323,12 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     rec.healthy = rec.health.answers !== false && rec.health.workload_running !== false && rec.health.problems.length === 0;
     // the source is paused in 'postmigrate': end it, the guest lives on dst now
     await src.quit(10_000).catch(() => src.kill());
-    await deleteTap(vm.host.ns, tapName(vm.index));
+    await env.driver.releaseGuest(vm.host, tapName(vm.index));
     return { record: rec, vm: { ...vm, host: dst, proc: dstProc } };
   }
   // failed: remove the destination, check the source guest still runs
   if (dstProc && !dstProc.hasExited()) await dstProc.kill().catch(() => undefined);
-  await deleteTap(dst.ns, tapName(vm.index));
+  if (dstProc) await env.driver.releaseGuest(dst, tapName(vm.index));
   rec.source_running = await sourceRunning(src);
   rec.health.problems = src
     .serialProblems()

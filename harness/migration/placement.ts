@@ -1,15 +1,15 @@
-import { run } from '../util/exec.ts';
 import type { VmSpecT, WorkloadSpec } from '../spec/schema.ts';
-import { guestIp, type HostNode, type Topology } from '../testbed/topology.ts';
-import { startVm, type VmProcess } from '../hypervisor/qemu.ts';
-import type { Accel } from '../hypervisor/version.ts';
-import type { GuestImage } from '../image/build.ts';
+import { guestIp, type HostNode } from '../testbed/topology.ts';
+import type { VmProcess } from '../hypervisor/qemu.ts';
+import type { GuestStart, VmEnv } from '../driver/types.ts';
 import { guestWorkloadLabel, guestWorkloadString } from '../workloads/guest-spec.ts';
 
+export type { VmEnv } from '../driver/types.ts';
+
 /**
- * A VM placed on the local testbed: a QEMU process in a host namespace whose
- * NIC is a tap on that host's bridge, so the guest keeps its MAC and IP on
- * whichever host it runs and the client namespace reaches it.
+ * A VM placed on a host of the testbed: a QEMU process whose NIC is a tap on
+ * that host's guest bridge, so the guest keeps its MAC and IP on whichever
+ * host it runs and the client vantage point reaches it.
  */
 export interface PlacedVm {
   spec: VmSpecT;
@@ -40,29 +40,9 @@ export function workloadLabel(w: WorkloadSpec): string {
   return guestWorkloadLabel(w);
 }
 
-export async function createTap(ns: string, ifname: string): Promise<void> {
-  await run('ip', ['-n', ns, 'tuntap', 'add', 'dev', ifname, 'mode', 'tap']);
-  await run('ip', ['-n', ns, 'link', 'set', ifname, 'master', 'mb-br']);
-  await run('ip', ['-n', ns, 'link', 'set', ifname, 'up']);
-}
-
-export async function deleteTap(ns: string, ifname: string): Promise<void> {
-  await run('ip', ['-n', ns, 'link', 'del', ifname], { allowFail: true });
-}
-
-export interface VmEnv {
-  topo: Topology;
-  image: GuestImage;
-  accel: Accel;
-  /** Where QMP sockets and serial logs go (per treatment). */
-  dir: string;
-  bootTimeoutMs: number;
-}
-
-function vmOptions(env: VmEnv, vm: VmSpecT, index: number, host: HostNode) {
+function vmOptions(env: VmEnv, vm: VmSpecT, index: number) {
   return {
     name: vm.name,
-    netns: host.ns,
     memoryMiB: Math.round(vm.memory.bytes / 2 ** 20),
     vcpus: vm.vcpus,
     image: env.image,
@@ -77,16 +57,15 @@ function vmOptions(env: VmEnv, vm: VmSpecT, index: number, host: HostNode) {
 
 /** Boots a VM on its host and waits for the guest (and its workload) to say it is ready. */
 export async function bootVm(env: VmEnv, vm: VmSpecT, index: number, host: HostNode): Promise<PlacedVm> {
-  const o = vmOptions(env, vm, index, host);
-  await createTap(host.ns, o.tap.ifname);
+  const o = vmOptions(env, vm, index);
   let proc: VmProcess | undefined;
   try {
-    proc = await startVm({ ...o, fileStem: `${vm.name}.${host.name}` });
+    proc = await env.driver.startGuest(host, { ...o, fileStem: `${vm.name}.${host.name}` });
     await proc.waitForSerial(/MB-READY/, env.bootTimeoutMs);
     if (o.workload) await proc.waitForSerial(/MB-WORKLOAD-RUNNING/, env.bootTimeoutMs);
   } catch (e) {
     await proc?.kill().catch(() => undefined);
-    await deleteTap(host.ns, o.tap.ifname);
+    if (proc) await env.driver.releaseGuest(host, o.tap.ifname);
     throw new Error(`VM ${vm.name} on ${host.name} did not become ready: ${(e as Error).message}`);
   }
   return { spec: vm, index, mac: o.tap.mac, ip: guestIp(index), host, proc, memoryMiB: o.memoryMiB, workload: o.workload };
@@ -94,12 +73,12 @@ export async function bootVm(env: VmEnv, vm: VmSpecT, index: number, host: HostN
 
 /** Starts the paused destination QEMU of a migration (same devices, `-incoming defer`). */
 export async function startIncoming(env: VmEnv, vm: PlacedVm, dst: HostNode, stem: string): Promise<VmProcess> {
-  const o = vmOptions(env, vm.spec, vm.index, dst);
-  await createTap(dst.ns, o.tap.ifname);
-  try {
-    return await startVm({ ...o, incoming: 'defer', fileStem: stem });
-  } catch (e) {
-    await deleteTap(dst.ns, o.tap.ifname);
-    throw e;
-  }
+  const o: GuestStart = { ...vmOptions(env, vm.spec, vm.index), incoming: 'defer', fileStem: stem };
+  return env.driver.startGuest(dst, o);
+}
+
+/** Stops a guest's QEMU (if still running) and removes its NIC on the host it ran on. */
+export async function releaseVm(env: VmEnv, host: HostNode, index: number, proc?: VmProcess): Promise<void> {
+  if (proc && !proc.hasExited()) await proc.kill().catch(() => undefined);
+  await env.driver.releaseGuest(host, tapName(index));
 }

@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadInventory } from '../inventory/load.ts';
 import { parseSpecText } from '../spec/load.ts';
-import { bootScript, formatServerStep, hostUuid, planServers, QEMU_CONF, serversInventory, sshdConfig } from './servers-plan.ts';
+import {
+  bootScript,
+  CLIENT_MOUNTS,
+  formatServerStep,
+  hostUuid,
+  planServers,
+  QEMU_CONF,
+  serversInventory,
+  sshdConfig,
+} from './servers-plan.ts';
 import { buildTopology } from './topology.ts';
 
 const SPEC = `
@@ -54,14 +63,16 @@ describe('emulated cluster plan', () => {
       'ip addr add 10.233.0.254/16 dev mb-ctl',
       'ip link set mb-ctl up',
     ]);
-    expect(lines.slice(-3)).toEqual(
-      ['r1-h1', 'r1-h2', 'r2-h1'].map(
+    expect(lines.slice(-4)).toEqual(
+      ['r1-h1', 'r1-h2', 'r2-h1', 'client'].map(
         (h) =>
           `ip netns exec mb-tb-${h} unshare --mount --uts --propagation private sh /run/migbench/tb-servers/${h}/boot.sh ` +
           `> /run/migbench/tb-servers/${h}/server.log  [server-${h}]`,
       ),
     );
-    expect(lines).toContain('known_hosts /run/migbench/tb-servers/known_hosts: r1-h1,10.233.1.1 r1-h2,10.233.1.2 r2-h1,10.233.2.1');
+    expect(lines).toContain(
+      'known_hosts /run/migbench/tb-servers/known_hosts: r1-h1,10.233.1.1 r1-h2,10.233.1.2 r2-h1,10.233.2.1 client,10.233.0.250',
+    );
     expect(lines).toContain(
       'cp /run/migbench/tb-servers/id_ed25519.pub /run/migbench/tb-servers/r2-h1/root/.ssh/authorized_keys (mode 600)',
     );
@@ -159,6 +170,66 @@ describe('emulated cluster plan', () => {
     });
     expect(inv.hostKeys).toMatchObject({ mode: 'strict', ownKnownHosts: state.knownHosts });
     expect(inv.hosts.map((h) => h.specHost)).toEqual(['r1-h1', 'r1-h2', 'r2-h1']);
+  });
+
+  it('gives the client namespace its own sshd on the management network, without libvirt', () => {
+    const { state, steps } = plan();
+    expect(state.client).toMatchObject({
+      name: 'client',
+      ns: 'mb-tb-client',
+      address: '10.233.0.250',
+      dataIp: '10.231.0.250',
+      dir: '/run/migbench/tb-servers/client',
+      pidsFile: '/run/migbench/tb-servers/client/pids',
+    });
+    const lines = steps.map(formatServerStep);
+    const mine = lines.filter((l) => l.includes('/tb-servers/client'));
+    expect(mine).toEqual([
+      'mkdir -m 700 /run/migbench/tb-servers/client',
+      'mkdir -m 755 /run/migbench/tb-servers/client/root',
+      'mkdir -m 1777 /run/migbench/tb-servers/client/tmp',
+      'mkdir -m 755 /run/migbench/tb-servers/client/run',
+      'mkdir -m 700 /run/migbench/tb-servers/client/root/.ssh',
+      'mkdir -m 700 /run/migbench/tb-servers/client/run/mb-sshd',
+      expect.stringMatching(/^write \/run\/migbench\/tb-servers\/client\/hosts /),
+      expect.stringMatching(/^write \/run\/migbench\/tb-servers\/client\/run\/mb-sshd\/sshd_config \(mode 600/),
+      expect.stringMatching(/^write \/run\/migbench\/tb-servers\/client\/run\/mb-server /),
+      "ssh-keygen -q -t ed25519 -N '' -C client@migbench-tb -f /run/migbench/tb-servers/client/run/mb-sshd/ssh_host_ed25519_key",
+      'cp /run/migbench/tb-servers/id_ed25519.pub /run/migbench/tb-servers/client/root/.ssh/authorized_keys (mode 600)',
+      expect.stringMatching(/^write \/run\/migbench\/tb-servers\/client\/boot\.sh \(mode 700/),
+      expect.stringMatching(/^write \/run\/migbench\/tb-servers\/client\/pids /),
+      'ip netns exec mb-tb-client unshare --mount --uts --propagation private sh /run/migbench/tb-servers/client/boot.sh ' +
+        '> /run/migbench/tb-servers/client/server.log  [server-client]',
+    ]);
+    // the controller's key never lands on the client (it logs into no server)
+    expect(lines.some((l) => l.includes('client/root/.ssh/id_ed25519'))).toBe(false);
+    // started after the controller port exists, like the servers
+    expect(lines.indexOf('ip link set mb-ctl up')).toBeLessThan(lines.length - 1);
+    const text = bootScript(state.client!, { libvirt: false });
+    expect(text).not.toMatch(/libvirt/);
+    expect(text.split('\n').filter((l) => l.startsWith('mount'))).toEqual([
+      "mount --bind '/run/migbench/tb-servers/client/hosts' /etc/hosts",
+      ...CLIENT_MOUNTS.map(([sub, at]) => `mount --bind '/run/migbench/tb-servers/client/${sub}' ${at}`),
+    ]);
+    expect(text.trim().split('\n').at(-1)).toBe('exec /usr/sbin/sshd -D -e -f /run/mb-sshd/sshd_config');
+    expect(sshdConfig(state.client!)).toContain('ListenAddress 10.233.0.250');
+  });
+
+  it('has no client node when the spec has no client', () => {
+    const { state, steps } = plan(undefined, SPEC.replace('testbed:\n', 'testbed:\n  client: false\n'));
+    expect(state.client).toBeNull();
+    expect(steps.map(formatServerStep).some((l) => l.includes('client'))).toBe(false);
+  });
+
+  it('prints the client in the inventory; the loader resolves it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mb-servers-'));
+    const { state } = plan(dir);
+    writeFileSync(state.clientKey, 'not a real key\n');
+    const file = join(dir, 'inv.yaml');
+    writeFileSync(file, serversInventory('tb', state));
+    const inv = loadInventory(file, { env: {} });
+    expect(inv.client).toEqual({ name: 'client', host: '10.233.0.250', port: 22, user: 'root', keyFile: state.clientKey });
+    expect(inv.hosts.map((h) => h.name)).not.toContain('client');
   });
 
   it('omits the migration interface on a shared migration network', () => {

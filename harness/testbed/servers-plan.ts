@@ -16,7 +16,9 @@ import type { HostNode, Topology } from './topology.ts';
  * the server's own directory under <stateDir>/<id>-servers/<host>: sshd
  * sessions inherit that view, so two servers never see each other's files.
  * The root namespace reaches the servers through one controller veth into the
- * management bridge.
+ * management bridge. The client namespace (probes, workload clients) gets the
+ * same treatment without libvirtd: an sshd on its management address in a
+ * private mount namespace, printed as the inventory's `client:`.
  */
 
 /** Controller port in the root namespace (fixed name: only one --servers testbed may be up). */
@@ -26,14 +28,13 @@ export const CONTROLLER_PEER = 'mb-ctlp';
 export const CONTROLLER_IP = `${MGMT_NET}.0.254`;
 export const SSH_PORT = 22;
 
-export interface ServerNode {
+/** A namespace reached over SSH: a server, or the client. */
+export interface SshNode {
   name: string;
-  rack: string;
   ns: string;
   /** SSH (management) address. */
   address: string;
   dataIp: string;
-  migIp: string | null;
   /** Private directory, seen from the root namespace. */
   dir: string;
   /** Host public key file (for known_hosts). */
@@ -43,6 +44,17 @@ export interface ServerNode {
   pidsFile: string;
   log: string;
 }
+
+export interface ServerNode extends SshNode {
+  rack: string;
+  migIp: string | null;
+}
+
+/** The client namespace as an SSH host (no libvirtd: it runs probes and load, never guests). */
+export type ClientNode = SshNode;
+
+/** The client's name in the inventory and its process tags. */
+export const CLIENT_NAME = 'client';
 
 /** What state.ts records for an emulated cluster (each item before it is created). */
 export interface ServersState {
@@ -54,6 +66,8 @@ export interface ServersState {
   clientKey: string;
   knownHosts: string;
   servers: ServerNode[];
+  /** The client namespace's sshd; absent in states written before it existed, null without a client. */
+  client?: ClientNode | null;
 }
 
 export type ServerStep =
@@ -83,6 +97,9 @@ export const PRIVATE_MOUNTS: readonly [string, string][] = [
   ['tmp', '/tmp'],
   ['run', '/run'],
 ];
+
+/** The client's private mounts: no libvirt there. */
+export const CLIENT_MOUNTS: readonly [string, string][] = PRIVATE_MOUNTS.filter(([sub]) => ['root', 'tmp', 'run'].includes(sub));
 
 /** Inside a server, where its sshd files are (the server dir's run/mb-sshd). */
 const IN_SSHD = '/run/mb-sshd';
@@ -114,7 +131,7 @@ export function libvirtdConf(id: string, name: string): string {
   return `# migbench emulated server ${name} (testbed ${id})\nhost_uuid = "${hostUuid(id, name)}"\n`;
 }
 
-export function sshdConfig(s: Pick<ServerNode, 'address'>): string {
+export function sshdConfig(s: Pick<SshNode, 'address'>): string {
   return [
     `ListenAddress ${s.address}`,
     `Port ${SSH_PORT}`,
@@ -134,41 +151,40 @@ export function sshdConfig(s: Pick<ServerNode, 'address'>): string {
   ].join('\n');
 }
 
-export function hostsFile(servers: Pick<ServerNode, 'name' | 'address'>[]): string {
+export function hostsFile(servers: Pick<SshNode, 'name' | 'address'>[]): string {
   return ['127.0.0.1 localhost', '::1 localhost', ...servers.map((s) => `${s.address} ${s.name}`), ''].join('\n');
 }
 
-/** Runs in the server's fresh mount+UTS namespace (inside its network namespace); ends as sshd. */
-export function bootScript(s: ServerNode): string {
+/**
+ * Runs in the server's fresh mount+UTS namespace (inside its network namespace); ends as sshd.
+ * `libvirt: false` (the client): only /root, /tmp and /run are private, no libvirtd.
+ */
+export function bootScript(s: SshNode, opts: { libvirt?: boolean } = {}): string {
   const d = s.dir;
+  const libvirt = opts.libvirt ?? true;
   return [
     '#!/bin/sh',
-    `# migbench emulated server ${s.name}: private mounts, then libvirtd, then sshd (whose sessions inherit this view)`,
+    `# migbench emulated ${libvirt ? 'server' : 'client'} ${s.name}: private mounts, then ${libvirt ? 'libvirtd, then ' : ''}sshd (whose sessions inherit this view)`,
     'set -eu',
     // opened before /run is replaced: the harness reads the daemons' PIDs from here
     `exec 3>>${sq(s.pidsFile)}`,
     `hostname ${sq(s.name)}`,
     `mount --bind ${sq(`${d}/hosts`)} /etc/hosts`,
-    ...PRIVATE_MOUNTS.map(([sub, at]) => `mount --bind ${sq(`${d}/${sub}`)} ${at}`),
-    'mkdir -p /run/sshd /run/libvirt',
-    'libvirtd &',
-    'echo "libvirtd $!" >&3',
+    ...(libvirt ? PRIVATE_MOUNTS : CLIENT_MOUNTS).map(([sub, at]) => `mount --bind ${sq(`${d}/${sub}`)} ${at}`),
+    ...(libvirt ? ['mkdir -p /run/sshd /run/libvirt', 'libvirtd &', 'echo "libvirtd $!" >&3'] : ['mkdir -p /run/sshd']),
     'exec 3>&-',
     `exec /usr/sbin/sshd -D -e -f ${IN_SSHD}/sshd_config`,
     '',
   ].join('\n');
 }
 
-export function serverNode(h: HostNode, dir: string): ServerNode {
-  if (!h.mgmtIp) throw new Error(`host ${h.name} has no management address; build the topology with mgmt: true`);
-  const sdir = `${dir}/${h.name}`;
+function sshNode(name: string, ns: string, address: string, dataIp: string, dir: string): SshNode {
+  const sdir = `${dir}/${name}`;
   return {
-    name: h.name,
-    rack: h.rack,
-    ns: h.ns,
-    address: h.mgmtIp,
-    dataIp: h.dataIp,
-    migIp: h.migIp,
+    name,
+    ns,
+    address,
+    dataIp,
     dir: sdir,
     hostKey: `${sdir}/run/mb-sshd/ssh_host_ed25519_key.pub`,
     bootScript: `${sdir}/boot.sh`,
@@ -177,11 +193,58 @@ export function serverNode(h: HostNode, dir: string): ServerNode {
   };
 }
 
+export function serverNode(h: HostNode, dir: string): ServerNode {
+  if (!h.mgmtIp) throw new Error(`host ${h.name} has no management address; build the topology with mgmt: true`);
+  return { ...sshNode(h.name, h.ns, h.mgmtIp, h.dataIp, dir), rack: h.rack, migIp: h.migIp };
+}
+
+/** The client namespace as an SSH host; null when the testbed has no client. */
+export function clientNode(topo: Topology, dir: string): ClientNode | null {
+  if (!topo.clientNs || !topo.clientIp) return null;
+  if (!topo.clientMgmtIp) throw new Error('the client has no management address; build the topology with mgmt: true');
+  return sshNode(CLIENT_NAME, topo.clientNs, topo.clientMgmtIp, topo.clientIp, dir);
+}
+
+/** The private files of one SSH node (server or client). */
+function nodeSteps(topoId: string, s: SshNode, all: SshNode[], clientKey: string, libvirt: boolean): ServerStep[] {
+  const mounts = libvirt ? PRIVATE_MOUNTS : CLIENT_MOUNTS;
+  const steps: ServerStep[] = [{ kind: 'mkdir', path: s.dir, mode: 0o700 }];
+  for (const [sub] of mounts) steps.push({ kind: 'mkdir', path: `${s.dir}/${sub}`, mode: sub === 'tmp' ? 0o1777 : 0o755 });
+  if (libvirt) {
+    steps.push(
+      { kind: 'mkdir', path: `${s.dir}/etc-libvirt/qemu`, mode: 0o755 },
+      { kind: 'mkdir', path: `${s.dir}/root/.ssh`, mode: 0o700 },
+      { kind: 'mkdir', path: `${s.dir}/run/mb-sshd`, mode: 0o700 },
+      { kind: 'write', path: `${s.dir}/etc-libvirt/qemu.conf`, content: QEMU_CONF, mode: 0o644 },
+      { kind: 'write', path: `${s.dir}/etc-libvirt/libvirtd.conf`, content: libvirtdConf(topoId, s.name), mode: 0o644 },
+      { kind: 'write', path: `${s.dir}/etc-libvirt/libvirt.conf`, content: 'uri_default = "qemu:///system"\n', mode: 0o644 },
+    );
+  } else {
+    steps.push({ kind: 'mkdir', path: `${s.dir}/root/.ssh`, mode: 0o700 }, { kind: 'mkdir', path: `${s.dir}/run/mb-sshd`, mode: 0o700 });
+  }
+  steps.push(
+    { kind: 'write', path: `${s.dir}/hosts`, content: hostsFile(all), mode: 0o644 },
+    { kind: 'write', path: `${s.dir}/run/mb-sshd/sshd_config`, content: sshdConfig(s), mode: 0o600 },
+    // lets a test (or a user) see which server's /run it is looking at
+    { kind: 'write', path: `${s.dir}/run/mb-server`, content: `${s.name}\n`, mode: 0o644 },
+    { kind: 'keygen', path: `${s.dir}/run/mb-sshd/ssh_host_ed25519_key`, comment: `${s.name}@migbench-${topoId}` },
+    { kind: 'copy', from: `${clientKey}.pub`, to: `${s.dir}/root/.ssh/authorized_keys`, mode: 0o600 },
+  );
+  // servers log into each other as root with the same key (libvirt peer-to-peer migration over qemu+ssh); the client logs in nowhere
+  if (libvirt) steps.push({ kind: 'copy', from: clientKey, to: `${s.dir}/root/.ssh/id_ed25519`, mode: 0o600 });
+  steps.push(
+    { kind: 'write', path: s.bootScript, content: bootScript(s, { libvirt }), mode: 0o700 },
+    { kind: 'write', path: s.pidsFile, content: '', mode: 0o600 },
+  );
+  return steps;
+}
+
 /** Everything `up --servers` does after the namespaces and links exist. `dir` is <stateDir>/<id>-servers. */
 export function planServers(topo: Topology, dir: string): ServersPlan {
   const mgmtBridge = topo.aggBridge.mgmt;
   if (!mgmtBridge) throw new Error('the emulated cluster needs the management network: build the topology with mgmt: true');
   const servers = topo.hosts.map((h) => serverNode(h, dir));
+  const client = clientNode(topo, dir);
   const state: ServersState = {
     dir,
     controllerIf: null,
@@ -189,35 +252,17 @@ export function planServers(topo: Topology, dir: string): ServersPlan {
     clientKey: `${dir}/id_ed25519`,
     knownHosts: `${dir}/known_hosts`,
     servers,
+    client,
   };
   const steps: ServerStep[] = [
     { kind: 'mkdir', path: dir, mode: 0o700 },
     { kind: 'keygen', path: state.clientKey, comment: `migbench-${topo.id}-controller` },
   ];
-  for (const s of servers) {
-    steps.push({ kind: 'mkdir', path: s.dir, mode: 0o700 });
-    for (const [sub] of PRIVATE_MOUNTS) steps.push({ kind: 'mkdir', path: `${s.dir}/${sub}`, mode: sub === 'tmp' ? 0o1777 : 0o755 });
-    steps.push(
-      { kind: 'mkdir', path: `${s.dir}/etc-libvirt/qemu`, mode: 0o755 },
-      { kind: 'mkdir', path: `${s.dir}/root/.ssh`, mode: 0o700 },
-      { kind: 'mkdir', path: `${s.dir}/run/mb-sshd`, mode: 0o700 },
-      { kind: 'write', path: `${s.dir}/etc-libvirt/qemu.conf`, content: QEMU_CONF, mode: 0o644 },
-      { kind: 'write', path: `${s.dir}/etc-libvirt/libvirtd.conf`, content: libvirtdConf(topo.id, s.name), mode: 0o644 },
-      { kind: 'write', path: `${s.dir}/etc-libvirt/libvirt.conf`, content: 'uri_default = "qemu:///system"\n', mode: 0o644 },
-      { kind: 'write', path: `${s.dir}/hosts`, content: hostsFile(servers), mode: 0o644 },
-      { kind: 'write', path: `${s.dir}/run/mb-sshd/sshd_config`, content: sshdConfig(s), mode: 0o600 },
-      // lets a test (or a user) see which server's /run it is looking at
-      { kind: 'write', path: `${s.dir}/run/mb-server`, content: `${s.name}\n`, mode: 0o644 },
-      { kind: 'keygen', path: `${s.dir}/run/mb-sshd/ssh_host_ed25519_key`, comment: `${s.name}@migbench-${topo.id}` },
-      { kind: 'copy', from: `${state.clientKey}.pub`, to: `${s.dir}/root/.ssh/authorized_keys`, mode: 0o600 },
-      // servers log into each other as root with the same key (libvirt peer-to-peer migration over qemu+ssh)
-      { kind: 'copy', from: state.clientKey, to: `${s.dir}/root/.ssh/id_ed25519`, mode: 0o600 },
-      { kind: 'write', path: s.bootScript, content: bootScript(s), mode: 0o700 },
-      { kind: 'write', path: s.pidsFile, content: '', mode: 0o600 },
-    );
-  }
+  for (const s of servers) steps.push(...nodeSteps(topo.id, s, servers, state.clientKey, true));
+  if (client) steps.push(...nodeSteps(topo.id, client, [...servers, client], state.clientKey, false));
   const entries = servers.map((s) => ({ names: [s.name, s.address], pubFile: s.hostKey }));
-  steps.push({ kind: 'known-hosts', path: state.knownHosts, entries });
+  const clientEntry = client ? [{ names: [client.name, client.address], pubFile: client.hostKey }] : [];
+  steps.push({ kind: 'known-hosts', path: state.knownHosts, entries: [...entries, ...clientEntry] });
   for (const s of servers) steps.push({ kind: 'known-hosts', path: `${s.dir}/root/.ssh/known_hosts`, entries });
   steps.push(
     {
@@ -230,7 +275,7 @@ export function planServers(topo: Topology, dir: string): ServersPlan {
     { kind: 'run', argv: ['ip', 'addr', 'add', `${CONTROLLER_IP}/${topo.prefixLen}`, 'dev', CONTROLLER_IF] },
     { kind: 'run', argv: ['ip', 'link', 'set', CONTROLLER_IF, 'up'] },
   );
-  for (const s of servers) {
+  for (const s of client ? [...servers, client] : servers) {
     steps.push({
       kind: 'server',
       tag: `server-${s.name}`,
@@ -287,6 +332,10 @@ export function serversInventory(id: string, s: ServersState, opts: InventoryOpt
       bridge: 'mb-br',
       hypervisor: opts.hypervisor ?? 'libvirt',
     })),
+    // probes and workload clients run there: it reaches the guests' data addresses
+    ...(s.client
+      ? { client: { name: s.client.name, address: s.client.address, user: 'root', port: SSH_PORT, key_file: s.clientKey } }
+      : {}),
   };
   return (
     `# emulated cluster of testbed '${id}' (migbench testbed up --servers); keys and known_hosts are removed by 'migbench testbed down ${id}'\n` +

@@ -109,9 +109,10 @@ async function applyStep(step: ServerStep, state: TestbedState, save: (s: Testbe
   }
 }
 
-/** Waits until a server's sshd accepts connections, then records its libvirtd (started by the boot script). */
+/** Waits until a server's (or the client's) sshd accepts connections, then records its libvirtd (started by the boot script). */
 async function awaitServer(state: TestbedState, name: string, save: (s: TestbedState) => void, timeoutMs = 30_000): Promise<void> {
-  const s = state.servers!.servers.find((v) => v.name === name)!;
+  const sv = state.servers!;
+  const s = [...sv.servers, ...(sv.client ? [sv.client] : [])].find((v) => v.name === name)!;
   const launcher = state.processes.find((p) => p.tag === `server-${name}`)!;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -151,7 +152,8 @@ export async function upServers(
     onProgress?.(i + 1, plan.steps.length, formatServerStep(plan.steps[i]));
     await applyStep(plan.steps[i], state, save);
   }
-  await Promise.all(plan.state.servers.map((s) => awaitServer(state, s.name, save)));
+  const nodes = [...plan.state.servers, ...(plan.state.client ? [plan.state.client] : [])];
+  await Promise.all(nodes.map((s) => awaitServer(state, s.name, save)));
 }
 
 /**

@@ -253,7 +253,9 @@ export function pathBetween(topo: Topology, from: string, to: string, network: N
     }
     const host = topo.hosts.find((h) => h.name === name);
     if (!host) throw new Error(`unknown host '${name}'`);
-    const link = topo.links.find((l) => l.kind === 'host' && l.network === network && l.a.ns === host.ns);
+    // by name (the ssh driver's hosts have no namespace): '<host>' is the data NIC, '<host>/<net>' the others
+    const linkName = network === 'data' ? host.name : `${host.name}/${network}`;
+    const link = topo.links.find((l) => l.kind === 'host' && l.network === network && l.name === linkName);
     if (!link) throw new Error(`host '${name}' has no ${network} link`);
     return { link, rack: host.rackIndex };
   };

@@ -1,29 +1,27 @@
 /**
- * Clients of a guest's web service, run in the client namespace for a whole
+ * Clients of a guest's web service, run from the client host (a Launcher: the
+ * client namespace locally, the inventory's client over SSH) for a whole
  * treatment: httperf in consecutive windows (measurement 'httperf', one
  * sample per window) and a Node agent for per-request response times of
  * fixed-rate load and periodic operation probes (measurement 'workload', one
  * sample per request). Every sample carries the phase (before / during /
  * after a migration) of its send time, from the PhaseClock.
  */
-import type { ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { LaunchedProcess, Launcher } from '../driver/launch.ts';
 import type { ClientSpecT } from '../spec/schema.ts';
 import type { Sample } from '../store/sample.ts';
 import { UserError } from '../util/errors.ts';
-import { haveCommand, spawnChild } from '../util/exec.ts';
 import { errorMessage } from '../util/errors.ts';
 import { safeInterval } from '../util/timers.ts';
 import { PACKAGE_ROOT } from '../util/paths.ts';
-import { endProcess, ownProcess, type OwnedProcess } from '../util/procs.ts';
 import type { AgentClient, AgentConfig, AgentResult } from './http-agent.ts';
 import { httperfArgs, parseHttperf } from './httperf.ts';
 import type { PhaseClock } from './phases.ts';
 
 export interface StartClientsOptions {
-  /** Client namespace (topology.clientNs). */
-  ns: string;
+  /** Where the clients run: localLauncher(topology.clientNs) here, sshLauncher(conn) on a cluster. */
+  launcher: Launcher;
   /** VM name (tag) and guest address. */
   vm: string;
   ip: string;
@@ -60,12 +58,9 @@ export function clientId(c: ClientSpecT): string {
   return c.kind === 'probe' ? `probe-${c.op}` : `${c.kind}-${c.rate}`;
 }
 
-const AGENT = join(PACKAGE_ROOT, 'harness', 'workloads', 'http-agent.ts');
-
 class HttperfLoop {
   private stopped = false;
-  private child: ChildProcess | null = null;
-  private owned: OwnedProcess | null = null;
+  private child: LaunchedProcess | null = null;
   private loop: Promise<void> = Promise.resolve();
   private unsent: Sample[] = [];
   readonly stat: ClientStats;
@@ -138,33 +133,29 @@ class HttperfLoop {
     }
   }
 
-  private once(args: string[]): Promise<string> {
-    return new Promise((resolve) => {
-      const child = spawnChild('ip', ['netns', 'exec', this.o.ns, 'httperf', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      this.child = child;
-      this.owned = child.pid ? ownProcess(child.pid, 'httperf') : null;
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      child.once('close', () => {
-        this.child = null;
-        resolve(out);
-      });
-      child.once('error', (e) => resolve(`${out}\n${e.message}`));
-    });
+  private async once(args: string[]): Promise<string> {
+    let child: LaunchedProcess;
+    try {
+      child = await this.o.launcher.spawn(['httperf', ...args], { tag: 'httperf' });
+    } catch (e) {
+      return errorMessage(e);
+    }
+    this.child = child;
+    let out = '';
+    child.stdout.on('data', (d: Buffer | string) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer | string) => (out += d.toString()));
+    const exit = await child.done;
+    this.child = null;
+    return exit.error ? `${out}\n${exit.error}` : out;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     // SIGINT: httperf prints its summary for what it did so far
-    if (this.child?.pid)
-      try {
-        process.kill(this.child.pid, 'SIGINT');
-      } catch {
-        /* gone */
-      }
+    const child = this.child;
+    if (child) await child.signal('SIGINT');
     const t = setTimeout(() => {
-      if (this.owned) void endProcess(this.owned);
+      if (child) void child.stop();
     }, 5000);
     await this.loop;
     clearTimeout(t);
@@ -172,8 +163,7 @@ class HttperfLoop {
 }
 
 class AgentProcess {
-  private child: ChildProcess | null = null;
-  private owned: OwnedProcess | null = null;
+  private child: LaunchedProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
   private pending: Sample[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -189,19 +179,19 @@ class AgentProcess {
 
   async start(): Promise<void> {
     const cfg: AgentConfig = { host: this.o.ip, port: this.o.port ?? 80, clients: this.clients };
-    const child = spawnChild('ip', ['netns', 'exec', this.o.ns, process.execPath, '--import', 'tsx', AGENT, JSON.stringify(cfg)], {
-      cwd: PACKAGE_ROOT,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const agent = await this.o.launcher.program('http-agent');
+    const child = await this.o.launcher.spawn([...agent, JSON.stringify(cfg)], { tag: 'http-agent', stdin: true, cwd: PACKAGE_ROOT });
     this.child = child;
-    this.owned = ownProcess(child.pid!, 'http-agent');
-    this.exited = new Promise((r) => child.once('close', () => r()));
+    this.exited = child.done.then(() => undefined);
     let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-    child.stdin!.on('error', () => {});
+    child.stderr.on('data', (d: Buffer | string) => (stderr = (stderr + d.toString()).slice(-2000)));
     const ready = new Promise<void>((resolve, reject) => {
-      child.once('close', (code) => reject(new Error(`HTTP client agent exited (code ${code}) before it was ready: ${stderr.trim()}`)));
-      createInterface({ input: child.stdout! }).on('line', (line) => {
+      void child.done.then((x) =>
+        reject(
+          new Error(`HTTP client agent exited (code ${x.code}${x.error ? `, ${x.error}` : ''}) before it was ready: ${stderr.trim()}`),
+        ),
+      );
+      createInterface({ input: child.stdout }).on('line', (line) => {
         let r: AgentResult | { ready: true };
         try {
           r = JSON.parse(line);
@@ -223,7 +213,9 @@ class AgentProcess {
     );
     await Promise.race([
       ready,
-      new Promise((_, rej) => setTimeout(() => rej(new Error(`HTTP client agent not ready after 30 s: ${stderr.trim()}`)), 30_000)),
+      new Promise((_, rej) =>
+        setTimeout(() => rej(new Error(`HTTP client agent (${this.o.launcher.where}) not ready after 30 s: ${stderr.trim()}`)), 30_000),
+      ),
     ]);
   }
 
@@ -258,8 +250,8 @@ class AgentProcess {
   }
 
   async stop(): Promise<void> {
-    this.child?.stdin?.end();
-    if (this.owned) await endProcess(this.owned);
+    this.child?.endInput();
+    await this.child?.stop();
     await this.exited;
     if (this.timer) clearInterval(this.timer);
     this.flush();
@@ -269,8 +261,10 @@ class AgentProcess {
 /** Starts the VM's clients; resolves once they run. */
 export async function startClients(o: StartClientsOptions): Promise<ClientSet> {
   const httperfs = o.clients.filter((c): c is Extract<ClientSpecT, { kind: 'httperf' }> => c.kind === 'httperf');
-  if (httperfs.length && !(await haveCommand('httperf'))) {
-    throw new UserError("required program 'httperf' was not found on PATH; install it with: apt-get install httperf");
+  if (httperfs.length && !(await o.launcher.haveCommand('httperf'))) {
+    throw new UserError(
+      `required program 'httperf' was not found on PATH of ${o.launcher.where}; install it with: apt-get install httperf`,
+    );
   }
   const agentClients: AgentClient[] = [];
   const ops = new Map<string, string>();

@@ -88,6 +88,7 @@ describe('emulated cluster (testbed up --servers)', () => {
       hypervisor: 'libvirt',
     });
     expect(inv.hosts[0].ssh.keyFile).toBe(state.servers!.clientKey);
+    expect(inv.client).toMatchObject({ name: 'client', host: '10.233.0.250', user: 'root', keyFile: state.servers!.clientKey });
     expect(inv.hostKeys).toMatchObject({ mode: 'strict', ownKnownHosts: state.servers!.knownHosts });
   });
 
@@ -185,7 +186,13 @@ describe('emulated cluster (testbed up --servers)', () => {
   it('down leaves no namespace, process, interface, key or file behind', async () => {
     state = JSON.parse(readFileSync(statePath('mbh7'), 'utf8')) as TestbedState;
     recorded = state.processes;
-    expect(recorded.map((p) => p.tag).sort()).toEqual(['libvirtd-r1-h1', 'libvirtd-r1-h2', 'server-r1-h1', 'server-r1-h2']);
+    expect(recorded.map((p) => p.tag).sort()).toEqual([
+      'libvirtd-r1-h1',
+      'libvirtd-r1-h2',
+      'server-client',
+      'server-r1-h1',
+      'server-r1-h2',
+    ]);
     expect(recorded.every(isProcessAlive)).toBe(true);
     const r = await migbench(['testbed', 'down', 'mbh7']);
     expect(r.exitCode, String(r.stderr)).toBe(0);

@@ -6,7 +6,8 @@ import { fitHotColdCurve } from '../../analysis/models/hotcold.ts';
 import { probeAccelerator } from '../../harness/hypervisor/accel.ts';
 import { buildGuestImage, type GuestImage } from '../../harness/image/build.ts';
 import { migrateVm } from '../../harness/migration/migrate.ts';
-import { bootVm, deleteTap, tapName, type PlacedVm, type VmEnv } from '../../harness/migration/placement.ts';
+import { bootVm, releaseVm, type PlacedVm, type VmEnv } from '../../harness/migration/placement.ts';
+import { LocalDriver } from '../../harness/driver/local.ts';
 import { delayForwarderPath } from '../../harness/native/programs.ts';
 import { loadSpec } from '../../harness/spec/load.ts';
 import { ClientSpec, type Spec } from '../../harness/spec/schema.ts';
@@ -14,7 +15,6 @@ import type { Sample } from '../../harness/store/sample.ts';
 import { down, up } from '../../harness/testbed/local.ts';
 import { buildTopology, type Topology } from '../../harness/testbed/topology.ts';
 import { runIn } from '../../harness/util/exec.ts';
-import { startClients } from '../../harness/workloads/clients.ts';
 import { parseTraceLine, watchGuestReports } from '../../harness/workloads/guest-reports.ts';
 import { PhaseClock } from '../../harness/workloads/phases.ts';
 import { dirtyRateSupport, measureDirtyRate, MIN_CALC_MS } from '../../harness/workloads/qmp-dirty-rate.ts';
@@ -32,6 +32,7 @@ const specFile = `${ROOT}test/e2e/specs/workloads-e2e.yaml`;
 const log = (l: string) => process.stderr.write(`${l}\n`);
 let spec: Spec;
 let topo: Topology;
+let driver: LocalDriver;
 let image: GuestImage;
 let accel: 'kvm' | 'tcg';
 const dir = mkdtempSync(join(tmpdir(), 'mb-w-e2e-'));
@@ -42,20 +43,25 @@ beforeAll(async () => {
   await down(ID).catch(() => undefined);
   const state = await up({ id: ID, specFile, topology: buildTopology(spec.testbed, ID), delayForwarder: delayForwarderPath });
   topo = state.topology;
+  driver = new LocalDriver(state);
   image = await buildGuestImage();
   accel = (await probeAccelerator(image)).accel;
 }, 300_000);
 
 afterAll(async () => {
-  for (const vm of live) {
-    await vm.proc.kill().catch(() => undefined);
-    await deleteTap(vm.host.ns, tapName(vm.index)).catch(() => undefined);
-  }
+  for (const vm of live) await releaseVm(env(), vm.host, vm.index, vm.proc);
   await down(ID);
   rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
-const env = (): VmEnv => ({ topo, image, accel, dir, bootTimeoutMs: 180_000 });
+/** Workload clients through the driver (the local testbed always has a client namespace). */
+function clientsFrom(d: LocalDriver, o: Parameters<LocalDriver['startClients']>[0]) {
+  const started = d.startClients(o);
+  if (!started) throw new Error('the testbed has no client namespace');
+  return started;
+}
+
+const env = (): VmEnv => ({ driver, topo, image, accel, dir, bootTimeoutMs: 180_000 });
 const vmSpec = (name: string) => spec.vms.find((v) => v.name === name)!;
 const hostNode = (name: string) => topo.hosts.find((h) => h.name === name)!;
 
@@ -68,7 +74,7 @@ async function boot(name: string): Promise<PlacedVm> {
 
 async function retire(vm: PlacedVm): Promise<void> {
   await vm.proc.kill();
-  await deleteTap(vm.host.ns, tapName(vm.index));
+  await releaseVm(env(), vm.host, vm.index);
   live.splice(live.indexOf(vm), 1);
 }
 
@@ -141,8 +147,7 @@ describe('web service clients and migrations', () => {
     const dirtied: Record<number, { traceMiB: number; qmpMiB: number }> = {};
     for (const rate of [100, 200]) {
       const samples: Sample[] = [];
-      const set = await startClients({
-        ns: topo.clientNs!,
+      const set = await clientsFrom(driver, {
         vm: 'web',
         ip: web.ip,
         clients: [ClientSpec.parse({ kind: 'httperf', rate })],
@@ -200,8 +205,7 @@ describe('web service clients and migrations', () => {
   it('transferred bytes and passes grow with the dirty rate at fixed WSET; response times carry phase labels', async () => {
     const clock = new PhaseClock();
     const samples: Sample[] = [];
-    const clients = await startClients({
-      ns: topo.clientNs!,
+    const clients = await clientsFrom(driver, {
       vm: 'web',
       ip: web.ip,
       clients: vmSpec('web').clients,

@@ -239,3 +239,43 @@ describe('BMC login of inventory hosts', () => {
     expect(() => bmcLogin(s1, inv, {})).toThrow(/no BMC password for host 's1'/);
   });
 });
+
+describe('client host of an inventory', () => {
+  /** Writes an inventory file and loads it. */
+  function load(yaml: string) {
+    const f = join(dir, `inv-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(f, yaml);
+    return loadInventory(f, { env });
+  }
+
+  it('is absent by default: the controller runs probes and clients', () => {
+    expect(load(`${head()}hosts:\n  - { name: a }\n`).client).toBeUndefined();
+  });
+
+  it('resolves a separate client like a gateway, through a jump host', () => {
+    const inv = load(
+      `${head()}gateways:\n  - { name: gw, address: access.example.org, user: jdoe }\n` +
+        `client: { name: cli, address: 10.0.0.250, user: root, port: 2222, proxy_jump: gw }\nhosts:\n  - { name: a, proxy_jump: gw }\n`,
+    );
+    expect(inv.client).toMatchObject({ name: 'cli', host: '10.0.0.250', port: 2222, user: 'root', keyFile: env.MB_TEST_KEY });
+    expect(inv.client?.jump).toBe(inv.hosts[0].ssh.jump); // one gateway connection shared with the hosts
+  });
+
+  it('reuses a host or gateway of the inventory named alone', () => {
+    const inv = load(`${head()}client: { name: b }\nhosts:\n  - { name: a, address: 10.0.0.1 }\n  - { name: b, address: 10.0.0.2 }\n`);
+    expect(inv.client).toBe(inv.hosts[1].ssh);
+    const gw = load(`${head()}gateways: [{ name: gw, address: 10.9.9.9 }]\nclient: { name: gw }\nhosts: [{ name: a }]\n`);
+    expect(gw.client).toMatchObject({ name: 'gw', host: '10.9.9.9' });
+  });
+
+  it('locates its errors', () => {
+    expect(errorOf(`${head()}client: { name: cli, adress: x }\nhosts: [{ name: a }]\n`)).toBe("INV: client.adress: unknown key 'adress'");
+    expect(errorOf(`${head()}client: { address: 10.0.0.3 }\nhosts: [{ name: a }]\n`)).toMatch(/^INV: client\.name: missing/);
+    expect(errorOf(`${head()}client: { name: a, address: 10.0.0.3 }\nhosts: [{ name: a }]\n`)).toBe(
+      "INV: client.address: 'a' is a host or gateway of this inventory: give only 'client: {name: a}' to run the clients there",
+    );
+    expect(errorOf(`${head()}client: { name: cli, proxy_jump: 'x y' }\nhosts: [{ name: a }]\n`)).toMatch(
+      /client\.proxy_jump: 'x y' is neither a host or gateway/,
+    );
+  });
+});

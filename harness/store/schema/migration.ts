@@ -49,6 +49,8 @@ export const MigrationRecordSchema = z.looseObject({
   downtime_reported_ms: nullableNumber(),
   downtime_event_ms: nullableNumber(),
   downtime_observed_ms: nullableNumber(),
+  /** ± of downtime_observed_ms from the probe's send times (one probe interval on schedule); absent in older records. */
+  downtime_observed_uncertainty_ms: z.number().nullable().optional(),
   preop_ms: nullableNumber(),
   postop_ms: nullableNumber(),
   setup_ms: nullableNumber(),
@@ -65,11 +67,21 @@ export const MigrationRecordSchema = z.looseObject({
   workload: z.string().default(''),
   downtime_limit_ms: nullableNumber(),
   probe_interval_ms: nullableNumber(),
+  /** The probe's own loss up to this migration: probes sent, and lost, while no migration of its VM ran. */
+  probe_outside: z.object({ sent: z.number(), lost: z.number() }).nullable().optional(),
+  /** The probe's mean CPU share of one core (%) from its start to this migration's end. */
+  probe_cpu_pct: z.number().nullable().optional(),
   /** null: not checked (e.g. the migration failed). Never read as true. */
   healthy: nullableBoolean(),
   health: HealthSchema.default({ answers: null, workload_running: null, problems: [] }),
   source_running: nullableBoolean(),
   migration_uri: z.string().default(''),
+  /**
+   * Clock of dst minus clock of src (ms) as measured over SSH, already taken out of the event times
+   * (t_stop/t_resume, downtime_event_ms), and its bound; absent when both sides share one clock (local driver).
+   */
+  clock_offset_ms: z.number().nullable().optional(),
+  clock_uncertainty_ms: z.number().nullable().optional(),
   plan: PlanRefSchema.optional(),
   plan_completion_ms: z.number().nullable().optional(),
   /** When post-copy was switched on (QMP event time), null when it never was. */

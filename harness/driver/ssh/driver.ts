@@ -1,0 +1,114 @@
+import { join } from 'node:path';
+import type { VmProcess } from '../../hypervisor/qemu.ts';
+import type { GuestImage } from '../../image/build.ts';
+import type { InventoryHost } from '../../inventory/load.ts';
+import { ProbeStream } from '../../migration/probe-stream.ts';
+import type { ClockOffset } from '../../ssh/clock.ts';
+import type { SshPool } from '../../ssh/pool.ts';
+import type { Sample } from '../../store/sample.ts';
+import type { HostNode, Topology } from '../../testbed/topology.ts';
+import { startClients, type ClientSet, type StartClientsOptions } from '../../workloads/clients.ts';
+import { LocalLauncher, SshLauncher, type Launcher } from '../launch.ts';
+import type { GuestStart, TestbedDriver } from '../types.ts';
+import { deleteRemoteTap, ensureImage, type RemoteImage } from './remote-host.ts';
+import { startRemoteGuest } from './remote-vm.ts';
+
+export interface SshDriverOptions {
+  id: string;
+  topology: Topology;
+  pool: SshPool;
+  /** Spec host name -> inventory server. */
+  servers: ReadonlyMap<string, InventoryHost>;
+  /** Per spec host, the server's clock offset to the controller (preflight). */
+  clocks: ReadonlyMap<string, ClockOffset | null>;
+  /** Directory on every server for this run's sockets, pidfiles and serial logs. */
+  remoteRunDir: string;
+  /** Directory on every server where guest images are kept by content hash. */
+  remoteImageDir: string;
+  /** Where probes and clients run: the inventory's client host, or the controller. */
+  client: Launcher;
+  /** Told before a tap is created and after each guest QEMU started, to record them for teardown after a crash. */
+  onTap?: (server: string, ifname: string) => void;
+  onGuest?: (server: string, pid: number, pidFile: string) => void;
+  /** Told when a guest's QEMU is seen to have ended (it no longer needs ending at teardown). */
+  onGuestGone?: (server: string, pid: number) => void;
+}
+
+/**
+ * The ssh driver: every host is a server reached over SSH (harness/ssh), the
+ * `qemu` back end starts guests there (remote-vm.ts), their NIC is a tap on
+ * the inventory's bridge, probes and clients run from the client host.
+ */
+export class SshDriver implements TestbedDriver {
+  readonly kind = 'ssh' as const;
+  readonly backend = 'qemu' as const;
+  private images = new Map<string, Promise<RemoteImage>>();
+
+  constructor(private readonly o: SshDriverOptions) {}
+
+  get id(): string {
+    return this.o.id;
+  }
+
+  get topology(): Topology {
+    return this.o.topology;
+  }
+
+  private server(host: HostNode): InventoryHost {
+    const s = this.o.servers.get(host.name);
+    if (!s) throw new Error(`spec host ${host.name} has no server in the inventory`);
+    return s;
+  }
+
+  /** The guest image on a server, uploaded once (by content hash) per server and run. */
+  private image(host: HostNode, image: GuestImage): Promise<RemoteImage> {
+    let p = this.images.get(host.name);
+    if (!p) {
+      p = ensureImage(this.o.pool.get(this.server(host).name), image, this.o.remoteImageDir);
+      p.catch(() => this.images.delete(host.name));
+      this.images.set(host.name, p);
+    }
+    return p;
+  }
+
+  async startGuest(host: HostNode, o: GuestStart): Promise<VmProcess> {
+    const server = this.server(host);
+    const conn = this.o.pool.get(server.name);
+    const image = await this.image(host, o.image);
+    const bridge = server.bridge ?? 'br0';
+    if (o.tap) this.o.onTap?.(server.name, o.tap.ifname);
+    const vm = await startRemoteGuest(conn, { bridge, remoteDir: this.o.remoteRunDir, image }, o);
+    this.o.onGuest?.(server.name, vm.pid, vm.remote.pidFile);
+    void vm.exited.then(() => this.o.onGuestGone?.(server.name, vm.pid));
+    return vm;
+  }
+
+  async releaseGuest(host: HostNode, tap: string): Promise<void> {
+    await deleteRemoteTap(this.o.pool.get(this.server(host).name), tap).catch(() => undefined);
+  }
+
+  clockOffset(host: string): { offsetMs: number; uncertaintyMs: number } | null {
+    return this.o.clocks.get(host) ?? null;
+  }
+
+  probe(ip: string, intervalMs: number, tags: Record<string, string>, emit: (s: Sample[]) => void): ProbeStream | null {
+    return new ProbeStream(this.o.client, ip, intervalMs, tags, emit);
+  }
+
+  startClients(o: Omit<StartClientsOptions, 'launcher'>): Promise<ClientSet> | null {
+    return startClients({ ...o, launcher: this.o.client });
+  }
+
+  /** Where probes and clients run, for messages. */
+  get clientWhere(): string {
+    return this.o.client.where;
+  }
+
+  static clientLauncher(pool: SshPool, client: { name: string } | undefined): Launcher {
+    return client ? new SshLauncher(pool.get(client.name)) : new LocalLauncher(null);
+  }
+
+  static runDirOn(runId: string): string {
+    return join('/run/migbench', runId);
+  }
+}

@@ -1,0 +1,209 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { readSshState, sshStatePath } from '../../harness/driver/ssh/session.ts';
+import { loadInventory, type Inventory } from '../../harness/inventory/load.ts';
+import { SshPool } from '../../harness/ssh/pool.ts';
+import type { MigrationRecord } from '../../harness/store/schema/index.ts';
+import { migbench, ROOT, waitFor } from '../support/cli.ts';
+
+/**
+ * The ssh driver end to end against the emulated cluster (`testbed up --servers`, 2 servers
+ * reached only over SSH from the root namespace): the quickstart spec via `run --inventory`
+ * next to the same spec on the local testbed, a 4-VM plan, and the faults (an unreachable
+ * server, a wrong key, kill -9 of the harness then `testbed down`).
+ */
+const CLUSTER = `${ROOT}test/e2e/specs/ssh-cluster.yaml`;
+const QUICKSTART = `${ROOT}experiments/quickstart.yaml`;
+const PLAN = `${ROOT}test/e2e/specs/ssh-plan.yaml`;
+const ID = 'mbsr';
+const out = mkdtempSync(join(tmpdir(), 'mb-ssh-run-'));
+let invFile: string;
+let inv: Inventory;
+
+function records(runDir: string): MigrationRecord[] {
+  return readFileSync(join(runDir, 'migrations.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as MigrationRecord);
+}
+
+function runDirOf(stdout: string, stderr: string): string {
+  // the path ends before whitespace or a terminal escape (the progress display)
+  const m = new RegExp(`run directory: ([^\\s${String.fromCharCode(27)}]+)`).exec(`${stdout}\n${stderr}`);
+  if (!m) throw new Error(`no run directory in the output:\n${stdout}\n${stderr}`);
+  return m[1];
+}
+
+/** Writes a variant of the cluster's inventory. */
+function variant(name: string, edit: (doc: Record<string, unknown>) => void): string {
+  const doc = parse(readFileSync(invFile, 'utf8')) as Record<string, unknown>;
+  edit(doc);
+  const f = join(out, `${name}.yaml`);
+  writeFileSync(f, stringify(doc));
+  return f;
+}
+
+/** What the harness leaves on a server: its run directories, guest taps, QEMU pidfiles. */
+async function leftovers(): Promise<string[]> {
+  const pool = new SshPool({ hostKeys: inv.hostKeys });
+  try {
+    await pool.connectAll(inv.hosts.map((h) => h.ssh));
+    const found: string[] = [];
+    for (const h of inv.hosts) {
+      const c = pool.get(h.name);
+      const dirs = await c.exec(['sh', '-c', 'ls -A /run/migbench 2>/dev/null | grep -v "^images$" || true']);
+      for (const d of dirs.stdout.split('\n').filter(Boolean)) found.push(`${h.name}: /run/migbench/${d}`);
+      const taps = await c.exec(['ip', '-o', 'link', 'show', 'type', 'tun']);
+      for (const l of taps.stdout.split('\n').filter((x) => / mb-t\d+[:@]/.test(x))) found.push(`${h.name}: tap ${l.split(': ')[1]}`);
+    }
+    return found;
+  } finally {
+    pool.closeAll();
+  }
+}
+
+beforeAll(async () => {
+  await migbench(['testbed', 'down', ID]);
+  const up = await migbench(['testbed', 'up', CLUSTER, '--servers']);
+  expect(up.exitCode, String(up.stderr) + String(up.stdout)).toBe(0);
+  const printed = await migbench(['testbed', 'inventory', ID, '--hypervisor', 'qemu']);
+  expect(printed.exitCode, String(printed.stderr)).toBe(0);
+  invFile = join(out, 'inventory.yaml');
+  writeFileSync(invFile, String(printed.stdout));
+  inv = loadInventory(invFile);
+}, 300_000);
+
+afterAll(async () => {
+  for (const id of ['quickstart', 'mbsp']) if (existsSync(sshStatePath(id))) await migbench(['testbed', 'down', id, '--force']);
+  await migbench(['testbed', 'down', ID]);
+}, 300_000);
+
+describe('ssh driver on an emulated cluster', () => {
+  it('refuses an unreachable server at preflight: exit 2, names it, changes nothing on any server', async () => {
+    const f = variant('unreachable', (d) => {
+      const hosts = d.hosts as Record<string, unknown>[];
+      hosts[1].address = '10.233.99.99'; // on the management network, nobody there
+    });
+    const t0 = Date.now();
+    const r = await migbench(['run', QUICKSTART, '--inventory', f, '--out', out, '--no-report']);
+    expect(r.exitCode, String(r.stderr)).toBe(2);
+    expect(String(r.stderr)).toMatch(/r1-h2/);
+    expect(String(r.stderr)).toMatch(/10\.233\.99\.99/);
+    expect(String(r.stderr)).not.toMatch(/\n\s+at /); // no stack trace
+    console.log(`unreachable server refused in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(existsSync(sshStatePath('quickstart'))).toBe(false);
+    expect(await leftovers()).toEqual([]);
+  }, 120_000);
+
+  it('refuses a wrong key with a clear message naming the server', async () => {
+    const key = join(out, 'other_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+    const f = variant('wrongkey', (d) => {
+      for (const h of d.hosts as Record<string, unknown>[]) h.key_file = key;
+    });
+    const r = await migbench(['run', QUICKSTART, '--inventory', f, '--out', out, '--no-report']);
+    expect(r.exitCode, String(r.stderr)).toBe(2);
+    expect(String(r.stderr)).toMatch(/r1-h1/);
+    expect(String(r.stderr)).toMatch(/key|authenticat/i);
+    expect(String(r.stderr)).not.toMatch(/\n\s+at /);
+    expect(await leftovers()).toEqual([]);
+  }, 120_000);
+
+  let sshRecs: MigrationRecord[] = [];
+  it('runs the quickstart spec via --inventory: every migration completes with every field, within physics', async () => {
+    const r = await migbench(['run', QUICKSTART, '--inventory', invFile, '--out', out, '--no-report']);
+    expect(r.exitCode, String(r.stderr).slice(-3000)).toBe(0);
+    const dir = runDirOf(String(r.stdout), String(r.stderr));
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+    expect((manifest.driver as { kind: string }).kind).toBe('ssh');
+    sshRecs = records(dir);
+    expect(sshRecs.length).toBeGreaterThanOrEqual(4);
+    for (const rec of sshRecs) {
+      expect(rec.status, `${rec.id}: ${rec.reason}`).toBe('completed');
+      for (const k of [
+        'total_ms',
+        'downtime_reported_ms',
+        'downtime_event_ms',
+        'downtime_observed_ms',
+        'transferred_bytes',
+        'passes',
+      ] as const)
+        expect(rec[k], `${rec.id}.${k}`).not.toBeNull();
+      expect(rec.clock_offset_ms, rec.id).not.toBeUndefined();
+      expect(rec.healthy, rec.id).toBe(true);
+      // physics: nothing crosses the shaped link faster than its rate
+      expect(rec.total_ms!, rec.id).toBeGreaterThanOrEqual((rec.transferred_bytes! * 8) / (rec.link_rate_mbit! * 1e3));
+      // the client's probe and the two hosts' events see the same outage (clocks corrected by the measured offset)
+      const tol = 2 * rec.probe_interval_ms! + 2 * (rec.clock_uncertainty_ms ?? 0) + 15;
+      expect(Math.abs(rec.downtime_observed_ms! - rec.downtime_event_ms!), rec.id).toBeLessThanOrEqual(tol);
+    }
+    expect(await leftovers()).toEqual([]);
+    expect(existsSync(sshStatePath('quickstart'))).toBe(false);
+  }, 900_000);
+
+  it('gives the same totals and bytes as the local driver on the same shaped link, within noise', async () => {
+    expect(sshRecs.length).toBeGreaterThan(0);
+    const r = await migbench(['run', QUICKSTART, '--out', out, '--no-report']);
+    expect(r.exitCode, String(r.stderr).slice(-3000)).toBe(0);
+    const local = records(runDirOf(String(r.stdout), String(r.stderr)));
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    for (const level of [...new Set(local.map((x) => x.workload))]) {
+      const a = local.filter((x) => x.workload === level);
+      const b = sshRecs.filter((x) => x.workload === level);
+      const ta = med(a.map((x) => x.total_ms!));
+      const tb = med(b.map((x) => x.total_ms!));
+      const ba = med(a.map((x) => x.transferred_bytes!));
+      const bb = med(b.map((x) => x.transferred_bytes!));
+      console.log(
+        `${level}: total local ${ta} ms vs ssh ${tb} ms; transferred local ${(ba / 2 ** 20).toFixed(1)} vs ssh ${(bb / 2 ** 20).toFixed(1)} MiB`,
+      );
+      expect(Math.abs(tb - ta) / ta, `total time of ${level}`).toBeLessThan(0.35);
+      expect(Math.abs(bb - ba) / ba, `transferred bytes of ${level}`).toBeLessThan(0.35);
+    }
+  }, 900_000);
+
+  it('runs a 4-VM plan (parallel, capped k=2) through ssh', async () => {
+    const r = await migbench(['run', PLAN, '--inventory', invFile, '--out', out, '--no-report']);
+    expect(r.exitCode, String(r.stderr).slice(-3000)).toBe(0);
+    const dir = runDirOf(String(r.stdout), String(r.stderr));
+    const recs = records(dir);
+    expect(recs.length).toBe(8);
+    for (const rec of recs) expect(rec.status, `${rec.id}: ${rec.reason}`).toBe('completed');
+    const plans = readFileSync(join(dir, 'plans.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { kind: string; ok: boolean });
+    expect(plans.map((p) => [p.kind, p.ok])).toEqual([
+      ['parallel', true],
+      ['capped', true],
+    ]);
+    expect(await leftovers()).toEqual([]);
+  }, 900_000);
+
+  it('after kill -9 of the harness mid-run, testbed down leaves no guest, tap or file on any server', async () => {
+    const child = execa('node', [`${ROOT}bin/migbench.js`, 'run', PLAN, '--inventory', invFile, '--out', out, '--no-report'], {
+      reject: false,
+      cwd: ROOT,
+    });
+    // wait until guests run on a server (recorded on the controller before/as they start)
+    await waitFor(() => (readSshState('mbsp')?.guests.length ?? 0) >= 2, 300_000, 'two guests started through ssh');
+    const st = readSshState('mbsp')!;
+    child.kill('SIGKILL');
+    await child;
+    // the guests outlive the harness (QEMU is daemonized on the server): down has something to do
+    expect(st.guests.filter((g) => existsSync(`/proc/${g.pid}`)).length).toBeGreaterThan(0);
+    const down = await migbench(['testbed', 'down', 'mbsp']);
+    expect(down.exitCode, String(down.stderr)).toBe(0);
+    expect(String(down.stdout)).toMatch(/cleaned on 2 server/);
+    expect(existsSync(sshStatePath('mbsp'))).toBe(false);
+    // the emulated servers share this machine's PID space: the recorded QEMUs are gone
+    for (const g of st.guests) await waitFor(() => !existsSync(`/proc/${g.pid}`), 10_000, `QEMU ${g.pid} on ${g.host} to be gone`);
+    expect(await leftovers()).toEqual([]);
+    expect(readdirSync(out).length).toBeGreaterThan(0);
+  }, 600_000);
+});

@@ -3,12 +3,13 @@
  * and timers do not disturb the next) and prints their figures.
  *   analysis: a synthetic Salfner-scale campaign (10,560 migrations, 1 M power samples)
  *   power:    50 local BMCs polled at 1 Hz (readings/s, CPU), InfluxDB ingest (points/s)
+ *   ssh:      preflight + connect against 32 emulated servers (testbed up --servers; builds a testbed)
  * Pass names to run a subset: npm run bench -- analysis
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['analysis', 'power'];
+const ALL = ['analysis', 'power', 'ssh'];
 const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const runner = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
 let failed = 0;

@@ -19,6 +19,7 @@ import { iso } from '../experiment/rundir.ts';
 import { errorMessage } from '../util/errors.ts';
 import { endProcess, ownProcess, type OwnedProcess } from '../util/procs.ts';
 import type { LaunchedProcess, Launcher } from '../driver/launch.ts';
+import type { Readable } from 'node:stream';
 import { sleep } from '../util/time.ts';
 import { safeInterval } from '../util/timers.ts';
 
@@ -125,11 +126,31 @@ export class ProbeStream {
     const child = spawnChild('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.owned = ownProcess(child.pid!, 'probe');
+    await this.follow(child.stdout!, child.stderr!, new Promise((r) => child.once('exit', () => r())));
+  }
+
+  /** The probe started by a launcher (e.g. on the inventory's client host over SSH): no local PID, its CPU from its own summary. */
+  private async startVia(launcher: Launcher): Promise<void> {
+    const argv = [
+      ...(await launcher.program('mb-probe')),
+      ...probeArgs({ target: this.target, intervalMs: this.intervalMs, rt: true, timeoutMs: 1000 }),
+    ];
+    const p = await launcher.spawn(argv, { tag: `probe to ${this.target}` });
+    this.launched = p;
+    await this.follow(
+      p.stdout,
+      p.stderr,
+      p.done.then(() => undefined),
+    );
+  }
+
+  /** Reads mb-probe's records and stderr, flushes samples every second, waits for the guest's first reply. */
+  private async follow(stdout: Readable, stderr: Readable, exited: Promise<void>): Promise<void> {
     this.startWallMs = Date.now();
     this.lastStats = { wallMs: this.startWallMs, cpuMs: 0 };
-    this.exited = new Promise((r) => child.once('exit', () => r()));
-    child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    this.exited = exited;
+    stderr.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
+    createInterface({ input: stdout }).on('line', (line) => {
       const rec = parseProbeLine(line);
       if (rec) this.add(rec);
     });
@@ -141,36 +162,6 @@ export class ProbeStream {
       1000,
       (e) => {
         if (this.failure === null) this.onError(e); // once per failure episode, not every second
-        this.failure = e;
-      },
-    );
-    await this.firstReply();
-  }
-
-  /** The probe started by a launcher (e.g. on the inventory's client host over SSH): no local PID, its CPU from its own summary. */
-  private async startVia(launcher: Launcher): Promise<void> {
-    const argv = [
-      ...(await launcher.program('mb-probe')),
-      ...probeArgs({ target: this.target, intervalMs: this.intervalMs, rt: true, timeoutMs: 1000 }),
-    ];
-    const p = await launcher.spawn(argv, { tag: `probe to ${this.target}` });
-    this.launched = p;
-    this.startWallMs = Date.now();
-    this.lastStats = { wallMs: this.startWallMs, cpuMs: 0 };
-    this.exited = p.done.then(() => undefined);
-    p.stderr.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
-    createInterface({ input: p.stdout }).on('line', (line) => {
-      const rec = parseProbeLine(line);
-      if (rec) this.add(rec);
-    });
-    this.flushTimer = safeInterval(
-      () => {
-        if (Date.now() - this.lastStats.wallMs >= this.statsEveryMs) this.emitStats();
-        this.flush();
-      },
-      1000,
-      (e) => {
-        if (this.failure === null) this.onError(e);
         this.failure = e;
       },
     );

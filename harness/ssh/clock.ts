@@ -41,13 +41,20 @@ export function clockOffset(samples: readonly ClockSample[]): ClockOffset {
 }
 
 /**
- * A wall clock with sub-ms resolution: Date.now() (ms steps) anchored to
- * performance.now() at a step edge, re-anchored per measurement so the
- * monotonic clock's drift from wall time does not accumulate. Being descheduled
- * between the two reads can only make the anchor too small, so the largest of
- * a few edges is kept.
+ * A wall clock with sub-ms resolution: performance.timeOrigin + performance.now()
+ * while that agrees with Date.now(); otherwise (the wall clock was stepped since
+ * the process started) Date.now() (ms steps) anchored to performance.now() at a
+ * step edge. Being descheduled between the two reads can only make that anchor
+ * too small, so the largest of a few edges is kept. Made per measurement, so
+ * the monotonic clock's drift from wall time does not accumulate.
  */
 export function calibratedWallClock(edges = 5): () => number {
+  // performance.timeOrigin is the wall clock at process start to the µs: while it still agrees with
+  // Date.now() (which floors to the ms) no clock step or drift has moved them apart, and it is exact,
+  // where anchoring at a ms edge is biased by however late this process was scheduled (ms under load)
+  const fromOrigin = performance.timeOrigin + performance.now();
+  const lag = fromOrigin - Date.now();
+  if (lag > -2 && lag < 3) return () => performance.timeOrigin + performance.now();
   let anchor = -Infinity;
   for (let i = 0; i < edges; i++) {
     const start = Date.now();

@@ -9,6 +9,7 @@ import { analyzePlans, type PlanAnalysis } from './plans.ts';
 import { DEFAULT_GOODPUT, predictMigrations, workloadParams, type DurationReport } from './prediction.ts';
 import { PeakAccumulator } from '../harness/experiment/peak-power.ts';
 import { parseIsoMs } from '../harness/util/time.ts';
+import { timelinePowerTap } from './timeline.ts';
 import { observations, streamSamples, type Migration, type RunDir } from './rundir.ts';
 import { calibrationRunOf } from './calibration/io.ts';
 import { runFlags, type FlagsReport } from './flags.ts';
@@ -111,9 +112,12 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
   let powerSamples = 0;
   let lastT = '';
   let lastMs = NaN;
+  // the report's timeline takes its power readings from this pass
+  const tap = timelinePowerTap(run);
   await streamSamples(
     run,
-    (s) => {
+    (s, file) => {
+      tap?.onSample(s, file);
       if (s.measurement === 'dirty_trace') {
         const w = s.tags.workload ?? '';
         const t = Number(s.fields.window_s),
@@ -144,6 +148,7 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
     },
     ['dirty_trace', 'power'],
   );
+  tap?.done();
   const peak = new Map<string, number>();
   for (const [tr, acc] of peaks) {
     const total = acc.result().total;

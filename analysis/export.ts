@@ -139,9 +139,28 @@ interface MeasurementOut {
   grew: boolean;
 }
 
-function sampleRow(s: Sample, tags: readonly string[], fields: readonly string[]): string {
+/**
+ * csvCell of strings that repeat (tag values: a few hosts, treatments,
+ * repetitions over millions of rows), each worked out once; bounded, since a
+ * tag can also be unique per row.
+ */
+class CellCache {
+  private map = new Map<string, string>();
+  cell(v: unknown): string {
+    if (typeof v !== 'string') return csvCell(v);
+    let c = this.map.get(v);
+    if (c === undefined) {
+      c = csvCell(v);
+      if (this.map.size >= 100_000) this.map.clear();
+      this.map.set(v, c);
+    }
+    return c;
+  }
+}
+
+function sampleRow(s: Sample, tags: readonly string[], fields: readonly string[], cells: CellCache): string {
   let row = csvCell(s.t);
-  for (const k of tags) row += ',' + csvCell(s.tags[k]);
+  for (const k of tags) row += ',' + cells.cell(s.tags[k]);
   for (const k of fields) row += ',' + csvCell(s.fields[k]);
   return row + '\n';
 }
@@ -170,6 +189,7 @@ export async function exportCsv(run: RunDir, outDir: string): Promise<string[]> 
     await mw.close();
 
     const outs = new Map<string, MeasurementOut>();
+    const cells = new CellCache();
     const paths = [migPath];
     const fileOf = (m: string) => join(outDir, `${m.replace(/[^A-Za-z0-9_.-]/g, '_')}.csv`);
     const pending: CsvWriter[] = [];
@@ -201,7 +221,7 @@ export async function exportCsv(run: RunDir, outDir: string): Promise<string[]> 
             o.fieldSet.add(k);
             o.grew = true;
           }
-        if (!o.grew) o.w.line(sampleRow(s, o.tags, o.fields));
+        if (!o.grew) o.w.line(sampleRow(s, o.tags, o.fields, cells));
       },
       undefined,
       drainAll,
@@ -223,7 +243,7 @@ export async function exportCsv(run: RunDir, outDir: string): Promise<string[]> 
         run,
         (s) => {
           const o = redo.get(s.measurement);
-          if (o) o.w.line(sampleRow(s, o.tags, o.fields));
+          if (o) o.w.line(sampleRow(s, o.tags, o.fields, cells));
         },
         undefined,
         async () => {

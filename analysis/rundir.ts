@@ -31,6 +31,7 @@ import {
   type TreatmentLine,
 } from '../harness/store/schema/index.ts';
 import { UserError } from '../harness/util/errors.ts';
+import { fastSample, SampleLineCache } from './load-sample-line.ts';
 
 export type { CompareSettings, MigrationStatus, PlanRef, PlanLine, TreatmentLine } from '../harness/store/schema/index.ts';
 
@@ -291,27 +292,41 @@ function reportSampleProblem(run: RunDir, p: Problem): void {
 }
 
 /**
- * Streams every sample of the run, calling `onSample` for those whose
+ * Streams every sample of the run, calling `onSample` (with the file) for those whose
  * measurement is in `measurements` (all when omitted). Files are named by
  * measurement, so other files are not read; a cheap substring test skips
  * lines of other measurements before JSON.parse. Bad lines are skipped and
  * added to `run.problems` (a torn last line counted as truncated).
  * `afterChunk` is awaited after each chunk of lines (see forEachJsonlLine):
  * a consumer that writes what it reads pauses the reading there.
+ * `keepLine`, when given, sees each line first: false skips it unparsed
+ * (e.g. a time span test with lineTime); a skipped bad line is not reported.
  */
 export async function streamSamples(
   run: RunDir,
-  onSample: (s: Sample) => void,
+  onSample: (s: Sample, file: string) => void,
   measurements?: readonly string[],
   afterChunk?: () => Promise<void> | void,
+  keepLine?: (text: string) => boolean,
 ): Promise<number> {
   let count = 0;
+  const lineCache = new SampleLineCache();
   const needles = measurements?.map((m) => `"${m}"`);
   for (const file of run.sampleFiles) {
     if (measurements && !measurements.includes(basename(file, '.jsonl'))) continue;
     await forEachJsonlLine(
       file,
       (text, line, unterminated) => {
+        if (keepLine && !unterminated && !keepLine(text)) return;
+        // the harness's own lines without JSON.parse (their measurement is known exactly: no needle test needed)
+        const fast = unterminated ? undefined : fastSample(text, lineCache);
+        if (fast) {
+          if (measurements && !measurements.includes(fast.measurement)) return;
+          count++;
+          onSample(fast, file);
+          return;
+        }
+        // anything else (and a torn last line) the general way
         if (needles && !unterminated && !needles.some((n) => text.includes(n))) return;
         const r = parseJsonlLine(text, unterminated);
         if (r === null) return;
@@ -333,7 +348,7 @@ export async function streamSamples(
         }
         if (measurements && !measurements.includes(s.measurement)) return;
         count++;
-        onSample(s);
+        onSample(s, file);
       },
       afterChunk,
     );

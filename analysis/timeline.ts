@@ -7,12 +7,14 @@
  * is the only part that reads the run directory; rendering is in
  * report/timeline-plot.ts.
  */
+import { basename } from 'node:path';
 import { computeOutages, type ProbeRecord } from '../harness/native/programs.ts';
 import { isoToMicros } from '../harness/store/influx.ts';
 import { parseIsoMs } from '../harness/util/time.ts';
 import type { Sample } from '../harness/store/schema/index.ts';
 import { median } from './stats/descriptive.ts';
 import { observations, streamSamples, type Migration, type RunDir } from './rundir.ts';
+import { lineTime } from './load-sample-line.ts';
 
 /** QEMU's dirty-pages-rate is in pages/s; x86 guests (all migbench runs) use 4 KiB pages. */
 export const PAGE_BYTES = 4096;
@@ -109,6 +111,37 @@ export function collectSpan(m: Migration): { fromMs: number; toMs: number } | nu
 const sameAttempt = (s: Sample, m: Migration) =>
   m.attempt === undefined || s.tags.attempt === undefined || s.tags.attempt === String(m.attempt);
 
+/** Power of the migration's two hosts in its span, tagged with its treatment or none (readings carry the treatment running then). */
+function powerKept(s: Sample, m: Migration, span: { fromMs: number; toMs: number }): boolean {
+  if (s.tags.host !== m.src && s.tags.host !== m.dst) return false;
+  if (s.tags.treatment && s.tags.treatment !== m.treatment) return false;
+  const t = parseIsoMs(s.t);
+  return t >= span.fromMs && t <= span.toMs;
+}
+
+/** Power readings of a timeline gathered by another pass over power.jsonl (see timelinePowerTap). */
+const tapped = new WeakMap<RunDir, { m: Migration; power: Sample[] }>();
+
+/**
+ * For a pass over the samples that reads power.jsonl anyway (analyzeRun's):
+ * `onSample` keeps the power readings the timeline of the report's migration
+ * (representativeMigration) needs and `done` hands them to
+ * collectTimelineSamples, so the report does not read the run's largest file
+ * again. The same readings, in the same order, as its own pass would keep.
+ */
+export function timelinePowerTap(run: RunDir): { onSample: (s: Sample, file: string) => void; done: () => void } | null {
+  const m = representativeMigration(run);
+  const span = m && collectSpan(m);
+  if (!m || !span) return null;
+  const power: Sample[] = [];
+  return {
+    onSample: (s, file) => {
+      if (s.measurement === 'power' && powerKept(s, m, span) && basename(file) === 'power.jsonl') power.push(s);
+    },
+    done: () => tapped.set(run, { m, power }),
+  };
+}
+
 /**
  * One pass over the sample files, keeping what the timeline of `m` needs:
  * its progress and QMP events (by migration tag), the probe and dirty rate of
@@ -139,14 +172,32 @@ export async function collectTimelineSamples(run: RunDir, m: Migration): Promise
         if (s.tags.vm === m.vm && (!s.tags.treatment || s.tags.treatment === m.treatment) && inSpan(s)) out.dirty.push(s);
         return;
       case 'power':
-        // readings are tagged with the treatment running then: a cheap test before parsing the time
-        if ((s.tags.host === m.src || s.tags.host === m.dst) && (!s.tags.treatment || s.tags.treatment === m.treatment) && inSpan(s))
-          out.power.push(s);
+        if (powerKept(s, m, span)) out.power.push(s);
         return;
     }
   };
   // one measurement per call: each reads only its own file and tests one needle per line
-  for (const name of ['migration_progress', 'qmp_event', 'probe', 'dirty_rate', 'power']) await streamSamples(run, keep, [name]);
+  for (const name of ['migration_progress', 'qmp_event', 'probe', 'dirty_rate']) await streamSamples(run, keep, [name]);
+  const gathered = tapped.get(run);
+  if (gathered?.m === m) {
+    out.power = [...gathered.power];
+    return out;
+  }
+  // power is kept only inside the span: a campaign's millions of other readings are skipped by their time, unparsed
+  let lastT = '',
+    lastIn = true;
+  const powerInSpan = (line: string) => {
+    const t = lineTime(line);
+    if (t === null) return true;
+    // the hosts' readings of one poll share their time: parse it once
+    if (t !== lastT) {
+      const ms = parseIsoMs(t);
+      lastT = t;
+      lastIn = ms >= span.fromMs && ms <= span.toMs;
+    }
+    return lastIn;
+  };
+  await streamSamples(run, keep, ['power'], undefined, powerInSpan);
   return out;
 }
 

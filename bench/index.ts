@@ -4,12 +4,14 @@
  *   analysis: a synthetic Salfner-scale campaign (10,560 migrations, 1 M power samples)
  *   power:    50 local BMCs polled at 1 Hz (readings/s, CPU), InfluxDB ingest (points/s)
  *   ssh:      preflight + connect against 32 emulated servers (testbed up --servers; builds a testbed)
+ *   duty:     campaign duty cycle (time migrating / wall time) of a small fixed campaign (builds a testbed; takes the testbed lock)
+ *   restore:  guest ready time, cold boot vs restore from a saved guest (3 each; boots guests)
  * Pass names to run a subset: npm run bench -- analysis
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['analysis', 'power', 'ssh'];
+const ALL = ['analysis', 'power', 'ssh', 'restore', 'duty'];
 const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const runner = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
 let failed = 0;

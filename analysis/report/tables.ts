@@ -9,6 +9,7 @@ import { ENERGY_MIN_COVERAGE } from '../analyze.ts';
 import { MODEL_TITLES, MODELS, type ModelPrediction } from '../calibration/predict.ts';
 import { advisorTables } from '../calibration/advise-table.ts';
 import type { FTest, Interaction } from '../twofactor-interaction.ts';
+import { featuresTable } from './features-table.ts';
 
 export interface Table {
   title: string;
@@ -359,6 +360,7 @@ export function allTables(run: RunDir, a: AnalysisResult): Table[] {
     validationScores(a),
     calibrationTable(a),
     flagsTable(a),
+    ...featuresTable(run),
     variabilitySummary(a),
     mainEffectsTable(a),
     planTable(a),

@@ -55,8 +55,22 @@ export function tCdf(t: number, df: number): number {
   return t >= 0 ? 1 - tail : tail;
 }
 
+/** tQuantile by "p df": tables ask for the same few (0.975, n - 1) thousands of times, and each is a 50-step bisection. */
+const quantiles = new Map<string, number>();
+
 /** Quantile of t(df): the t with P(T <= t) = p. */
 export function tQuantile(p: number, df: number): number {
+  const key = `${p} ${df}`;
+  let q = quantiles.get(key);
+  if (q === undefined) {
+    q = bisectTQuantile(p, df);
+    if (quantiles.size >= 10_000) quantiles.clear();
+    quantiles.set(key, q);
+  }
+  return q;
+}
+
+function bisectTQuantile(p: number, df: number): number {
   if (!(p > 0 && p < 1) || !(df > 0)) return NaN;
   if (p === 0.5) return 0;
   let lo = -1e3;

@@ -7,6 +7,7 @@ import { testbedCommand } from './testbed.ts';
 import { resumeCommand, runCommand } from './run.ts';
 import { planCommand } from './plan.ts';
 import { baselineCommand, nightlyCommand } from './nightly.ts';
+import { reproduceCommand } from './reproduce.ts';
 import { analysisCommands } from '../../analysis/cli.ts';
 
 /**
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
     .command(planCommand)
     .command(nightlyCommand)
     .command(baselineCommand)
+    .command(reproduceCommand)
     .command(analysisCommands)
     .demandCommand(1, 'name a command; see --help')
     .strict()

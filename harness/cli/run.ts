@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { resumeExperiment, runExperiment, type RunResult } from '../experiment/runner.ts';
 import { counts } from '../experiment/campaign-state.ts';
 import { summaryTable } from '../experiment/summary.ts';
+import { dutyCycleText } from '../experiment/duty-cycle.ts';
 import { checkExperiment } from '../experiment/treatments.ts';
 import { testbedId } from '../spec/load.ts';
 import { Progress } from '../experiment/progress.ts';
@@ -116,6 +117,7 @@ function printOutcome(res: RunResult, t0: number): void {
     `\n${n} migrations (${res.records.filter((r) => r.status === 'completed').length} completed) in ${wall.toFixed(0)} s (${((n / wall) * 60).toFixed(1)} per minute)`,
   );
   console.log(`units: ${c.done} done, ${c.failed} failed, ${c.pending + c.running} left of ${res.state.units.length}`);
+  if (res.duty) console.log(dutyCycleText(res.duty));
   console.log(`run directory: ${res.dir}`);
   if (res.records.some((r) => r.status !== 'completed') || c.failed > 0) process.exitCode = 1;
 }

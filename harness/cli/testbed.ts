@@ -1,3 +1,4 @@
+import { runServerBmcs } from '../testbed/server-bmcs.ts';
 import type { Argv, CommandModule } from 'yargs';
 import { downSsh, listSshStates } from '../driver/ssh/session.ts';
 import { loadSpec, testbedId } from '../spec/load.ts';
@@ -219,6 +220,18 @@ const inventoryCmd: CommandModule<object, { target?: string; hypervisor: 'libvir
   },
 };
 
+/** Internal: the emulated cluster's BMC feeder, started by 'testbed up --servers' and ended by 'testbed down'. */
+const bmcsDaemonCmd: CommandModule<object, { id: string }> = {
+  command: 'bmcs-daemon <id>',
+  describe: false,
+  builder: (y) => y.positional('id', { type: 'string', demandOption: true }) as Argv<{ id: string }>,
+  handler: async (a) => {
+    const state = loadState(a.id);
+    if (!state?.servers) throw new UserError(`testbed '${a.id}' has no SSH servers`);
+    await runServerBmcs(state.servers);
+  },
+};
+
 export const testbedCommand: CommandModule = {
   command: 'testbed',
   describe: 'build, inspect, probe and remove the local testbed',
@@ -229,6 +242,7 @@ export const testbedCommand: CommandModule = {
       .command(statusCmd)
       .command(probeCmd)
       .command(inventoryCmd)
+      .command(bmcsDaemonCmd)
       .demandCommand(1, 'name a testbed command: up, down, status, probe, inventory'),
   handler: () => {},
 };

@@ -7,7 +7,11 @@ import { loadState, type TestbedState } from '../testbed/state.ts';
 import { buildTopology } from '../testbed/topology.ts';
 import { UserError } from '../util/errors.ts';
 import { LocalDriver } from './local.ts';
-import type { DriverSession } from './session.ts';
+import type { DriverSession, PowerSpec, PowerStart } from './session.ts';
+import type { TestbedDriver } from './types.ts';
+import { TestbedPower } from '../power/testbed-power.ts';
+import { stateDir } from '../util/paths.ts';
+import { join } from 'node:path';
 
 /**
  * The local testbed for a campaign: built for the first treatment, reused
@@ -38,6 +42,16 @@ export class LocalSession implements DriverSession {
 
   facts(): Record<string, unknown> {
     return {};
+  }
+
+  powerUnavailable(): null {
+    return null;
+  }
+
+  /** One ipmi_sim BMC per host fed by the power model, polled from the client namespace. */
+  async startPower(driver: TestbedDriver, power: PowerSpec, o: PowerStart): Promise<TestbedPower> {
+    o.log(`starting ${driver.topology.hosts.length} BMCs (ipmi_sim) and the power poller`);
+    return TestbedPower.start(driver.topology, power, { dir: join(stateDir(), `${driver.id}-bmc`), ...o });
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
-import { startVm, type VmProcess } from '../hypervisor/qemu.ts';
+import type { VmProcess } from '../hypervisor/qemu.ts';
+import { startGuestFast } from '../hypervisor/saved-guest.ts';
 import { ProbeStream } from '../migration/probe-stream.ts';
 import type { Sample } from '../store/sample.ts';
 import type { TestbedState } from '../testbed/state.ts';
@@ -30,7 +31,9 @@ export class LocalDriver implements TestbedDriver {
   async startGuest(host: HostNode, o: GuestStart): Promise<VmProcess> {
     if (o.tap) await createTap(host.ns, o.tap.ifname);
     try {
-      return await startVm({ ...o, netns: host.ns });
+      // restored from a saved booted guest when possible (ready in ~1 s), cold-booted otherwise
+      const { boot, ...vm } = o;
+      return await startGuestFast({ ...vm, netns: host.ns }, boot);
     } catch (e) {
       if (o.tap) await deleteTap(host.ns, o.tap.ifname);
       throw e;

@@ -44,7 +44,10 @@ export interface TestbedDriver {
 }
 
 /** What a guest start needs beyond where it runs (the driver adds the host side). */
-export type GuestStart = Omit<StartVmOptions, 'netns' | 'dieWithHarness'>;
+export type GuestStart = Omit<StartVmOptions, 'netns' | 'dieWithHarness'> & {
+  /** auto: the driver may restore a saved booted guest (local driver); cold: always boot (vms[].boot). */
+  boot?: 'auto' | 'cold';
+};
 
 /** What every guest of a treatment shares, whichever driver. */
 export interface VmEnv {

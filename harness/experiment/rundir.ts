@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { writeJsonAtomic } from '../util/atomic-write.ts';
 import { join, resolve } from 'node:path';
 import { JsonlAppendError, JsonlWriter } from '../store/jsonl.ts';
-import type { CampaignState, Manifest, MigrationRecord, PlanLine, Sample, TreatmentLine } from '../store/schema/index.ts';
+import type { CampaignState, Manifest, MigrationRecord, PlanLine, Sample, TimingLine, TreatmentLine } from '../store/schema/index.ts';
 
 /**
  * A run directory: everything analysis needs, and nothing it must ask the
@@ -75,6 +75,11 @@ export class RunDir {
     const w = this.writer('plans.jsonl');
     w.append(record);
     w.sync();
+  }
+
+  /** A span the runner measured between migrations (duty cycle); not synced: losing the last few costs only the breakdown. */
+  appendTiming(record: TimingLine): void {
+    this.writer('timing.jsonl').append(record);
   }
 
   /** Per-treatment totals (energy per host, peak power), one line each. */

@@ -9,10 +9,11 @@ import { assertQemuUsable } from '../hypervisor/version.ts';
 import { loadSpec, parseSpecText } from '../spec/load.ts';
 import type { Spec } from '../spec/schema.ts';
 import { UserError, errorMessage } from '../util/errors.ts';
-import { PACKAGE_ROOT, stateDir } from '../util/paths.ts';
+import { PACKAGE_ROOT } from '../util/paths.ts';
 import { Interrupted, registerCleanup } from '../util/signals.ts';
 import { InfluxSink } from '../store/influx.ts';
-import { powerModelFrom, TestbedPower } from '../power/testbed-power.ts';
+import { powerModelFrom } from '../power/testbed-power.ts';
+import type { PowerMeter } from '../power/meter.ts';
 import { workloadLabel } from '../migration/placement.ts';
 import { LocalSession } from '../driver/local-session.ts';
 import type { DriverSession } from '../driver/session.ts';
@@ -23,6 +24,7 @@ import {
   issueText,
   MANIFEST_SCHEMA_VERSION,
   ManifestSchema,
+  type DutyCycle,
   type Manifest,
   type MigrationRecord,
   type TreatmentLine,
@@ -33,6 +35,8 @@ import { Progress } from './progress.ts';
 import { runTreatment } from './treatment.ts';
 import { expandTreatments, type Treatment } from './treatments.ts';
 import { RunDir } from './rundir.ts';
+import { dutyCycle } from './duty-cycle.ts';
+import { SpanClock } from './timing.ts';
 
 /**
  * `migbench run` and `migbench resume`: spec -> treatments -> units
@@ -65,6 +69,8 @@ export interface RunResult {
   /** Migrations measured by this invocation. */
   records: MigrationRecord[];
   state: CampaignState;
+  /** This invocation's time migrating / wall time and the dead-time breakdown (also in manifest.timing). */
+  duty?: DutyCycle;
 }
 
 async function gitCommit(): Promise<string | null> {
@@ -83,16 +89,16 @@ function preflight(spec: Spec, file: string, where: Where): void {
 }
 
 /**
- * Power under the ssh driver would come from the servers' BMCs, which this
- * version does not poll yet: a spec asking for power runs without it, said
- * in the log and the manifest (never modelled numbers presented as measured).
+ * A spec asking for power where the session cannot measure it (an inventory
+ * without BMC addresses) runs without it, said in the log and the manifest
+ * (never modelled numbers presented as measured).
  */
-function withoutPowerOverSsh(spec: Spec, manifest: Manifest, log: (l: string) => void): Spec {
-  if (!spec.measure.power) return spec;
-  log('measure.power: not measured on an inventory (the ssh driver does not poll BMCs yet); energy figures stay empty');
+function withoutUnmeasurablePower(spec: Spec, why: string | null, manifest: Manifest, log: (l: string) => void): Spec {
+  if (!spec.measure.power || why === null) return spec;
+  log(`measure.power: not measured (${why}); energy figures stay empty`);
   manifest.power_source = 'none';
   manifest.power_model = null;
-  manifest.power_note = 'measure.power was requested; the ssh driver does not poll BMCs yet';
+  manifest.power_note = `measure.power was requested; ${why}`;
   return { ...spec, measure: { ...spec.measure, power: undefined } };
 }
 
@@ -287,6 +293,10 @@ interface CampaignOptions {
 
 async function campaign(o: CampaignOptions): Promise<RunResult> {
   const { rd, spec, treatments, state, manifest, specFile, influx } = o;
+  // the runner's own spans between migrations (timing.jsonl), for the duty cycle
+  const campaignStart = Date.now();
+  const clock = new SpanClock((l) => rd.appendTiming(l));
+  let duty: DutyCycle | undefined;
   const log = o.log; // on a terminal, the CLI's log writes above the progress bar
   const progress = o.progress ?? new Progress({ tty: false, line: log });
   const movesOf = new Map(treatments.map((t) => [t.id, t.spec.migration?.moves.length ?? 1]));
@@ -335,7 +345,7 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
   const sink = influx ? new InfluxSink(influx, { runDir: rd.path, log }) : null;
   if (sink) rd.onSample((smp) => sink.write(smp));
   const records: MigrationRecord[] = [];
-  let power: { it: TestbedPower; testbed: string } | null = null;
+  let power: { it: PowerMeter; testbed: string } | null = null;
   const saveState = () => {
     try {
       rd.writeState(state);
@@ -360,26 +370,32 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
     await session.close();
   });
   try {
-    const byId = new Map(treatments.map((t) => [t.id, ssh ? { ...t, spec: withoutPowerOverSsh(t.spec, manifest, noteOnce) } : t]));
+    const noPower = treatments.some((t) => t.spec.measure.power) ? session.powerUnavailable() : null;
+    const byId = new Map(treatments.map((t) => [t.id, { ...t, spec: withoutUnmeasurablePower(t.spec, noPower, manifest, noteOnce) }]));
     const order = [...new Set(state.units.map((u) => u.treatment))];
+    clock.add('setup', campaignStart);
     for (const [ti, tid] of order.entries()) {
       const units = state.units.filter((u) => u.treatment === tid && u.status === 'pending');
       if (units.length === 0) continue;
       const t = byId.get(tid);
       if (!t) throw new UserError(`state.json names treatment ${tid}, which the spec no longer produces`);
       log(`treatment ${ti + 1}/${order.length} ${t.id} ${JSON.stringify(t.levels)}: ${units.length} unit(s)`);
-      const driver = await session.prepare(t.spec, stopPower);
+      const driver = await clock.time('testbed', () => session.prepare(t.spec, stopPower), { treatment: t.id });
       if (power && power.testbed !== driver.id) await stopPower();
       if (t.spec.measure.power && !power) {
-        log(`starting ${driver.topology.hosts.length} BMCs (ipmi_sim) and the power poller`);
-        const bmcDir = join(stateDir(), `${driver.id}-bmc`);
-        const it = await TestbedPower.start(driver.topology, t.spec.measure.power, {
-          dir: bmcDir,
-          onSample: (smp) => rd.appendSamples([smp]),
-          log,
-          tags: { experiment: spec.name },
-        });
+        const powerSpec = t.spec.measure.power;
+        const it = await clock.time(
+          'power-start',
+          () => session.startPower(driver, powerSpec, { onSample: (smp) => rd.appendSamples([smp]), log, tags: { experiment: spec.name } }),
+          { treatment: t.id },
+        );
         power = { testbed: driver.id, it };
+        manifest.power_source = it.source;
+        if (it.source === 'measured') manifest.power_model = null; // the servers' own BMCs: no model involved
+        manifest.power_idle_w = {
+          ...manifest.power_idle_w,
+          ...Object.fromEntries(driver.topology.hosts.map((h) => [h.name, it.idleW(h.name)])),
+        };
       }
       power?.it.setTags({ experiment: spec.name, treatment: t.id });
       // per link, the mechanisms that shaped it (e.g. 'htb+delayfwd'), over all treatments
@@ -402,6 +418,7 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
           experiment: spec.name,
           power: power?.it ?? null,
           log,
+          timing: clock,
           unitStarted: (u) => {
             unitStart = Date.now();
             u.status = 'running';
@@ -429,13 +446,20 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
         saveState();
       }
       const hostNames = driver.topology.hosts.map((h) => h.name);
-      const totals = await treatmentSummary(
-        t.id,
-        tStart,
-        Date.now(),
-        records.filter((r) => r.treatment === t.id),
-        hostNames,
-        power?.it ?? null,
+      const tEnd = Date.now();
+      const meter = power?.it ?? null;
+      const totals = await clock.time(
+        'treatment-totals',
+        () =>
+          treatmentSummary(
+            t.id,
+            tStart,
+            tEnd,
+            records.filter((r) => r.treatment === t.id),
+            hostNames,
+            meter,
+          ),
+        { treatment: t.id },
       );
       try {
         rd.appendTreatment(totals);
@@ -447,8 +471,10 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
   } finally {
     unregister();
     progress.end();
+    const closeStart = Date.now();
     await stopPower().catch((e) => log(`stopping the power poller: ${errorMessage(e)}`));
     await session.close();
+    clock.add('close', closeStart);
     if (sink) {
       const st = await sink.close(30_000);
       manifest.influx = { url: sink.url, ...st }; // sink.url carries no credentials
@@ -458,6 +484,8 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
         );
     }
     manifest.ended_at = new Date().toISOString();
+    duty = dutyCycle({ startMs: campaignStart, endMs: Date.now(), migrations: migrationWindows(records), spans: clock.lines });
+    manifest.timing = [...(manifest.timing ?? []), duty];
     if (Object.keys(rd.samplesNotRecorded).length) {
       manifest.samples_not_recorded = { ...(manifest.samples_not_recorded ?? {}), ...rd.samplesNotRecorded };
       log(
@@ -474,7 +502,21 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
     }
     rd.close();
   }
-  return { dir: rd.path, records, state };
+  return { dir: rd.path, records, state, duty };
+}
+
+/**
+ * Each migration's window: t_cmd to the later of t_done and t_resume (the
+ * guest runs on the destination only from RESUME, ~0.1 s after the source's
+ * completed under TCG); a failed one without either: as long as the harness timed it.
+ */
+export function migrationWindows(records: readonly MigrationRecord[]): { start: number; end: number }[] {
+  return records.flatMap((r) => {
+    const start = r.t_cmd ? Date.parse(r.t_cmd) : NaN;
+    const ends = [r.t_done, r.t_resume].map((t) => (t ? Date.parse(t) : NaN)).filter(Number.isFinite);
+    const end = ends.length ? Math.max(...ends) : start + (r.total_ms_harness ?? 0);
+    return Number.isFinite(start) && Number.isFinite(end) ? [{ start, end }] : [];
+  });
 }
 
 /** Per-treatment totals for the run summary: energy and peak power per host and summed, migrations. */
@@ -484,7 +526,7 @@ async function treatmentSummary(
   to: number,
   recs: MigrationRecord[],
   hosts: string[],
-  power: TestbedPower | null,
+  power: PowerMeter | null,
 ): Promise<TreatmentLine> {
   const perHost: TreatmentLine['hosts'] = {};
   let peakTotal: number | null = null;

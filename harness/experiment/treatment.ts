@@ -8,7 +8,7 @@ import type { TestbedDriver } from '../driver/types.ts';
 import { recordProbeFacts, type ProbeStream } from '../migration/probe-stream.ts';
 import { buildPlanGraph, type PlanMove } from '../plan/graph.ts';
 import { executePlan, type ActionResult } from '../plan/execute.ts';
-import type { TestbedPower } from '../power/testbed-power.ts';
+import type { PowerMeter } from '../power/meter.ts';
 import { JsonlAppendError } from '../store/jsonl.ts';
 import type { MigrationRecord, PlanLine, Sample } from '../store/schema/index.ts';
 import { UserError } from '../util/errors.ts';
@@ -21,6 +21,7 @@ import { workloadWarmupMs } from '../workloads/guest-spec.ts';
 import type { UnitState } from './campaign-state.ts';
 import type { RunDir } from './rundir.ts';
 import type { Treatment } from './treatments.ts';
+import { addMigrationStep, SpanClock } from './timing.ts';
 
 /**
  * One treatment on the testbed: boot its guests, then for each pending
@@ -35,8 +36,10 @@ export interface TreatmentContext {
   accel: 'kvm' | 'tcg';
   rd: RunDir;
   experiment: string;
-  power: TestbedPower | null;
+  power: PowerMeter | null;
   log: (l: string) => void;
+  /** The runner's clock for the spans between migrations (duty cycle); none in tests that drive a treatment alone. */
+  timing?: SpanClock;
   /** Called around each unit so the campaign can persist state. */
   unitStarted: (u: UnitState) => void;
   unitEnded: (u: UnitState, records: MigrationRecord[]) => void;
@@ -78,7 +81,9 @@ export async function runTreatment(c: TreatmentContext): Promise<MigrationRecord
     return await runUnits(c, env, own);
   } finally {
     unregister();
+    const start = Date.now();
     await own.stop();
+    c.timing?.add('teardown', start, { treatment: c.treatment.id });
   }
 }
 
@@ -110,19 +115,22 @@ async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<
     });
   };
   const phases = new PhaseClock();
+  const clock = c.timing ?? new SpanClock();
 
   const vmProbes = new Map<string, ProbeStream>();
   for (const [i, v] of spec.vms.entries()) {
     checkInterrupted();
     const host = topo.hosts.find((h) => h.name === v.host)!;
     c.log(`  booting ${v.name} on ${host.name} (${v.memory}, ${workloadLabel(v.workload)})`);
-    const vm = await bootVm(env, v, i, host);
+    const vm = await clock.time('guest-start', () => bootVm(env, v, i, host), { treatment: t.id, vm: v.name });
     own.placed.set(v.name, vm);
+    const how = vm.start.mode === 'restored' ? `restored from saved guest ${vm.start.from}` : `cold boot: ${vm.start.reason}`;
+    c.log(`  ${v.name} ready in ${vm.start.ready_ms} ms (${how})`);
     watchSerial(vm);
     const p = env.driver.probe(vm.ip, probeIntervalMs, { ...baseTags, vm: v.name }, emit);
     if (p) {
       own.probes.push(p);
-      await p.start();
+      await clock.time('probe-start', () => p.start(), { treatment: t.id, vm: v.name });
       vmProbes.set(v.name, p);
     }
     if (v.clients.length) {
@@ -137,7 +145,7 @@ async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<
       });
       if (started) {
         c.log(`  starting ${v.clients.length} client(s) of ${v.name}: ${v.clients.map((x) => x.kind).join(', ')}`);
-        own.clients.push(await started);
+        own.clients.push(await clock.time('clients-start', () => started, { treatment: t.id, vm: v.name }));
       } else c.log(`  ${v.name}: no client vantage point on this testbed; its clients do not run`);
     }
   }
@@ -145,7 +153,7 @@ async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<
   const warmup = Math.max(0, ...spec.vms.map((v) => workloadWarmupMs(v.workload)));
   if (warmup > 0) {
     c.log(`  warming up for ${(warmup / 1000).toFixed(1)} s`);
-    await sleepInterruptible(warmup);
+    await clock.time('warmup', () => sleepInterruptible(warmup), { treatment: t.id });
   }
 
   const home = new Map(spec.vms.map((v) => [v.name, v.host]));
@@ -153,7 +161,7 @@ async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<
   const pauseMs = mig.pause.ms;
   for (const unit of c.units) {
     checkInterrupted();
-    await sleepInterruptible(pauseMs);
+    await clock.time('pause', () => sleepInterruptible(pauseMs), { treatment: t.id, rep: unit.rep });
     const rep = unit.rep;
     // ping-pong: away from home, or back home from wherever the guest is
     const moves: PlanMove[] = mig.moves.map((m) => {
@@ -162,7 +170,9 @@ async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<
     });
     const graph = buildPlanGraph(moves, mig.plan, { file: 'spec', planPath: 'migration.plan', movesPath: 'migration.moves' });
     unit.attempts++;
+    const saveStart = Date.now();
     c.unitStarted(unit);
+    clock.add('record', saveStart, { treatment: t.id, rep });
     const records: MigrationRecord[] = [];
     const ctxBase = {
       env,
@@ -182,9 +192,17 @@ async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<
       if (action.kind !== 'migrate') return powerAction(c, action.kind, action.host);
       const vm = own.placed.get(action.vm)!;
       const dst = topo.hosts.find((h) => h.name === action.to)!;
-      const { record, vm: after } = await migrateVm({ ...ctxBase, probe: vmProbes.get(action.vm) ?? null }, vm, dst);
+      // the step's time outside the migration window is dead time: before the command, and after the window
+      const stepStart = Date.now();
+      const stepCtx = { treatment: t.id, rep, vm: action.vm };
+      const { record, vm: after } = await migrateVm({ ...ctxBase, probe: vmProbes.get(action.vm) ?? null }, vm, dst).catch((e: unknown) => {
+        clock.add('migrate-prepare', stepStart, stepCtx);
+        throw e;
+      });
+      addMigrationStep(clock, stepStart, record.t_cmd, stepCtx);
       record.plan = { kind: mig.plan.kind, k: mig.plan.k ?? null, action_id: action.id, start_ms: null, end_ms: null };
-      await addEnergy(c.power, record);
+      record.guest_start = vm.start;
+      await clock.time('energy-wait', () => addEnergy(c.power, record), { treatment: t.id, rep, vm: action.vm });
       recordProbeFacts(vmProbes.get(action.vm), record);
       record.flags = flagRecord(record);
       records.push(record);
@@ -202,6 +220,7 @@ async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<
       if (after.proc.hasExited()) throw new Error(`VM ${action.vm} is gone after ${record.id}`);
       return record.status === 'completed' ? { ok: true } : { ok: false, reason: record.reason ?? record.status };
     });
+    const recordStart = Date.now();
     // the executor's clock is the plan's: action start/end and completion time
     const notRecorded: string[] = [];
     let why = '';
@@ -247,6 +266,7 @@ async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<
       })),
     });
     c.unitEnded(unit, records);
+    clock.add('record', recordStart, { treatment: t.id, rep });
     all.push(...records);
   }
   return all;
@@ -270,7 +290,7 @@ async function powerAction(c: TreatmentContext, kind: 'power-on' | 'power-off', 
 }
 
 /** Energy of source + destination above idle over the migration, once readings past its end exist. */
-async function addEnergy(power: TestbedPower | null, record: MigrationRecord): Promise<void> {
+async function addEnergy(power: PowerMeter | null, record: MigrationRecord): Promise<void> {
   if (!power || !record.t_cmd || !record.t_done) return;
   const from = Date.parse(record.t_cmd);
   const to = Date.parse(record.t_done);

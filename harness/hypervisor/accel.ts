@@ -1,7 +1,9 @@
 /**
  * Chooses the accelerator. KVM is used only if /dev/kvm is usable AND a real
- * KVM guest boots to its readiness marker in time: on some hosts /dev/kvm
- * exists but guests hang in early boot, so we boot one and fall back to TCG.
+ * KVM guest boots to its readiness marker: on some hosts /dev/kvm exists but
+ * QEMU aborts creating the vCPU (a paused machine shows it in ~0.3 s) or the
+ * guest hangs in early boot (its console falls silent: found in ~5 s), and we
+ * fall back to TCG.
  */
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.ts';
@@ -10,6 +12,9 @@ import { dirname, join } from 'node:path';
 import type { GuestImage } from '../image/build.ts';
 import { UserError, errorMessage } from '../util/errors.ts';
 import { cacheDir } from '../util/paths.ts';
+import { KVM_START_ARGV, KVM_START_QMP_INPUT, kvmStartVerdict } from '../driver/ssh/kvm-probe.ts';
+import { run, withPdeathsig } from '../util/exec.ts';
+import { sleep } from '../util/time.ts';
 import { startVm, type VmProcess } from './qemu.ts';
 import { qemuVersion, type Accel } from './version.ts';
 
@@ -24,8 +29,10 @@ export interface AccelChoice {
 export interface ProbeOptions {
   /** Where the probe VM's socket and log go (default: a fresh temp dir, removed after). */
   runDir?: string;
-  /** Bound for the KVM guest to print MB-READY (default 30 s; it takes ~2 s when KVM works). */
+  /** Bound for the KVM guest to print MB-READY while it makes progress (default 30 s; it takes ~2 s when KVM works). */
   bootTimeoutMs?: number;
+  /** A KVM guest whose console is silent this long is hung (default 5 s; a booting TCG guest's longest silence here was 5.8 s, KVM's far less). */
+  stallMs?: number;
   /** How long a probe result stays valid on disk (default 1 h; 0 disables the disk cache). */
   diskTtlMs?: number;
   /** Ignore cached results. */
@@ -72,12 +79,69 @@ function writeDisk(key: string, c: AccelChoice): void {
   writeFileAtomic(diskCachePath(), JSON.stringify(entries, null, 2));
 }
 
-/** Boots the image under KVM; resolves to a choice, never throws for a KVM failure. */
+/**
+ * Whether QEMU can create and reset a KVM vCPU here: a paused machine, asked
+ * its status over QMP on stdin, then quit (~0.3 s). Catches QEMU aborting at
+ * vCPU reset (e.g. "failed to set MSR"), the common way KVM fails here.
+ */
+async function pausedVcpuProbe(cpu: string | undefined): Promise<{ ok: boolean; detail: string }> {
+  const argv = KVM_START_ARGV.slice(1).map((a, i, all) => (cpu && all[i - 1] === '-cpu' ? cpu : a));
+  const [cmd, args] = withPdeathsig(KVM_START_ARGV[0], argv);
+  try {
+    const r = await run(cmd, args, { input: KVM_START_QMP_INPUT, allowFail: true, timeoutMs: 20_000 });
+    return kvmStartVerdict(`${r.stdout}\n${r.stderr}`, r.exitCode);
+  } catch (e) {
+    if (e instanceof UserError) throw e; // QEMU or setpriv missing: not a KVM problem
+    return { ok: false, detail: `paused KVM machine: ${errorMessage(e).split('\n')[0]}` };
+  }
+}
+
+/**
+ * Waits for `marker` while the guest shows progress: every kernel message is
+ * printed from the first instruction (earlyprintk, ignore_loglevel), so a
+ * console silent for `stallMs` is a hang, found in seconds rather than at the
+ * overall bound. A guest that stopped (internal error, panic) fails at once.
+ */
+async function waitWhileProgressing(vm: VmProcess, marker: RegExp, stallMs: number, capMs: number): Promise<void> {
+  const t0 = Date.now();
+  let last = t0;
+  let lines = 0;
+  const off = vm.onSerialLine(() => {
+    last = Date.now();
+    lines++;
+  });
+  let ready = false;
+  const seen = vm.waitForSerial(marker, capMs).then(() => {
+    ready = true;
+  });
+  seen.catch(() => undefined);
+  try {
+    while (!ready) {
+      await Promise.race([seen, sleep(250)]);
+      if (ready) return;
+      const now = Date.now();
+      if (now - last > stallMs) {
+        throw new Error(
+          `the KVM guest stopped making progress: no console output for ${((now - last) / 1000).toFixed(1)} s after ${lines} lines`,
+        );
+      }
+      const st = await vm.qmp.execute<{ status: string }>('query-status', {}, { timeoutMs: 2000 });
+      if (st.status !== 'running') throw new Error(`the KVM guest is ${st.status}`);
+    }
+  } finally {
+    off();
+  }
+}
+
+/** The paused-vCPU check, then a KVM boot watched for progress; resolves to a choice, never throws for a KVM failure. */
 async function bootProbe(image: GuestImage, opts: ProbeOptions): Promise<AccelChoice> {
   const bootTimeoutMs = opts.bootTimeoutMs ?? 30_000;
+  const t0 = Date.now();
+  const paused = await pausedVcpuProbe(opts.cpu);
+  if (!paused.ok)
+    return { accel: 'tcg', reason: `/dev/kvm exists but a KVM guest did not boot (${paused.detail}; ${Date.now() - t0} ms); using TCG` };
   const runDir = opts.runDir ?? mkdtempSync(join(tmpdir(), 'migbench-accel-'));
   let vm: VmProcess | undefined;
-  const t0 = Date.now();
   try {
     // dieWithHarness: a kill -9 of the harness must not leave this QEMU behind (it runs in no testbed namespace)
     vm = await startVm({
@@ -87,15 +151,16 @@ async function bootProbe(image: GuestImage, opts: ProbeOptions): Promise<AccelCh
       memoryMiB: 128,
       image,
       runDir,
+      cmdlineExtra: ['ignore_loglevel', 'earlyprintk=serial,ttyS0,115200'],
       startTimeoutMs: bootTimeoutMs,
       dieWithHarness: true,
     });
-    await vm.waitForSerial(/MB-READY/, bootTimeoutMs);
+    await waitWhileProgressing(vm, /MB-READY/, opts.stallMs ?? 5000, bootTimeoutMs);
     return { accel: 'kvm', reason: `a KVM guest booted to MB-READY in ${Date.now() - t0} ms` };
   } catch (e) {
     if (e instanceof UserError) throw e; // e.g. QEMU missing: not a KVM problem
     const msg = errorMessage(e).split('\n')[0];
-    return { accel: 'tcg', reason: `/dev/kvm exists but a KVM guest did not boot (${msg}); using TCG` };
+    return { accel: 'tcg', reason: `/dev/kvm exists but a KVM guest did not boot (${msg}; ${Date.now() - t0} ms); using TCG` };
   } finally {
     await vm?.kill(2000); // this probe's QEMU only, by PID
     if (!opts.runDir) rmSync(runDir, { recursive: true, force: true });

@@ -10,6 +10,7 @@ import type { ResultPromise } from 'execa';
 import { spawnProcess, haveCommand, withPdeathsig } from '../util/exec.ts';
 import { UserError } from '../util/errors.ts';
 import type { GuestImage } from '../image/build.ts';
+import type { GuestBoot } from '../store/schema/guest-start.ts';
 import { QmpClient } from './qmp.ts';
 import { SerialConsole, type SerialProblem } from './serial.ts';
 import { assertQemuUsable, QEMU_BINARY, type Accel } from './version.ts';
@@ -59,6 +60,8 @@ export interface StartVmOptions {
   startTimeoutMs?: number;
   /** Extra QEMU arguments (appended). */
   qemuArgs?: string[];
+  /** A virtio disk (guest /dev/vda) from this image; its format node is DISK_NODE (block migration mirrors it). */
+  disk?: { path: string; format: 'raw' | 'qcow2' };
 }
 
 export interface VmExit {
@@ -75,6 +78,8 @@ export interface VmProcess {
   readonly serialLogPath: string;
   /** The full QEMU command (argv), for manifests and debugging. */
   readonly argv: readonly string[];
+  /** How the guest came up, when the driver restored it or chose a cold boot (harness/hypervisor/saved-guest.ts). */
+  readonly boot?: GuestBoot;
   /** Resolves when this QEMU process has ended. */
   readonly exited: Promise<VmExit>;
   hasExited(): boolean;
@@ -94,6 +99,9 @@ export interface VmProcess {
 }
 
 const MAX_UNIX_PATH = 107;
+
+/** Node name of a guest's disk (its format layer): what block migration mirrors and exports. */
+export const DISK_NODE = 'mb-disk0';
 
 /** QEMU option values use ',' as separator; a literal comma is written ',,'. */
 function optEscape(s: string): string {
@@ -181,6 +189,16 @@ export function qemuArgs(o: StartVmOptions, paths: { qmp: string; serialLog: str
       `tap,id=net0,ifname=${optEscape(o.tap.ifname)},script=no,downscript=no`,
       '-device',
       `virtio-net-pci,netdev=net0,mac=${o.tap.mac}`,
+    );
+  }
+  if (o.disk) {
+    args.push(
+      '-blockdev',
+      `driver=file,node-name=${DISK_NODE}-file,filename=${optEscape(o.disk.path)}`,
+      '-blockdev',
+      `driver=${o.disk.format},node-name=${DISK_NODE},file=${DISK_NODE}-file`,
+      '-device',
+      `virtio-blk-pci,drive=${DISK_NODE},id=mb-vd0`,
     );
   }
   if (o.incoming) args.push('-incoming', o.incoming);

@@ -49,6 +49,8 @@ export const NIC_MODULES = [
   'virtio_pci_modern_dev',
   'virtio_pci_legacy_dev',
   'virtio_pci',
+  // the optional disk (vms[].disk, /dev/vda); needs only virtio + virtio_ring
+  'virtio_blk',
   'failover',
   'net_failover',
   'virtio_net',

@@ -30,7 +30,7 @@ export interface InventoryHost {
   data: InventoryNic;
   migration: InventoryNic;
   bridge?: string;
-  bmc?: { address: string; user?: string; port?: number };
+  bmc?: { address: string; user?: string; port?: number; sensor?: string };
   hypervisor: Hypervisor;
   ssh: SshTarget;
 }
@@ -275,7 +275,14 @@ export function inventoryFromObject(raw: unknown, file: string, baseDir: string,
       data: { ...tpl.data, ...entry.data },
       migration: { ...tpl.migration, ...entry.migration },
       bridge: e.bridge,
-      bmc: bmc ? { address: bmc.address as string, user: bmc.user as string | undefined, port: bmc.port as number | undefined } : undefined,
+      bmc: bmc
+        ? {
+            address: bmc.address as string,
+            user: bmc.user as string | undefined,
+            port: bmc.port as number | undefined,
+            sensor: bmc.sensor as string | undefined,
+          }
+        : undefined,
       hypervisor: e.hypervisor ?? 'qemu',
       ssh: targetOf(entry.name, []),
     };

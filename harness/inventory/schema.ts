@@ -23,20 +23,31 @@ const IfAddress = z
 const Nic = z.strictObject({ iface: Iface.optional(), address: IfAddress.optional() });
 
 /** BMC login: user may be here, the password never (environment or secrets file, as for the local BMCs). */
-const Bmc = z.looseObject({ address: Host.optional(), user: z.string().min(1).optional(), port: Port.optional() }).superRefine((v, ctx) => {
-  for (const k of Object.keys(v)) {
-    if (k === 'password') {
-      ctx.addIssue({
-        code: 'custom',
-        path: [k],
-        message:
-          'a BMC password never goes into the inventory: set MIGBENCH_BMC_PASSWORD (or MIGBENCH_BMC_<HOST>_PASSWORD) or use a secrets file',
-      });
-    } else if (!['address', 'user', 'port'].includes(k)) {
-      ctx.addIssue({ code: 'custom', path: [k], message: `unknown key '${k}' (expected address, user, port)` });
+const Bmc = z
+  .looseObject({
+    address: Host.optional(),
+    user: z.string().min(1).optional(),
+    port: Port.optional(),
+    /** A named power sensor (`ipmitool sensor reading`) instead of DCMI `power reading` (what real BMCs answer). */
+    sensor: z
+      .string()
+      .regex(/^[^"\n\r]{1,16}$/, { message: 'expected a sensor name of at most 16 characters' })
+      .optional(),
+  })
+  .superRefine((v, ctx) => {
+    for (const k of Object.keys(v)) {
+      if (k === 'password') {
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message:
+            'a BMC password never goes into the inventory: set MIGBENCH_BMC_PASSWORD (or MIGBENCH_BMC_<HOST>_PASSWORD) or use a secrets file',
+        });
+      } else if (!['address', 'user', 'port', 'sensor'].includes(k)) {
+        ctx.addIssue({ code: 'custom', path: [k], message: `unknown key '${k}' (expected address, user, port, sensor)` });
+      }
     }
-  }
-});
+  });
 
 /** Settings a host may have; all optional so the same shape serves the template and the per-host entries. */
 const settings = {

@@ -85,6 +85,23 @@ describe('derivation rules', () => {
     expect(d.reason).toBe('migration failed: Unable to write to socket: Connection reset by peer');
   });
 
+  it('a destination connection cut (QMP closed, QEMU alive) is the reason of the migration we cancelled for it', () => {
+    const o = copy(load('cancelled').observation);
+    o.control.cancelledAtMs = null;
+    o.control.dstLost = {
+      tMs: o.queries.at(-1)!.tMs,
+      description: 'lost the connection to the destination r1-h2 (its QMP closed while its QEMU still ran)',
+    };
+    expect(deriveMigration(o)).toMatchObject({
+      status: 'failed',
+      reason:
+        'lost the connection to the destination r1-h2 (its QMP closed while its QEMU still ran); migration cancelled, the guest stays on the source',
+    });
+    // an exit seen as well is the stronger explanation
+    o.control.dstExit = { tMs: o.queries.at(-1)!.tMs, description: 'destination QEMU exited during the migration (signal SIGKILL)' };
+    expect(deriveMigration(o).reason).toBe('destination QEMU exited during the migration (signal SIGKILL)');
+  });
+
   it('a cancel we sent wins over a destination that went away; a source that stopped answering is named', () => {
     const o = copy(load('failed').observation);
     o.control.cancelledAtMs = o.queries.at(-1)!.tMs;

@@ -1,6 +1,7 @@
 import { iso } from '../util/time.ts';
 import { longestOutage, type ProbeRecord } from '../native/programs.ts';
 import type { MigrationRecord } from './migrate.ts';
+import { deriveBlock, deriveFeatures, type BlockMigration, type BlockObservation, type FeatureRequest, type Features } from './features.ts';
 
 /**
  * Measurement of one migration as a pure function: what the control code
@@ -19,6 +20,10 @@ export interface QueryMigrateAnswer {
   'expected-downtime'?: number;
   ram?: Record<string, number>;
   'error-desc'?: string;
+  /** Present once the xbzrle capability is on: cache-size, bytes, pages, cache-miss, cache-miss-rate, encoding-rate, overflow. */
+  'xbzrle-cache'?: Record<string, number>;
+  /** Present only while auto-converge throttles the vCPUs. */
+  'cpu-throttle-percentage'?: number;
 }
 
 /** One QMP event; `timestampMs` is QEMU's own clock (µs kept as a fraction), `receivedAtMs` the harness clock. */
@@ -37,7 +42,9 @@ export interface ObservedQuery {
 }
 
 export interface ObservationConfig {
-  mode: 'live' | 'postcopy';
+  mode: 'live' | 'postcopy' | 'block';
+  /** Features the spec asked for (absent in observations recorded before they were checked). */
+  features?: FeatureRequest;
   downtimeLimitMs: number;
   maxTimeMs: number;
   probeIntervalMs: number;
@@ -55,6 +62,12 @@ export interface ControlFacts {
   cancelStuck: boolean;
   /** The destination QEMU exited (and how), as seen by the harness. */
   dstExit: { tMs: number; description: string } | null;
+  /**
+   * The QMP connection to the destination closed while its QEMU was not seen to exit (an SSH
+   * connection cut): the harness cancels an unfinished migration, the guest stays on the source.
+   * Optional: observations recorded before it existed lack it.
+   */
+  dstLost?: { tMs: number; description: string } | null;
   /** query-migrate on the source failed (message); polling ended there. */
   srcUnanswered: string | null;
   /** Any other error that ended the control code early (message). */
@@ -79,6 +92,8 @@ export interface MigrationObservation {
   /** Probe records (any order) from the last answered probe before tCmd on; null without a probe. */
   probe: ProbeRecord[] | null;
   control: ControlFacts;
+  /** Block migration (mode block, VM with a disk): the mirror as observed. */
+  block?: BlockObservation | null;
   /** How a fixture was made (what was recorded, what reconstructed, how probe records were thinned). */
   note?: string;
 }
@@ -113,12 +128,16 @@ export type DerivedMeasures = Pick<
   downtime_observed_uncertainty_ms: number | null;
   /** Source entered postcopy-active (QEMU clock); null when post-copy never engaged. */
   t_postcopy: string | null;
+  /** Each requested feature: engaged or not, with its evidence (features.ts). */
+  features: Features;
+  /** Block migration's disk phases (absent unless observed). */
+  block?: BlockMigration | null;
 };
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 export function emptyControlFacts(): ControlFacts {
-  return { postcopyStartMs: null, cancelledAtMs: null, cancelStuck: false, dstExit: null, srcUnanswered: null, error: null };
+  return { postcopyStartMs: null, cancelledAtMs: null, cancelStuck: false, dstExit: null, dstLost: null, srcUnanswered: null, error: null };
 }
 
 /** '15s', '1500ms', as the user wrote durations. */
@@ -191,7 +210,8 @@ function statusAndReason(obs: MigrationObservation, final: QueryMigrateAnswer): 
   if (c.error !== null) return { status: 'failed', reason: reason ?? c.error };
   if (final.status === 'completed') return { status: 'completed', reason };
   // (the control code records only exits while it measures, not those its cleanup causes)
-  const dstGone = c.dstExit?.description ?? null;
+  const dstGone =
+    c.dstExit?.description ?? (c.dstLost ? `${c.dstLost.description}; migration cancelled, the guest stays on the source` : null);
   if (!cancelled && dstGone) return { status: 'failed', reason: dstGone };
   const ended = `migration ${final.status ?? 'ended'}${final['error-desc'] ? `: ${final['error-desc']}` : ''}`;
   return { status: cancelled ? 'cancelled' : 'failed', reason: reason ?? dstGone ?? ended };
@@ -232,6 +252,8 @@ export function deriveMigration(obs: MigrationObservation): DerivedMeasures {
     t_postcopy: iso(
       obs.events.find((e) => e.side === 'src' && e.event === 'MIGRATION' && e.data.status === 'postcopy-active')?.timestampMs,
     ),
+    features: deriveFeatures(obs),
+    ...(obs.block ? { block: deriveBlock(obs) } : {}),
   };
   if (status !== 'completed' || tCmd === null) return out;
   // the guest's own pause: STOP on the source -> RESUME on the destination, both on QEMU clocks

@@ -38,6 +38,8 @@ export interface FlagInput {
   clock_uncertainty_ms?: number | null;
   /** Features asked for in the spec, and whether the hypervisor showed each engaging (null: no evidence either way). */
   engaged?: Record<string, boolean | null>;
+  /** The record's requested features with their evidence (features.ts); each engaged:false is flagged like `engaged`. */
+  features?: Record<string, unknown> | null;
   /** When post-copy was switched on (null/absent: it never was). */
   t_postcopy?: string | null;
   /** Probe replies lost while no migration ran (the probe's own loss), over the probes sent then. */
@@ -125,7 +127,12 @@ export function flagRecord(r: FlagInput, s: Readonly<FlagSettings> = DEFAULT_FLA
       reason: `the probe lost ${r.probe_outside.lost} of ${r.probe_outside.sent} probes (${pct.toFixed(2)} %) while no migration ran: its outages are not all downtime`,
     });
   }
-  for (const [feature, on] of Object.entries(r.engaged ?? {})) {
+  const engaged: Record<string, boolean | null> = { ...r.engaged };
+  for (const [feature, ev] of Object.entries(r.features ?? {})) {
+    const e = ev as { requested?: unknown; engaged?: unknown } | null | undefined;
+    if (e && typeof e === 'object' && e.requested !== false) engaged[feature] = typeof e.engaged === 'boolean' ? e.engaged : null;
+  }
+  for (const [feature, on] of Object.entries(engaged)) {
     if (on === false && r.status === 'completed') {
       flags.push({ code: 'not_engaged', reason: `${feature} was requested but the hypervisor never showed it engaging` });
     }

@@ -18,6 +18,22 @@ import {
   type QueryMigrateAnswer,
 } from './derive.ts';
 import { WORKLOAD_HEARTBEAT } from '../workloads/guest-reports.ts';
+import {
+  abandonMirror,
+  allocatedBytes,
+  diskCheck,
+  diskPath,
+  exportDisk,
+  finishMirror,
+  guestDiskOp,
+  nbdPort,
+  queryMirror,
+  removeDisk,
+  startMirror,
+  stopExport,
+} from './disk.ts';
+import type { BlockJobInfo, BlockObservation, FeatureRequest } from './features.ts';
+import { migrateViaLibvirt } from '../driver/ssh/libvirt-migrate.ts';
 
 /**
  * One live migration, measured from several independent sources: the
@@ -59,6 +75,37 @@ function capabilityList(m: MigrationSpecT, side: 'src' | 'dst'): Array<{ capabil
   return caps;
 }
 
+/** What the spec asks of QEMU's features (their evidence is derived in features.ts). */
+function featureRequest(m: MigrationSpecT): FeatureRequest {
+  return {
+    postcopy: m.mode === 'postcopy',
+    multifd: m.capabilities.multifd ? { channels: m.multifd_channels ?? 2 } : null,
+    xbzrle: m.capabilities.xbzrle ? { cacheBytes: m.xbzrle_cache?.bytes ?? 64 * 2 ** 20 } : null,
+    autoConverge: m.capabilities.auto_converge,
+  };
+}
+
+/** migrate-set-parameters for the features' settings (multifd channels must match on both sides). */
+function featureParams(m: MigrationSpecT, side: 'src' | 'dst'): Record<string, unknown> {
+  const p: Record<string, unknown> = {};
+  if (m.capabilities.multifd && m.multifd_channels) p['multifd-channels'] = m.multifd_channels;
+  if (side === 'dst') return p;
+  if (m.capabilities.xbzrle && m.xbzrle_cache) p['xbzrle-cache-size'] = m.xbzrle_cache.bytes;
+  if (m.capabilities.auto_converge && m.throttle?.initial) p['cpu-throttle-initial'] = m.throttle.initial.pct;
+  if (m.capabilities.auto_converge && m.throttle?.increment) p['cpu-throttle-increment'] = m.throttle.increment.pct;
+  return p;
+}
+
+/** The disk mirror's progress as a block_job sample (query-block-jobs offset/len). */
+function blockJobSample(tMs: number, job: BlockJobInfo | null, tags: Record<string, string>): Sample {
+  return {
+    t: iso(tMs)!,
+    measurement: 'block_job',
+    tags,
+    fields: { offset: job?.offset ?? null, len: job?.len ?? null, ready: job?.ready ?? null, status: job?.status ?? null },
+  };
+}
+
 /** One query-migrate answer as a migration_progress sample; the raw QEMU fields are kept so the record can be re-derived. */
 function progressSample(tMs: number, tCmd: number, a: QueryMigrateAnswer, tags: Record<string, string>): Sample {
   const ram = a.ram ?? {};
@@ -89,6 +136,16 @@ function progressSample(tMs: number, tCmd: number, a: QueryMigrateAnswer, tags: 
       downtime_bytes: ram['downtime-bytes'] ?? null,
       postcopy_bytes: ram['postcopy-bytes'] ?? null,
       postcopy_requests: ram['postcopy-requests'] ?? null,
+      // feature evidence (features.ts): multifd bytes, xbzrle cache, auto-converge throttle
+      multifd_bytes: ram['multifd-bytes'] ?? null,
+      xbzrle_pages: a['xbzrle-cache']?.pages ?? null,
+      xbzrle_bytes: a['xbzrle-cache']?.bytes ?? null,
+      xbzrle_cache_miss: a['xbzrle-cache']?.['cache-miss'] ?? null,
+      xbzrle_cache_miss_rate: a['xbzrle-cache']?.['cache-miss-rate'] ?? null,
+      xbzrle_encoding_rate: a['xbzrle-cache']?.['encoding-rate'] ?? null,
+      xbzrle_overflow: a['xbzrle-cache']?.overflow ?? null,
+      xbzrle_cache_size: a['xbzrle-cache']?.['cache-size'] ?? null,
+      cpu_throttle_pct: a['cpu-throttle-percentage'] ?? null,
     },
   };
 }
@@ -100,6 +157,8 @@ function progressSample(tMs: number, tCmd: number, a: QueryMigrateAnswer, tags: 
  * record to deriveMigration (derive.ts).
  */
 export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNode): Promise<{ record: MigrationRecord; vm: PlacedVm }> {
+  // the ssh driver's libvirt back end migrates through virsh (its own measurement: driver/ssh/libvirt-migrate.ts)
+  if (ctx.env.driver.backend === 'libvirt') return migrateViaLibvirt(ctx, vm, dst);
   const { env, migration: m } = ctx;
   const id = `${ctx.treatment}-r${ctx.rep}-${vm.spec.name}`;
   const tags = {
@@ -119,7 +178,14 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   const obs: MigrationObservation = {
     version: 1,
     id,
-    config: { mode: m.mode, downtimeLimitMs, maxTimeMs, probeIntervalMs: ctx.probeIntervalMs, linkRateBps: rate || null },
+    config: {
+      mode: m.mode,
+      downtimeLimitMs,
+      maxTimeMs,
+      probeIntervalMs: ctx.probeIntervalMs,
+      linkRateBps: rate || null,
+      features: featureRequest(m),
+    },
     tCmdMs: null,
     tEndMs: null,
     events: [],
@@ -162,6 +228,12 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   let phaseOpen = false;
   /** A probe reply came after RESUME (null: not checked). */
   let answeredAfterResume: boolean | null = null;
+  let dstCancelSent = false;
+  // block migration of a VM with a disk of its own on each host
+  const blockObs: BlockObservation | null =
+    m.mode === 'block' && vm.spec.disk?.storage === 'local' ? { mirrorStartMs: null, jobs: [], cancelMs: null, check: null } : null;
+  obs.block = blockObs;
+  let diskBefore: { bytes: number; sha256: string } | null = null;
   try {
     // destination first: paused, listening, with the same devices
     dstProc = await startIncoming(env, vm, dst, `${vm.spec.name}.${dst.name}.r${ctx.rep}`);
@@ -170,7 +242,10 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     await dstProc.qmp.execute('migrate-set-capabilities', { capabilities: capabilityList(m, 'dst') });
     const params: Record<string, unknown> = { 'downtime-limit': downtimeLimitMs };
     if (m.max_bandwidth) params['max-bandwidth'] = Math.round(m.max_bandwidth.bps / 8);
+    Object.assign(params, featureParams(m, 'src'));
     await src.qmp.execute('migrate-set-parameters', params);
+    const dstParams = featureParams(m, 'dst');
+    if (Object.keys(dstParams).length) await dstProc.qmp.execute('migrate-set-parameters', dstParams);
     await dstProc.qmp.execute('migrate-incoming', { uri });
     void dstProc.exited.then((x) => {
       if (!measuring) return; // our own cleanup
@@ -179,10 +254,48 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
       control(obs.control.dstExit.tMs, 'dst_exit', description);
     });
 
+    // QMP to the destination closing without its QEMU exiting: the connection to it was cut (ssh driver)
+    dstProc.qmp.once('close', () => {
+      if (!measuring || obs.control.dstLost) return;
+      void Promise.race([dstProc!.exited, sleep(1000)]).then(() => {
+        if (!measuring || obs.control.dstExit || dstProc!.hasExited()) return;
+        const description = `lost the connection to the destination ${dst.name} (its QMP closed while its QEMU still ran)`;
+        obs.control.dstLost = { tMs: Date.now(), description };
+        control(obs.control.dstLost.tMs, 'dst_lost', description);
+      });
+    });
+
+    if (blockObs) {
+      // block migration: a known pattern on the disk, the disk mirrored to the destination until READY, then the RAM
+      diskBefore = await guestDiskOp(src, 'write').catch((e: unknown) => {
+        ctx.log(`  ${vm.spec.name}: ${errorMessage(e)}`);
+        return null;
+      });
+      const port = nbdPort(vm.index);
+      await exportDisk(dstProc.qmp, dstIp, port);
+      blockObs.mirrorStartMs = Date.now();
+      control(blockObs.mirrorStartMs, 'mirror_start', `nbd:${dstIp}:${port}`);
+      ctx.phases?.migrationStarted(blockObs.mirrorStartMs);
+      phaseOpen = true;
+      ctx.log(`  mirroring ${vm.spec.name}'s disk ${vm.host.name} -> ${dst.name} over nbd:${dstIp}:${port}`);
+      await startMirror(src.qmp, dstIp, port);
+      for (;;) {
+        const t = Date.now();
+        const job = await queryMirror(src.qmp);
+        blockObs.jobs.push({ tMs: t, job });
+        ctx.emit([blockJobSample(t, job, tags)]);
+        if (!job) throw new Error('the disk mirror job ended before it was ready');
+        if (job.ready) break;
+        if (t - blockObs.mirrorStartMs > maxTimeMs) throw new Error(`the disk mirror was not ready within max_time ${m.max_time}`);
+        await sleep(Math.max(0, ctx.progressIntervalMs - (Date.now() - t)));
+      }
+      control(Date.now(), 'mirror_ready');
+    }
+
     const tCmd = Date.now();
     obs.tCmdMs = tCmd;
     control(tCmd, 'migrate', uri);
-    ctx.phases?.migrationStarted(tCmd);
+    if (!phaseOpen) ctx.phases?.migrationStarted(tCmd);
     phaseOpen = true;
     ctx.log(`  migrating ${vm.spec.name} ${vm.host.name} -> ${dst.name} over ${uri}`);
     await src.qmp.execute('migrate', { uri });
@@ -214,6 +327,13 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
           await src.qmp.execute('migrate-start-postcopy');
         }
       }
+      if (obs.control.dstLost && !dstCancelSent) {
+        // nothing can be measured on the destination any more: keep the guest on the source
+        dstCancelSent = true;
+        ctx.log(`  ${vm.spec.name}: ${obs.control.dstLost.description}; cancelling the migration`);
+        control(Date.now(), 'cancel_dst_lost');
+        await src.qmp.execute('migrate_cancel').catch(() => undefined);
+      }
       if (obs.control.cancelledAtMs === null && t - tCmd > maxTimeMs) {
         ctx.log(`  ${vm.spec.name}: not completed after ${m.max_time}; cancelling`);
         obs.control.cancelledAtMs = Date.now();
@@ -233,12 +353,25 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     phaseOpen = false;
 
     if (finalAnswer(obs).status === 'completed') {
+      if (blockObs) {
+        // the source stopped with every write mirrored (write-blocking): end the mirror, keeping the copy, and the export
+        blockObs.cancelMs = Date.now();
+        control(blockObs.cancelMs, 'mirror_cancel');
+        await finishMirror(src.qmp)
+          .then(() => stopExport(dstProc!.qmp))
+          .catch((e: unknown) => control(Date.now(), 'mirror_error', errorMessage(e)));
+        blockObs.dstAllocatedBytes = await allocatedBytes(diskPath(env, vm.spec, vm.spec.disk!, dst)).catch(() => null);
+        control(Date.now(), 'disk_allocated', String(blockObs.dstAllocatedBytes));
+      }
       // QEMU fills total-time/downtime at completion; older versions a moment later
       for (let i = 0; i < 30 && (finalAnswer(obs)['total-time'] === undefined || finalAnswer(obs).downtime === undefined); i++) {
         await sleep(100);
         const t = Date.now();
         answered(t, await src.qmp.execute<QueryMigrateAnswer>('query-migrate'));
       }
+      // completed before the cut was noticed: a fresh QMP connection keeps the moved guest usable (ssh driver)
+      const reopen = (dstProc as Partial<{ reopenQmp(): Promise<unknown> }>).reopenQmp;
+      if (obs.control.dstLost && reopen) await reopen().catch((e: unknown) => ctx.log(`  ${vm.spec.name}: ${errorMessage(e)}`));
       // wait for what derivation needs: RESUME on the destination, then a probe reply after it with every probe before settled
       const resume = await dstProc.qmp.waitForEvent('RESUME', () => true, 30_000, { since: 0 }).catch(() => null);
       if (ctx.probe && resume) {
@@ -247,6 +380,14 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
           .catch(() => null);
         answeredAfterResume = first !== null;
         if (first) await ctx.probe.settled(first.seq, 5_000).catch(() => undefined);
+      }
+      if (blockObs) {
+        // the pattern read back from the destination's disk (direct I/O: not the page cache that moved with RAM)
+        const after = await guestDiskOp(dstProc, 'check').catch((e: unknown) => {
+          ctx.log(`  ${vm.spec.name}: ${errorMessage(e)}`);
+          return null;
+        });
+        blockObs.check = diskCheck(diskBefore, after);
       }
     }
   } catch (e) {
@@ -320,15 +461,26 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
       .serialProblems()
       .filter((p) => SERIOUS.has(p.kind))
       .map((p) => `${p.kind}: ${p.line}`);
+    const content = rec.block?.content;
+    if (content && content.verified !== true) {
+      rec.health.problems.push(
+        content.verified === false
+          ? `disk content differs after the move (sha256 ${content.sha256_before} written, ${content.sha256_after} read back)`
+          : 'disk content not checked (the guest did not run the disk check)',
+      );
+    }
     rec.healthy = rec.health.answers !== false && rec.health.workload_running !== false && rec.health.problems.length === 0;
     // the source is paused in 'postmigrate': end it, the guest lives on dst now
     await src.quit(10_000).catch(() => src.kill());
     await env.driver.releaseGuest(vm.host, tapName(vm.index));
+    if (blockObs) removeDisk(env, vm.spec, vm.host); // the guest's disk is the destination's copy now
     return { record: rec, vm: { ...vm, host: dst, proc: dstProc } };
   }
   // failed: remove the destination, check the source guest still runs
+  if (blockObs?.mirrorStartMs) await abandonMirror(src.qmp); // the source keeps its own disk
   if (dstProc && !dstProc.hasExited()) await dstProc.kill().catch(() => undefined);
   if (dstProc) await env.driver.releaseGuest(dst, tapName(vm.index));
+  if (blockObs) removeDisk(env, vm.spec, dst);
   rec.source_running = await sourceRunning(src);
   rec.health.problems = src
     .serialProblems()

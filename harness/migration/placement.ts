@@ -1,8 +1,10 @@
 import type { VmSpecT, WorkloadSpec } from '../spec/schema.ts';
 import { guestIp, type HostNode } from '../testbed/topology.ts';
 import type { VmProcess } from '../hypervisor/qemu.ts';
+import type { GuestStartRecord } from '../store/schema/guest-start.ts';
 import type { GuestStart, VmEnv } from '../driver/types.ts';
 import { guestWorkloadLabel, guestWorkloadString } from '../workloads/guest-spec.ts';
+import { prepareDisk } from './disk.ts';
 
 export type { VmEnv } from '../driver/types.ts';
 
@@ -20,6 +22,8 @@ export interface PlacedVm {
   proc: VmProcess;
   memoryMiB: number;
   workload: string | undefined;
+  /** How its guest came up for the treatment (restored or cold-booted) and how long until MB-READY. */
+  start: GuestStartRecord;
 }
 
 export function vmMac(index: number): string {
@@ -59,21 +63,29 @@ function vmOptions(env: VmEnv, vm: VmSpecT, index: number) {
 export async function bootVm(env: VmEnv, vm: VmSpecT, index: number, host: HostNode): Promise<PlacedVm> {
   const o = vmOptions(env, vm, index);
   let proc: VmProcess | undefined;
+  let readyMs: number;
   try {
-    proc = await env.driver.startGuest(host, { ...o, fileStem: `${vm.name}.${host.name}` });
+    const disk = await prepareDisk(env, vm, host, 'boot');
+    const t0 = Date.now();
+    proc = await env.driver.startGuest(host, { ...o, fileStem: `${vm.name}.${host.name}`, boot: vm.boot, ...(disk ? { disk } : {}) });
     await proc.waitForSerial(/MB-READY/, env.bootTimeoutMs);
+    readyMs = Date.now() - t0;
     if (o.workload) await proc.waitForSerial(/MB-WORKLOAD-RUNNING/, env.bootTimeoutMs);
   } catch (e) {
     await proc?.kill().catch(() => undefined);
     if (proc) await env.driver.releaseGuest(host, o.tap.ifname);
     throw new Error(`VM ${vm.name} on ${host.name} did not become ready: ${(e as Error).message}`);
   }
-  return { spec: vm, index, mac: o.tap.mac, ip: guestIp(index), host, proc, memoryMiB: o.memoryMiB, workload: o.workload };
+  const how = proc.boot ?? { mode: 'cold' as const, from: null, reason: `the ${env.driver.kind} driver boots guests`, made_ms: null };
+  const start = { ...how, ready_ms: readyMs };
+  return { spec: vm, index, mac: o.tap.mac, ip: guestIp(index), host, proc, memoryMiB: o.memoryMiB, workload: o.workload, start };
 }
 
 /** Starts the paused destination QEMU of a migration (same devices, `-incoming defer`). */
 export async function startIncoming(env: VmEnv, vm: PlacedVm, dst: HostNode, stem: string): Promise<VmProcess> {
+  const disk = await prepareDisk(env, vm.spec, dst, 'incoming');
   const o: GuestStart = { ...vmOptions(env, vm.spec, vm.index), incoming: 'defer', fileStem: stem };
+  if (disk) o.disk = disk;
   return env.driver.startGuest(dst, o);
 }
 

@@ -10,6 +10,7 @@ import { PowerPoller, type PollerReport } from './poller.ts';
 import { DEFAULT_POWER_MODEL, type PowerModelParams } from './power-model.ts';
 import { startSimBmc, type SimBmc } from './sim-bmc.ts';
 import { chassisPower } from './chassis.ts';
+import type { PowerMeter } from './meter.ts';
 
 /**
  * Power on the local testbed: one ipmi_sim BMC per host on the management
@@ -63,7 +64,8 @@ export function nicCountersVia(pid: number, ifnames: string[]): NicCounters {
   return { rxBytes: rx, txBytes: tx };
 }
 
-export class TestbedPower {
+export class TestbedPower implements PowerMeter {
+  readonly source = 'modelled' as const;
   private points = new Map<string, PowerPoint[]>();
   private tags: Record<string, string> = {};
   private constructor(
@@ -157,6 +159,10 @@ export class TestbedPower {
       { address: bmc.spec.address, port: bmc.spec.port, credentials: bmc.spec.credentials, netns: this.pollerNs },
       action,
     );
+  }
+
+  idleW(): number {
+    return this.params.idleW;
   }
 
   setTags(tags: Record<string, string>): void {

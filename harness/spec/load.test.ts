@@ -106,6 +106,30 @@ describe('spec validation', () => {
     expect(e.message, e.message).toContain(`bad.yaml: ${expected}`);
   });
 
+  it('disks and block migration: a local disk moves only by mode block; feature settings resolve', () => {
+    const disk = (d: string, m: string, driver = '') =>
+      `name: x\ntestbed: {racks: [{name: r1, hosts: 2}]${driver}}\nvms: [{name: v, host: r1-h1, disk: ${d}}]\n` +
+      `migration: {${m}moves: [{vm: v, to: r1-h2}]}\n`;
+    expect(errorOf(disk('{size: 64MiB}', '')).message).toBe(
+      "bad.yaml: vms[0].disk.storage: vm 'v' has a local disk but migration.mode is 'live': use mode 'block' (copies the disk) or storage 'shared'",
+    );
+    expect(errorOf(disk('{size: 64MiB, format: vmdk}', 'mode: block, ')).message).toContain(
+      "vms[0].disk.format: expected format 'raw' or 'qcow2'",
+    );
+    expect(errorOf(disk('{size: 64MiB}', 'mode: block, ', ', driver: ssh, inventory: i.yaml')).message).toContain(
+      'migration.mode: block migration is implemented for the local driver only',
+    );
+    const { spec } = parseSpecText(
+      disk('{size: 64MiB, storage: shared}', 'multifd_channels: 4, xbzrle_cache: 32MiB, throttle: {initial: 50%}, '),
+      'ok.yaml',
+    );
+    expect(spec.vms[0].disk).toMatchObject({ format: 'qcow2', storage: 'shared' });
+    expect(spec.vms[0].disk!.size.bytes).toBe(64 * 2 ** 20);
+    expect(spec.migration!.xbzrle_cache!.bytes).toBe(32 * 2 ** 20);
+    expect(spec.migration!.throttle!.initial!.pct).toBe(50);
+    expect(parseSpecText(disk('{size: 64MiB}', 'mode: block, '), 'ok.yaml').spec.migration!.mode).toBe('block');
+  });
+
   it('resolves quantities once, keeping what the user wrote', () => {
     const { spec } = parseSpecText(mig('max_time: 20s, max_bandwidth: 20mbit/s'), 'ok.yaml');
     expect(spec.migration!.max_time.ms).toBe(20_000);

@@ -80,7 +80,27 @@ export function semanticIssues(spec: Spec): SpecIssue[] {
   spec.migration?.moves.forEach((mv, i) => {
     if (!vmNames.has(mv.vm)) issues.push({ path: `migration.moves[${i}].vm`, message: `unknown vm '${mv.vm}'` });
     if (!rackOf.has(mv.to)) issues.push({ path: `migration.moves[${i}].to`, message: `unknown host '${mv.to}'` });
+    // a disk of its own on each host is only consistent after a move when block migration copies it
+    const vi = spec.vms.findIndex((v) => v.name === mv.vm);
+    if (vi >= 0 && spec.vms[vi].disk?.storage === 'local' && spec.migration?.mode !== 'block') {
+      issues.push({
+        path: `vms[${vi}].disk.storage`,
+        message: `vm '${mv.vm}' has a local disk but migration.mode is '${spec.migration?.mode}': use mode 'block' (copies the disk) or storage 'shared'`,
+      });
+    }
   });
+  if (spec.migration?.mode === 'block' && spec.testbed.driver !== 'local') {
+    issues.push({
+      path: 'migration.mode',
+      message: "block migration is implemented for the local driver only; use testbed.driver 'local'",
+    });
+  }
+  if (spec.testbed.driver !== 'local') {
+    spec.vms.forEach((vm, i) => {
+      if (vm.disk)
+        issues.push({ path: `vms[${i}].disk`, message: "VM disks are implemented for the local driver only; use testbed.driver 'local'" });
+    });
+  }
   return issues;
 }
 

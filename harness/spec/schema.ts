@@ -232,6 +232,16 @@ export const ClientSpec = z.discriminatedUnion('kind', [HttperfClient, OpProbeCl
   error: "expected a client with kind 'httperf', 'probe' or 'rate'",
 });
 
+/**
+ * A virtio disk (the guest sees /dev/vda). `storage: local`: an image per host side, copied by
+ * `migration.mode: block`; `shared`: one image both hosts open (live migration moves RAM only).
+ */
+export const DiskSpec = z.strictObject({
+  size: size(MiB, 2 ** 40),
+  format: z.enum(['raw', 'qcow2'], { error: "expected format 'raw' or 'qcow2'" }).default('qcow2'),
+  storage: z.enum(['local', 'shared'], { error: "expected storage 'local' or 'shared'" }).default('local'),
+});
+
 export const VmSpec = z.strictObject({
   name: name('vm'),
   host: z.string({ error: 'expected a host name' }),
@@ -241,12 +251,16 @@ export const VmSpec = z.strictObject({
   httpd: z.boolean().default(true),
   /** Clients against this VM's httpd, run from the client namespace for the whole treatment. */
   clients: z.array(ClientSpec).default([]),
+  disk: DiskSpec.optional(),
+  /** auto: the local driver restores a saved booted guest of this image and size (ready in ~1 s); cold: always boot. */
+  boot: z.enum(['auto', 'cold'], { error: "expected boot 'auto' or 'cold'" }).optional(),
 });
 
 export const Move = z.strictObject({ vm: z.string(), to: z.string() });
 
 export const MigrationSpec = z.strictObject({
-  mode: z.enum(['live', 'postcopy']).default('live'),
+  /** block: pre-copy of RAM after the disks (`vms[].disk`, storage local) were mirrored to the destination over NBD. */
+  mode: z.enum(['live', 'postcopy', 'block'], { error: "expected mode 'live', 'postcopy' or 'block'" }).default('live'),
   /** QEMU takes 0..2000 s; 0 would never converge. */
   downtime_limit: duration(1, 2_000_000).prefault('300ms'),
   max_bandwidth: Rate.optional(),
@@ -259,6 +273,12 @@ export const MigrationSpec = z.strictObject({
       xbzrle: z.boolean().default(false),
     })
     .default({ auto_converge: false, multifd: false, xbzrle: false }),
+  /** QEMU's multifd-channels (its default 2); used with capabilities.multifd. */
+  multifd_channels: z.number().int().min(1).max(64).optional(),
+  /** QEMU's xbzrle-cache-size (its default 64MiB); used with capabilities.xbzrle. */
+  xbzrle_cache: size(4096, 2 ** 40).optional(),
+  /** QEMU's cpu-throttle-initial / -increment (its defaults 20% / 10%); used with capabilities.auto_converge. */
+  throttle: z.strictObject({ initial: percent(1, 99).optional(), increment: percent(1, 99).optional() }).optional(),
   plan: PlanSpec.default({ kind: 'sequential', after: [], sync: [], boot: false, shutdown: false }),
   moves: z.array(Move).min(1, { message: 'expected at least one move' }).max(MAX_VMS),
   /** ping-pong: the guest is kept and migrated back and forth, one migration per repetition. */
@@ -313,6 +333,7 @@ export const ExperimentSpec = z.strictObject({
 export type LinkConstraintSpec = z.infer<typeof LinkConstraint>;
 export type TestbedSpecT = z.infer<typeof TestbedSpec>;
 export type VmSpecT = z.infer<typeof VmSpec>;
+export type DiskSpecT = z.infer<typeof DiskSpec>;
 export type WorkloadSpec = z.infer<typeof Workload>;
 export type ClientSpecT = z.infer<typeof ClientSpec>;
 export type MigrationSpecT = z.infer<typeof MigrationSpec>;

@@ -85,7 +85,7 @@ export interface LibvirtFacts {
   raw: string;
 }
 
-/** `virsh -c qemu:///system version`. */
+/** `virsh -c qemu:///system version --daemon` (without --daemon virsh does not print the daemon's version). */
 export function parseLibvirtProbe(o: ProbeOutput): LibvirtFacts {
   const lib = /Using library: libvirt (\d+\.\d+\.\d+)/.exec(o.out)?.[1] ?? null;
   const daemonVersion = /Running against daemon: (\d+\.\d+\.\d+)/.exec(o.out)?.[1] ?? null;
@@ -172,7 +172,7 @@ export const PROBES = {
   kvm: { name: 'kvm', argv: ['sh', '-c', KVM_SCRIPT], parse: parseKvmProbe },
   libvirt: {
     name: 'libvirt',
-    argv: ['virsh', '-c', 'qemu:///system', 'version'],
+    argv: ['virsh', '-c', 'qemu:///system', 'version', '--daemon'],
     when: (c) => c.hypervisor === 'libvirt',
     parse: parseLibvirtProbe,
   },

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -170,6 +170,13 @@ describe('emulated cluster plan', () => {
     });
     expect(inv.hostKeys).toMatchObject({ mode: 'strict', ownKnownHosts: state.knownHosts });
     expect(inv.hosts.map((h) => h.specHost)).toEqual(['r1-h1', 'r1-h2', 'r2-h1']);
+    expect(inv.hosts[0].bmc).toBeUndefined();
+    // once the BMCs run: each host's BMC on its management address, a named sensor, the password only in the secrets file
+    writeFileSync(file, serversInventory('tb', { ...state, bmcSecrets: join(dir, 'bmc-secrets.yaml') }, { hypervisor: 'qemu' }));
+    const withBmc = loadInventory(file, { env: {} });
+    expect(withBmc.hosts[2].bmc).toEqual({ address: '10.233.2.1', user: 'mbadmin', port: undefined, sensor: 'Power' });
+    expect(withBmc.bmcSecrets).toBe(join(dir, 'bmc-secrets.yaml'));
+    expect(readFileSync(file, 'utf8')).not.toMatch(/password/);
   });
 
   it('gives the client namespace its own sshd on the management network, without libvirt', () => {

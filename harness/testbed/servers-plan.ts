@@ -68,6 +68,8 @@ export interface ServersState {
   servers: ServerNode[];
   /** The client namespace's sshd; absent in states written before it existed, null without a client. */
   client?: ClientNode | null;
+  /** BMC secrets file of the servers' BMCs (server-bmcs.ts); absent before they are started. */
+  bmcSecrets?: string;
 }
 
 export type ServerStep =
@@ -171,7 +173,15 @@ export function bootScript(s: SshNode, opts: { libvirt?: boolean } = {}): string
     `hostname ${sq(s.name)}`,
     `mount --bind ${sq(`${d}/hosts`)} /etc/hosts`,
     ...(libvirt ? PRIVATE_MOUNTS : CLIENT_MOUNTS).map(([sub, at]) => `mount --bind ${sq(`${d}/${sub}`)} ${at}`),
-    ...(libvirt ? ['mkdir -p /run/sshd /run/libvirt', 'libvirtd &', 'echo "libvirtd $!" >&3'] : ['mkdir -p /run/sshd']),
+    ...(libvirt
+      ? [
+          'mkdir -p /run/sshd /run/libvirt',
+          'libvirtd &',
+          'echo "libvirtd $!" >&3',
+          // sshd only once libvirt answers: its first connection probes QEMU's capabilities (several seconds here)
+          'i=0; until virsh -q -c qemu:///system version >/dev/null 2>&1 || [ $i -ge 600 ]; do i=$((i+1)); sleep 0.1; done',
+        ]
+      : ['mkdir -p /run/sshd']),
     'exec 3>&-',
     `exec /usr/sbin/sshd -D -e -f ${IN_SSHD}/sshd_config`,
     '',
@@ -331,7 +341,10 @@ export function serversInventory(id: string, s: ServersState, opts: InventoryOpt
       ...(v.migIp ? { migration: { iface: 'mb-mig', address: `${v.migIp}/16` } } : {}),
       bridge: 'mb-br',
       hypervisor: opts.hypervisor ?? 'libvirt',
+      // the server's BMC answers lanplus on its management address; its power is a named sensor, not DCMI
+      ...(s.bmcSecrets ? { bmc: { address: v.address, user: 'mbadmin', sensor: 'Power' } } : {}),
     })),
+    ...(s.bmcSecrets ? { bmc_secrets: s.bmcSecrets } : {}),
     // probes and workload clients run there: it reaches the guests' data addresses
     ...(s.client
       ? { client: { name: s.client.name, address: s.client.address, user: 'root', port: SSH_PORT, key_file: s.clientKey } }

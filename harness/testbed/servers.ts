@@ -2,10 +2,13 @@ import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { stringify } from 'yaml';
+import { bmcReadyPath, bmcSecretsPath, SERVER_BMC_USER } from './server-bmcs.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { UserError } from '../util/errors.ts';
 import { run } from '../util/exec.ts';
-import { stateDir } from '../util/paths.ts';
+import { PACKAGE_ROOT, stateDir } from '../util/paths.ts';
 import { isProcessAlive, ownProcess, procStartTime } from '../util/procs.ts';
 import { checkInterrupted } from '../util/signals.ts';
 import { sleep } from '../util/time.ts';
@@ -109,8 +112,8 @@ async function applyStep(step: ServerStep, state: TestbedState, save: (s: Testbe
   }
 }
 
-/** Waits until a server's (or the client's) sshd accepts connections, then records its libvirtd (started by the boot script). */
-async function awaitServer(state: TestbedState, name: string, save: (s: TestbedState) => void, timeoutMs = 30_000): Promise<void> {
+/** Waits until a server's (or the client's) sshd accepts connections (a server's once its libvirtd answers), then records its libvirtd. */
+async function awaitServer(state: TestbedState, name: string, save: (s: TestbedState) => void, timeoutMs = 90_000): Promise<void> {
   const sv = state.servers!;
   const s = [...sv.servers, ...(sv.client ? [sv.client] : [])].find((v) => v.name === name)!;
   const launcher = state.processes.find((p) => p.tag === `server-${name}`)!;
@@ -154,6 +157,43 @@ export async function upServers(
   }
   const nodes = [...plan.state.servers, ...(plan.state.client ? [plan.state.client] : [])];
   await Promise.all(nodes.map((s) => awaitServer(state, s.name, save)));
+  await startServerBmcs(state, save);
+}
+
+/**
+ * Every server's BMC (server-bmcs.ts), in a process of its own that outlives this one: a fresh
+ * BMC password in a secrets file (0600) that the printed inventory names, never the inventory itself.
+ */
+async function startServerBmcs(state: TestbedState, save: (s: TestbedState) => void, timeoutMs = 30_000): Promise<void> {
+  const sv = state.servers!;
+  sv.bmcSecrets = bmcSecretsPath(sv);
+  writeFileAtomic(sv.bmcSecrets, stringify({ default: { user: SERVER_BMC_USER, password: randomBytes(8).toString('hex') } }), 0o600);
+  save(state);
+  const logFile = join(sv.dir, 'bmcs.log');
+  const log = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'bin/migbench.js'), 'testbed', 'bmcs-daemon', state.id], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  if (!child.pid) throw new Error('could not start the emulated BMCs');
+  const daemon = ownProcess(child.pid, 'bmcs');
+  state.processes.push(daemon);
+  save(state);
+  child.unref();
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(bmcReadyPath(sv))) {
+    checkInterrupted();
+    if (!isProcessAlive(daemon) || Date.now() > deadline) {
+      const last = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join('\n  ') : '';
+      throw new Error(`the emulated BMCs did not start within ${timeoutMs / 1000} s; last lines of ${logFile}:\n  ${last}`);
+    }
+    await sleep(100);
+  }
+  // recorded too: a BMC outliving a killed feeder is still ended by 'down'
+  const pids = JSON.parse(readFileSync(bmcReadyPath(sv), 'utf8')) as Record<string, number>;
+  for (const [name, pid] of Object.entries(pids)) state.processes.push(ownProcess(pid, `ipmi_sim-${name}`));
+  save(state);
 }
 
 /**

@@ -75,7 +75,10 @@ describe('measured live migration', () => {
       () => {
         const dir = runDirOf();
         if (!dir) return false;
-        const dst = qemuPidsMentioning(dir).find((p) => cmdlineOf(p).includes('-incoming'));
+        // a restored source guest started with -incoming too: its kernel parameters carry mb.wait=1
+        const dst = qemuPidsMentioning(dir).find(
+          (p) => cmdlineOf(p).includes('-incoming') && !cmdlineOf(p).some((w) => w.includes('mb.wait=1')),
+        );
         if (!dst) return false;
         const prog = join(dir, 'samples', 'migration_progress.jsonl');
         if (!existsSync(prog)) return false;

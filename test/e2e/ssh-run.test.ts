@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { readSshState, sshStatePath } from '../../harness/driver/ssh/session.ts';
+import { loadState } from '../../harness/testbed/state.ts';
 import { loadInventory, type Inventory } from '../../harness/inventory/load.ts';
 import { SshPool } from '../../harness/ssh/pool.ts';
 import type { MigrationRecord } from '../../harness/store/schema/index.ts';
@@ -15,11 +16,13 @@ import { migbench, ROOT, waitFor } from '../support/cli.ts';
  * The ssh driver end to end against the emulated cluster (`testbed up --servers`, 2 servers
  * reached only over SSH from the root namespace): the quickstart spec via `run --inventory`
  * next to the same spec on the local testbed, a 4-VM plan, and the faults (an unreachable
- * server, a wrong key, kill -9 of the harness then `testbed down`).
+ * server, a wrong key, the connection to the destination cut mid-migration, kill -9 of the
+ * harness then `testbed down`).
  */
 const CLUSTER = `${ROOT}test/e2e/specs/ssh-cluster.yaml`;
 const QUICKSTART = `${ROOT}experiments/quickstart.yaml`;
 const PLAN = `${ROOT}test/e2e/specs/ssh-plan.yaml`;
+const CUT = `${ROOT}test/e2e/specs/ssh-cut.yaml`;
 const ID = 'mbsr';
 const out = mkdtempSync(join(tmpdir(), 'mb-ssh-run-'));
 let invFile: string;
@@ -79,7 +82,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  for (const id of ['quickstart', 'mbsp']) if (existsSync(sshStatePath(id))) await migbench(['testbed', 'down', id, '--force']);
+  for (const id of ['quickstart', 'mbsp', 'mbsc']) if (existsSync(sshStatePath(id))) await migbench(['testbed', 'down', id, '--force']);
   await migbench(['testbed', 'down', ID]);
 }, 300_000);
 
@@ -121,6 +124,10 @@ describe('ssh driver on an emulated cluster', () => {
     const dir = runDirOf(String(r.stdout), String(r.stderr));
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
     expect((manifest.driver as { kind: string }).kind).toBe('ssh');
+    // power from the servers' BMCs over lanplus (the emulated ones report their model's watts): measured, not modelled here
+    expect(manifest.power_source).toBe('measured');
+    const idle = manifest.power_idle_w as Record<string, number>;
+    for (const h of ['r1-h1', 'r1-h2']) expect(idle[h], `idle baseline of ${h}`).toBeGreaterThan(0);
     sshRecs = records(dir);
     expect(sshRecs.length).toBeGreaterThanOrEqual(4);
     for (const rec of sshRecs) {
@@ -135,6 +142,8 @@ describe('ssh driver on an emulated cluster', () => {
       ] as const)
         expect(rec[k], `${rec.id}.${k}`).not.toBeNull();
       expect(rec.clock_offset_ms, rec.id).not.toBeUndefined();
+      expect(rec.energy_j, `${rec.id}.energy_j`).not.toBeNull();
+      expect(rec.energy_coverage!, `${rec.id}.energy_coverage`).toBeGreaterThan(0.8);
       expect(rec.healthy, rec.id).toBe(true);
       // physics: nothing crosses the shaped link faster than its rate
       expect(rec.total_ms!, rec.id).toBeGreaterThanOrEqual((rec.transferred_bytes! * 8) / (rec.link_rate_mbit! * 1e3));
@@ -162,8 +171,9 @@ describe('ssh driver on an emulated cluster', () => {
       console.log(
         `${level}: total local ${ta} ms vs ssh ${tb} ms; transferred local ${(ba / 2 ** 20).toFixed(1)} vs ssh ${(bb / 2 ** 20).toFixed(1)} MiB`,
       );
-      expect(Math.abs(tb - ta) / ta, `total time of ${level}`).toBeLessThan(0.35);
-      expect(Math.abs(bb - ba) / ba, `transferred bytes of ${level}`).toBeLessThan(0.35);
+      // measured over 3 runs of both (6 level medians): at most 2.9 % apart in time, 3.2 % in bytes; 15 % is 5x that
+      expect(Math.abs(tb - ta) / ta, `total time of ${level}`).toBeLessThan(0.15);
+      expect(Math.abs(bb - ba) / ba, `transferred bytes of ${level}`).toBeLessThan(0.15);
     }
   }, 900_000);
 
@@ -184,6 +194,44 @@ describe('ssh driver on an emulated cluster', () => {
     ]);
     expect(await leftovers()).toEqual([]);
   }, 900_000);
+
+  it('records a migration whose SSH connection to the destination was cut, keeps the guest on the source and goes on', async () => {
+    // the emulated server's launcher exec'd into its sshd: its sshd children are the live SSH sessions
+    const master = loadState(ID)!.processes.find((p) => p.tag === 'server-r1-h2')!;
+    const sessions = () =>
+      execFileSync('pgrep', ['-P', String(master.pid), '-x', 'sshd'], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    let cut: number[] | null = null;
+    const child = execa('node', [`${ROOT}bin/migbench.js`, 'run', CUT, '--inventory', invFile, '--out', out, '--no-report'], {
+      reject: false,
+      cwd: ROOT,
+      all: true,
+    });
+    child.all!.on('data', (d: Buffer) => {
+      if (cut || !/migrating vm1 r1-h1 -> r1-h2/.test(String(d))) return;
+      cut = sessions();
+      for (const pid of cut) process.kill(pid, 'SIGKILL');
+    });
+    const r = await child;
+    expect(cut, r.all).not.toBeNull();
+    expect(cut!.length).toBeGreaterThan(0);
+    const recs = records(runDirOf(String(r.stdout), String(r.stderr)));
+    expect(
+      recs.map((x) => x.rep),
+      r.all,
+    ).toEqual([0, 1]);
+    // the first: cancelled because nothing could be measured on the destination any more; the guest runs on the source
+    expect(recs[0]).toMatchObject({ status: 'failed', source_running: true, healthy: true });
+    expect(recs[0].reason).toMatch(/lost the connection to the destination r1-h2.*guest stays on the source/);
+    // the second reconnects and completes
+    expect(recs[1]).toMatchObject({ status: 'completed', healthy: true });
+    expect(recs[1].downtime_event_ms).not.toBeNull();
+    expect(r.exitCode).toBe(1); // a failed migration is a result: exit 1, not 2
+    expect(existsSync(sshStatePath('mbsc'))).toBe(false);
+    expect(await leftovers()).toEqual([]);
+  }, 600_000);
 
   it('after kill -9 of the harness mid-run, testbed down leaves no guest, tap or file on any server', async () => {
     const child = execa('node', [`${ROOT}bin/migbench.js`, 'run', PLAN, '--inventory', invFile, '--out', out, '--no-report'], {

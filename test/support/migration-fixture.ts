@@ -190,6 +190,8 @@ export function extractFixture(runDir: string, migrationId: string, probeStride 
     c.cancelStuck = ctl('cancel_stuck') !== undefined;
     const exit = ctl('dst_exit');
     c.dstExit = exit ? { tMs: Date.parse(exit.t), description: String(exit.fields.detail) } : null;
+    const lost = ctl('dst_lost');
+    c.dstLost = lost ? { tMs: Date.parse(lost.t), description: String(lost.fields.detail) } : null;
     c.srcUnanswered = ctl('src_unanswered') ? String(ctl('src_unanswered')!.fields.detail) : null;
     c.error = ctl('error') ? String(ctl('error')!.fields.detail) : null;
     recorded.push('control facts (migration_control)');

@@ -12,6 +12,9 @@ import { LocalLauncher, SshLauncher, type Launcher } from '../launch.ts';
 import type { GuestStart, TestbedDriver } from '../types.ts';
 import { deleteRemoteTap, ensureImage, type RemoteImage } from './remote-host.ts';
 import { startRemoteGuest } from './remote-vm.ts';
+import { attachLibvirtGuest, domainName, libvirtPaths, startLibvirtGuest, type LibvirtVmProcess } from './libvirt-vm.ts';
+import type { SshConnection } from '../../ssh/connection.ts';
+import type { Accel } from '../../hypervisor/version.ts';
 
 export interface SshDriverOptions {
   id: string;
@@ -32,6 +35,10 @@ export interface SshDriverOptions {
   onGuest?: (server: string, pid: number, pidFile: string) => void;
   /** Told when a guest's QEMU is seen to have ended (it no longer needs ending at teardown). */
   onGuestGone?: (server: string, pid: number) => void;
+  /** Hypervisor back end of every server (default qemu). */
+  backend?: 'qemu' | 'libvirt';
+  /** libvirt back end: told before a domain is defined on a server (or migrated to it), to record it for teardown. */
+  onDomain?: (server: string, domain: string) => void;
 }
 
 /**
@@ -41,10 +48,12 @@ export interface SshDriverOptions {
  */
 export class SshDriver implements TestbedDriver {
   readonly kind = 'ssh' as const;
-  readonly backend = 'qemu' as const;
+  readonly backend: 'qemu' | 'libvirt';
   private images = new Map<string, Promise<RemoteImage>>();
 
-  constructor(private readonly o: SshDriverOptions) {}
+  constructor(private readonly o: SshDriverOptions) {
+    this.backend = o.backend ?? 'qemu';
+  }
 
   get id(): string {
     return this.o.id;
@@ -76,6 +85,19 @@ export class SshDriver implements TestbedDriver {
     const conn = this.o.pool.get(server.name);
     const image = await this.image(host, o.image);
     const bridge = server.bridge ?? 'br0';
+    if (this.backend === 'libvirt') {
+      // libvirt creates the tap on the bridge and removes it with the domain
+      const { runDir, ...rest } = o;
+      return startLibvirtGuest(conn, {
+        ...rest,
+        image,
+        domain: domainName(this.o.id, o.name),
+        bridge,
+        remoteDir: this.o.remoteRunDir,
+        localDir: runDir,
+        onDomain: (d) => this.recordDomain(server.name, d),
+      });
+    }
     if (o.tap) this.o.onTap?.(server.name, o.tap.ifname);
     const vm = await startRemoteGuest(conn, { bridge, remoteDir: this.o.remoteRunDir, image }, o);
     this.o.onGuest?.(server.name, vm.pid, vm.remote.pidFile);
@@ -85,6 +107,28 @@ export class SshDriver implements TestbedDriver {
 
   async releaseGuest(host: HostNode, tap: string): Promise<void> {
     await deleteRemoteTap(this.o.pool.get(this.server(host).name), tap).catch(() => undefined);
+  }
+
+  /** libvirt back end: the server of a spec host and its connection (libvirt-migrate.ts). */
+  libvirtSide(host: HostNode): { conn: SshConnection; server: InventoryHost } {
+    const server = this.server(host);
+    return { conn: this.o.pool.get(server.name), server };
+  }
+
+  /** libvirt back end: the destination's QEMU reads the same kernel/initrd paths, so the image must be there before a migration. */
+  async ensureGuestImage(host: HostNode, image: GuestImage): Promise<void> {
+    await this.image(host, image);
+  }
+
+  /** Records a libvirt domain on a server before it is defined or migrated there. */
+  recordDomain(server: string, domain: string): void {
+    this.o.onDomain?.(server, domain);
+  }
+
+  /** The guest a migration brought to `host` (libvirt started it there). */
+  adoptLibvirtGuest(host: HostNode, vm: { name: string; domain: string; accel: Accel }, localDir: string): Promise<LibvirtVmProcess> {
+    const { conn } = this.libvirtSide(host);
+    return attachLibvirtGuest(conn, { ...vm, paths: libvirtPaths(this.o.remoteRunDir, vm.name), localDir });
   }
 
   clockOffset(host: string): { offsetMs: number; uncertaintyMs: number } | null {

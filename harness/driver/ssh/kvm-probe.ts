@@ -25,7 +25,7 @@ export const KVM_START_ARGV = [
   'stdio',
   '-S',
 ];
-const QMP_INPUT = '{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n{"execute":"quit"}\n';
+export const KVM_START_QMP_INPUT = '{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n{"execute":"quit"}\n';
 
 /** Reads QEMU's QMP answers: a status answer means the vCPU was created and reset. */
 export function kvmStartVerdict(out: string, code: number | null): { ok: boolean; detail: string } {
@@ -41,7 +41,7 @@ export function kvmStartVerdict(out: string, code: number | null): { ok: boolean
 export async function probeKvmStart(conn: SshConnection): Promise<{ ok: boolean; detail: string }> {
   try {
     const r = await conn.exec(['sh', '-c', 'exec "$@" 2>&1', 'mb', ...KVM_START_ARGV], {
-      stdin: QMP_INPUT,
+      stdin: KVM_START_QMP_INPUT,
       timeoutMs: 20_000,
       label: 'starting a paused KVM machine',
     });

@@ -2,6 +2,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { dirname, join } from 'node:path';
 import { inventoryFromObject, loadInventory, type Inventory, type InventoryHost } from '../../inventory/load.ts';
 import { mapSpecHosts } from '../../inventory/mapping.ts';
+import { bmcLogin } from '../../inventory/bmc.ts';
+import { BmcPower, type BmcHost } from '../../power/bmc-power.ts';
+import type { PowerSpec, PowerStart } from '../session.ts';
+import type { TestbedDriver } from '../types.ts';
 import type { Spec } from '../../spec/schema.ts';
 import { testbedId } from '../../spec/load.ts';
 import type { ClockOffset } from '../../ssh/clock.ts';
@@ -17,6 +21,8 @@ import type { DriverSession } from '../session.ts';
 import { SshDriver } from './driver.ts';
 import { deleteRemoteTap, removeRemoteDir, shScript } from './remote-host.ts';
 import { SIGNAL_SCRIPT } from './remote-vm.ts';
+import { inventoryBackend } from './libvirt-preflight.ts';
+import { endDomain } from './libvirt-vm.ts';
 import { probeKvmStart } from './kvm-probe.ts';
 import { checkClientHost } from './programs.ts';
 import { sshTopology } from './topology.ts';
@@ -43,6 +49,10 @@ export interface SshRunState {
   taps: { host: string; ifname: string }[];
   /** Shaping applied per server (record file of the shaping module), when any. */
   shapingRecord: string | null;
+  /** Hypervisor back end of the servers (absent in states written before libvirt: qemu). */
+  backend?: 'qemu' | 'libvirt';
+  /** libvirt back end: domains, recorded before each is defined on (or migrated to) a server. */
+  domains?: { host: string; name: string }[];
 }
 
 /** ssh-driver runs keep their records apart from the local testbeds' state files. */
@@ -124,6 +134,8 @@ export class SshSession implements DriverSession {
         `a run on testbed '${id}' ended abnormally (${prior.runDir}); run 'migbench testbed down ${id}' to clean its servers first`,
       );
     const hosts = [...servers.entries()].map(([specHost, h]) => ({ name: h.name, ssh: h.ssh, hypervisor: h.hypervisor, specHost }));
+    // before connecting anywhere: a mixed inventory is the user's to fix
+    const backend = inventoryBackend(hosts);
     log(`preflight of ${hosts.length} server(s): ${hosts.map((h) => `${h.specHost}=${h.name}`).join(', ')}`);
     let report: PreflightReport;
     try {
@@ -143,11 +155,6 @@ export class SshSession implements DriverSession {
       throw e;
     }
     for (const w of report.warnings) log(`preflight: ${w}`);
-    const libvirt = hosts.filter((h) => h.hypervisor === 'libvirt').map((h) => h.name);
-    if (libvirt.length)
-      log(
-        `hypervisor: libvirt is not built into the ssh driver yet; guests on ${libvirt.join(', ')} run under QEMU directly (the qemu back end)`,
-      );
     // /dev/kvm present is not KVM working: create a paused KVM vCPU on each server that claims it
     const kvm = new Map<string, { ok: boolean; detail: string }>();
     await Promise.all(
@@ -169,6 +176,8 @@ export class SshSession implements DriverSession {
       guests: [],
       taps: [],
       shapingRecord: null,
+      backend,
+      domains: [],
     };
     mkdirSync(sshStateDir(), { recursive: true, mode: 0o700 });
     writeJsonAtomic(sshStatePath(id), state);
@@ -195,6 +204,12 @@ export class SshSession implements DriverSession {
       remoteRunDir: this.state.remoteRunDir,
       remoteImageDir: '/var/tmp/migbench/images',
       client: SshDriver.clientLauncher(this.pool, this.inv.client),
+      backend: this.state.backend ?? 'qemu',
+      onDomain: (host, name) => {
+        const ds = (this.state.domains ??= []);
+        if (!ds.some((d) => d.host === host && d.name === name)) ds.push({ host, name });
+        this.save();
+      },
       onTap: (host, ifname) => {
         if (!this.state.taps.some((t) => t.host === host && t.ifname === ifname)) this.state.taps.push({ host, ifname });
         this.save();
@@ -274,6 +289,7 @@ export class SshSession implements DriverSession {
   facts(): Record<string, unknown> {
     return {
       driver: 'ssh',
+      backend: this.state.backend ?? 'qemu',
       inventory: this.inv.file,
       preflight_ms: Math.round(this.preflight.totalMs),
       servers: Object.fromEntries(
@@ -287,6 +303,7 @@ export class SshSession implements DriverSession {
               accel: r?.accel === 'kvm' && this.kvm.get(h.name)?.ok === false ? 'tcg' : (r?.accel ?? null),
               kvm_probe: this.kvm.get(h.name)?.detail ?? null,
               qemu: r?.facts.qemu?.raw ?? null,
+              ...(h.hypervisor === 'libvirt' ? { libvirt: r?.facts.libvirt?.daemonVersion ?? null } : {}),
               clock_offset_ms: r?.clock?.offsetMs ?? null,
               clock_uncertainty_ms: r?.clock?.uncertaintyMs ?? null,
             },
@@ -294,6 +311,32 @@ export class SshSession implements DriverSession {
         }),
       ),
     };
+  }
+
+  powerUnavailable(): string | null {
+    const without = [...this.servers].filter(([, h]) => !h.bmc).map(([, h]) => h.name);
+    // a missing BMC password is an error before anything runs, not after the first treatment
+    if (without.length === 0) for (const h of this.servers.values()) bmcLogin(h, this.inv);
+    if (without.length === 0) return null;
+    return `the inventory gives no bmc.address for ${without.join(', ')}`;
+  }
+
+  /** The servers' own BMCs, polled from the controller (lanplus); DCMI unless the inventory names a sensor. */
+  async startPower(driver: TestbedDriver, power: PowerSpec, o: PowerStart): Promise<BmcPower> {
+    const hosts: BmcHost[] = [...this.servers].map(([specHost, h]) => {
+      const { address, port, user, password } = bmcLogin(h, this.inv);
+      return {
+        host: specHost,
+        address,
+        port,
+        credentials: { user, password },
+        reading: h.bmc?.sensor ? { kind: 'sensor' as const, name: h.bmc.sensor } : { kind: 'dcmi' as const },
+      };
+    });
+    o.log(`polling ${hosts.length} BMCs (${hosts.map((h) => `${h.host} ${h.address}`).join(', ')}) every ${power.interval.ms} ms`);
+    const it = await BmcPower.start(hosts, { intervalMs: power.interval.ms, idleW: power.idle_w, onSample: o.onSample, log: o.log });
+    it.setTags(o.tags);
+    return it;
   }
 
   async close(): Promise<void> {
@@ -342,6 +385,8 @@ export async function cleanServers(
       failed(`ending QEMU ${g.pid} on ${g.host}`)(e);
     }
   }
+  for (const d of state.domains ?? [])
+    await endDomain(conn(d.host), d.name).catch(failed(`removing libvirt domain ${d.name} on ${d.host}`));
   for (const t of state.taps) await deleteRemoteTap(conn(t.host), t.ifname);
   for (const s of state.servers) {
     await removeRemoteDir(conn(s), state.remoteRunDir).catch(failed(`removing ${state.remoteRunDir} on ${s}`));

@@ -8,6 +8,7 @@
  * read). Analysis refuses a newer version rather than misreading it.
  */
 import { z } from 'zod';
+import { DutyCycleSchema } from './timing.ts';
 
 export const MANIFEST_SCHEMA_VERSION = 2;
 
@@ -49,6 +50,8 @@ const manifestShape = {
   power_source: z.enum(['measured', 'modelled', 'none']).optional(),
   power_model: z.unknown().optional(),
   power_poller: z.record(z.string(), z.unknown()).optional(),
+  /** Per host, the idle power energies are taken above (W): the model's, or measured from the BMC before any guest ran. */
+  power_idle_w: z.record(z.string(), z.number()).optional(),
   shaping_mechanisms: z.preprocess(shapingText, z.record(z.string(), z.string())).default({}),
   compare: CompareSettingsSchema.optional(),
   qemu_version: z.string().optional(),
@@ -60,6 +63,8 @@ const manifestShape = {
   influx: z.unknown().optional(),
   /** Samples that could not be appended (disk full), per measurement file. */
   samples_not_recorded: z.record(z.string(), z.number()).optional(),
+  /** Duty cycle of each run/resume invocation: time migrating / wall time and the dead-time breakdown (timing.jsonl). */
+  timing: z.array(DutyCycleSchema).optional(),
 };
 
 /** Unknown keys are kept: a manifest with fields added later still reads. */

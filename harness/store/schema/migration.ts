@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { nullableBoolean, nullableNumber, nullableString } from './fields.ts';
+import { GuestStartSchema } from './guest-start.ts';
 
 export const MIGRATION_STATUSES = ['completed', 'failed', 'cancelled'] as const;
 export type MigrationStatus = (typeof MIGRATION_STATUSES)[number];
@@ -23,6 +24,79 @@ export const HealthSchema = z.looseObject({
   answers: nullableBoolean(),
   workload_running: nullableBoolean(),
   problems: z.array(z.string()).default([]),
+});
+
+/** The guest's disk content check around a block migration: checksums written before, read back after. */
+export const DiskCheckSchema = z.looseObject({
+  bytes: nullableNumber(),
+  sha256_before: nullableString(),
+  sha256_after: nullableString(),
+  /** null: not checked (the migration failed, or the guest could not run the check). */
+  verified: nullableBoolean(),
+});
+
+/** Block migration (`migration.mode: block`): the disk mirror's bytes and phases, apart from RAM (total_ms etc.). */
+export const BlockMigrationSchema = z.looseObject({
+  /** Disk size as the mirror job counts it (query-block-jobs `len`), and its progress at the end (`offset`). */
+  disk_bytes: nullableNumber(),
+  mirror_bytes: nullableNumber(),
+  /** Bytes allocated in the destination's image after the mirror (qemu-img actual-size): the data copied, zeros skipped. */
+  dst_allocated_bytes: nullableNumber(),
+  /** blockdev-mirror sent (harness clock), BLOCK_JOB_READY, BLOCK_JOB_COMPLETED after the cancel (QEMU clock). */
+  t_mirror_start: nullableString(),
+  t_mirror_ready: nullableString(),
+  t_mirror_done: nullableString(),
+  /** Bulk copy: mirror start -> READY (disk in sync). */
+  mirror_ms: nullableNumber(),
+  /** READY -> the RAM migration's migrate command. */
+  ready_to_migrate_ms: nullableNumber(),
+  /** Switchover: block-job-cancel sent after the RAM migration completed -> BLOCK_JOB_COMPLETED. */
+  switchover_ms: nullableNumber(),
+  /** Whole block migration: mirror start -> mirror done (RAM migration inside it). */
+  total_ms: nullableNumber(),
+  content: DiskCheckSchema.nullable().default(null),
+});
+
+/** One requested migration feature: asked for, seen engaging (null: no evidence either way), and its QMP evidence. */
+const featureBase = { requested: z.boolean().default(true), engaged: nullableBoolean() };
+export const FeaturesSchema = z.looseObject({
+  postcopy: z
+    .looseObject({
+      ...featureBase,
+      /** migrate-start-postcopy sent (harness clock) and its delay after the migrate command. */
+      t_switch: nullableString(),
+      switch_after_ms: nullableNumber(),
+      /** Source went postcopy-active (QEMU clock). */
+      t_postcopy: nullableString(),
+      /** Guest paused around the switch: STOP on the source -> RESUME on the destination. */
+      blackout_ms: nullableNumber(),
+      /** Pages the destination asked for (faults) and bytes sent in post-copy. */
+      requests: nullableNumber(),
+      postcopy_bytes: nullableNumber(),
+    })
+    .optional(),
+  multifd: z.looseObject({ ...featureBase, channels: nullableNumber(), multifd_bytes: nullableNumber() }).optional(),
+  xbzrle: z
+    .looseObject({
+      ...featureBase,
+      cache_size: nullableNumber(),
+      /** Pages sent xbzrle-encoded (cache hits that encoded), their bytes, cache misses, overflows. */
+      pages: nullableNumber(),
+      bytes: nullableNumber(),
+      cache_miss: nullableNumber(),
+      cache_miss_rate: nullableNumber(),
+      encoding_rate: nullableNumber(),
+      overflow: nullableNumber(),
+    })
+    .optional(),
+  auto_converge: z
+    .looseObject({
+      ...featureBase,
+      max_throttle_pct: nullableNumber(),
+      /** cpu-throttle-percentage over time: [ms after the migrate command, %] at each change. */
+      throttle: z.array(z.tuple([z.number(), z.number()])).default([]),
+    })
+    .optional(),
 });
 
 export const MigrationRecordSchema = z.looseObject({
@@ -86,6 +160,12 @@ export const MigrationRecordSchema = z.looseObject({
   plan_completion_ms: z.number().nullable().optional(),
   /** When post-copy was switched on (QMP event time), null when it never was. */
   t_postcopy: z.string().nullable().optional(),
+  /** Migration features asked for in the spec, each with whether it engaged and the QMP evidence; absent in older records. */
+  features: FeaturesSchema.optional(),
+  /** Block migration's disk phases and content check; absent unless migration.mode was block and the VM had a disk. */
+  block: BlockMigrationSchema.nullable().optional(),
+  /** How the migrated guest was started for its treatment (restored or cold-booted); absent in older records. */
+  guest_start: GuestStartSchema.optional(),
   /**
    * Physics and sanity checks that failed (harness/migration/flags.ts), each with its reason. Absent (not
    * empty) in records written before the harness checked them: analysis then computes them (analysis/flags.ts).
@@ -96,6 +176,9 @@ export const MigrationRecordSchema = z.looseObject({
 /** What the harness writes (every field present) and analysis gets after parsing. */
 export type MigrationRecord = z.output<typeof MigrationRecordSchema>;
 export type PlanRef = z.output<typeof PlanRefSchema>;
+export type Features = z.output<typeof FeaturesSchema>;
+export type BlockMigration = z.output<typeof BlockMigrationSchema>;
+export type DiskCheck = z.output<typeof DiskCheckSchema>;
 
 /** Numeric per-migration responses analyses can use (in the order tables and CSV columns show them). */
 export const NUMERIC_METRICS = [

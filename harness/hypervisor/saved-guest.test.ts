@@ -1,0 +1,72 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { coldBootReason, configLine, savedGuestId, type SavedGuestKey } from './saved-guest.ts';
+import type { StartVmOptions } from './qemu.ts';
+import { UserError } from '../util/errors.ts';
+
+const key: SavedGuestKey = {
+  imageHash: 'abc',
+  memoryMiB: 128,
+  vcpus: 1,
+  machine: 'q35',
+  cpu: 'max',
+  accel: 'tcg',
+  mac: '52:54:00:e7:00:00',
+  qemu: 'QEMU emulator version 10.0.2',
+  host: '6.1.0|EPYC',
+};
+const vm: StartVmOptions = {
+  name: 'vm1',
+  memoryMiB: 128,
+  accel: 'tcg',
+  runDir: '/tmp/x',
+  image: { kernel: '/k/vmlinuz', initrd: '/k/initrd.img', hash: 'h', kernelVersion: '6.1' },
+  tap: { ifname: 'mb-t0', mac: '52:54:00:e7:00:00' },
+};
+
+afterEach(() => {
+  delete process.env.MIGBENCH_GUEST_BOOT;
+});
+
+describe('saved guests', () => {
+  it('names a saved guest by everything the restoring QEMU must match', () => {
+    const id = savedGuestId(key);
+    expect(id).toMatch(/^[0-9a-f]{16}$/);
+    expect(savedGuestId({ ...key })).toBe(id);
+    const changed: Partial<SavedGuestKey>[] = [
+      { imageHash: 'abd' },
+      { memoryMiB: 256 },
+      { vcpus: 2 },
+      { machine: 'pc' },
+      { cpu: 'host' },
+      { accel: 'kvm' },
+      { mac: '52:54:00:e7:00:01' },
+      { mac: null },
+      { qemu: 'QEMU emulator version 10.0.3' },
+      { host: '6.1.1|EPYC' },
+    ];
+    const ids = changed.map((c) => savedGuestId({ ...key, ...c }));
+    expect(new Set([id, ...ids]).size).toBe(changed.length + 1);
+  });
+
+  it('gives a restored guest the mb.* words of a cold boot and the wall clock, nothing for the kernel', () => {
+    const o = { name: 'vm1', ip: '10.0.0.2/24', gw: '10.0.0.1', httpd: true, workload: 'dirty:wset=16M,period=10ms' };
+    expect(configLine(o, 1_700_000_000_999)).toBe(
+      'mb.vm=vm1 mb.ip=10.0.0.2/24 mb.gw=10.0.0.1 mb.httpd=1 mb.workload=dirty:wset=16M,period=10ms mb.now=1700000000',
+    );
+    expect(configLine({ name: 'idle' }, 0)).toBe('mb.vm=idle mb.now=0');
+    expect(() => configLine({ name: 'vm1', workload: 'dirty:a b' }, 0)).toThrow(UserError);
+  });
+
+  it('restores unless the spec, the environment or the VM itself asks for a cold boot', () => {
+    expect(coldBootReason(vm)).toBeNull();
+    expect(coldBootReason(vm, 'auto')).toBeNull();
+    expect(coldBootReason(vm, 'cold')).toMatch(/vms\[\]\.boot/);
+    expect(coldBootReason({ ...vm, incoming: 'defer' })).toMatch(/destination/);
+    expect(coldBootReason({ ...vm, disk: { path: '/d.qcow2', format: 'qcow2' } })).toMatch(/disk/);
+    expect(coldBootReason({ ...vm, cmdlineExtra: ['quiet'] })).toMatch(/kernel parameters/);
+    process.env.MIGBENCH_GUEST_BOOT = 'cold';
+    expect(coldBootReason(vm)).toMatch(/MIGBENCH_GUEST_BOOT/);
+    process.env.MIGBENCH_GUEST_BOOT = 'warm';
+    expect(() => coldBootReason(vm)).toThrow(UserError);
+  });
+});

@@ -8,8 +8,8 @@
 import type { Sample } from '../store/sample.ts';
 import { UserError } from '../util/errors.ts';
 import { chassisPower } from './chassis.ts';
-import { excessEnergy, type EnergyResult, type PowerPoint } from './energy.ts';
-import type { PowerMeter } from './meter.ts';
+import type { PowerPoint } from './energy.ts';
+import { PowerReadings, type PowerMeter } from './meter.ts';
 import { PowerPoller, type PollerReport, type PowerSource } from './poller.ts';
 
 export type BmcHost = PowerSource;
@@ -25,10 +25,8 @@ export function baselineOf(points: readonly PowerPoint[], n: number): number | n
   return n % 2 ? w[(n - 1) / 2] : (w[n / 2 - 1] + w[n / 2]) / 2;
 }
 
-export class BmcPower implements PowerMeter {
+export class BmcPower extends PowerReadings implements PowerMeter {
   readonly source = 'measured' as const;
-  private points = new Map<string, PowerPoint[]>();
-  private tags: Record<string, string> = {};
   private idle = new Map<string, number>();
   private poller: PowerPoller;
 
@@ -37,7 +35,8 @@ export class BmcPower implements PowerMeter {
     readonly intervalMs: number,
     private readonly o: { onSample: (s: Sample) => void; log: (l: string) => void },
   ) {
-    this.poller = new PowerPoller(hosts, { intervalMs, onSample: (s) => this.record(s), log: o.log });
+    super();
+    this.poller = new PowerPoller(hosts, { intervalMs, onSample: (s) => this.record(s, o.onSample), log: o.log });
   }
 
   /**
@@ -80,14 +79,6 @@ export class BmcPower implements PowerMeter {
     this.o.log(`power: idle baseline ${this.hosts.map((h) => `${h.host} ${this.idle.get(h.host)!.toFixed(0)} W`).join(', ')}`);
   }
 
-  private record(s: Sample): void {
-    const tagged: Sample = { ...s, tags: { ...this.tags, ...s.tags } };
-    const list = this.points.get(s.tags.host) ?? [];
-    list.push({ tMs: Date.parse(s.t), watts: typeof s.fields.watts === 'number' ? s.fields.watts : null });
-    this.points.set(s.tags.host, list);
-    this.o.onSample(tagged);
-  }
-
   idleW(host: string): number {
     return this.idle.get(host) ?? 0;
   }
@@ -95,26 +86,6 @@ export class BmcPower implements PowerMeter {
   /** Per host, the idle baseline (W), for the manifest. */
   baselines(): Record<string, number> {
     return Object.fromEntries(this.idle);
-  }
-
-  setTags(tags: Record<string, string>): void {
-    this.tags = tags;
-  }
-
-  pointsOf(host: string): readonly PowerPoint[] {
-    return this.points.get(host) ?? [];
-  }
-
-  async readingsAfter(tMs: number, hosts: string[], timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (hosts.every((h) => this.pointsOf(h).some((p) => p.tMs >= tMs))) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  energy(host: string, fromMs: number, toMs: number): EnergyResult {
-    return excessEnergy(this.pointsOf(host), this.idleW(host), fromMs, toMs, { maxGapMs: 2.5 * this.intervalMs });
   }
 
   async chassis(host: string, action: 'on' | 'off'): Promise<boolean> {

@@ -4,13 +4,12 @@ import { join } from 'node:path';
 import type { Sample } from '../store/sample.ts';
 import type { Topology } from '../testbed/topology.ts';
 import type { Spec } from '../spec/schema.ts';
-import { excessEnergy, type EnergyResult, type PowerPoint } from './energy.ts';
 import { HostPowerModel, type NicCounters } from './host-power.ts';
 import { PowerPoller, type PollerReport } from './poller.ts';
 import { DEFAULT_POWER_MODEL, type PowerModelParams } from './power-model.ts';
 import { startSimBmc, type SimBmc } from './sim-bmc.ts';
 import { chassisPower } from './chassis.ts';
-import type { PowerMeter } from './meter.ts';
+import { PowerReadings, type PowerMeter } from './meter.ts';
 
 /**
  * Power on the local testbed: one ipmi_sim BMC per host on the management
@@ -64,10 +63,8 @@ export function nicCountersVia(pid: number, ifnames: string[]): NicCounters {
   return { rxBytes: rx, txBytes: tx };
 }
 
-export class TestbedPower implements PowerMeter {
+export class TestbedPower extends PowerReadings implements PowerMeter {
   readonly source = 'modelled' as const;
-  private points = new Map<string, PowerPoint[]>();
-  private tags: Record<string, string> = {};
   private constructor(
     readonly params: PowerModelParams,
     private bmcs: SimBmc[],
@@ -77,7 +74,9 @@ export class TestbedPower implements PowerMeter {
     private readonly pollerNs: string,
     /** The BMCs' private files (they hold this run's BMC password): removed on stop. */
     private readonly dir: string,
-  ) {}
+  ) {
+    super();
+  }
 
   static async start(
     topo: Topology,
@@ -130,7 +129,7 @@ export class TestbedPower implements PowerMeter {
         { intervalMs, onSample: (s) => self.it?.record(s, o.onSample), log: o.log },
       );
       self.it = new TestbedPower(params, bmcs, models, poller, intervalMs, topo.clientNs, o.dir);
-      self.it.tags = o.tags;
+      self.it.setTags(o.tags);
       await poller.start();
       return self.it;
     } catch (e) {
@@ -140,15 +139,6 @@ export class TestbedPower implements PowerMeter {
       rmSync(o.dir, { recursive: true, force: true });
       throw e;
     }
-  }
-
-  private record(s: Sample, sink: (s: Sample) => void): void {
-    const tagged: Sample = { ...s, tags: { ...this.tags, ...s.tags } };
-    const host = s.tags.host;
-    const list = this.points.get(host) ?? [];
-    list.push({ tMs: Date.parse(s.t), watts: typeof s.fields.watts === 'number' ? s.fields.watts : null });
-    this.points.set(host, list);
-    sink(tagged);
   }
 
   /** Chassis power on/off of a host through its BMC (the model then boots or shuts it down). */
@@ -163,28 +153,6 @@ export class TestbedPower implements PowerMeter {
 
   idleW(): number {
     return this.params.idleW;
-  }
-
-  setTags(tags: Record<string, string>): void {
-    this.tags = tags;
-  }
-
-  pointsOf(host: string): readonly PowerPoint[] {
-    return this.points.get(host) ?? [];
-  }
-
-  /** Waits until every host has a reading (or a recorded gap) at or after `tMs`, so an interval can be integrated. */
-  async readingsAfter(tMs: number, hosts: string[], timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (hosts.every((h) => this.pointsOf(h).some((p) => p.tMs >= tMs))) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  /** Energy above idle of `host` over [fromMs, toMs] from the recorded readings. */
-  energy(host: string, fromMs: number, toMs: number): EnergyResult {
-    return excessEnergy(this.pointsOf(host), this.params.idleW, fromMs, toMs, { maxGapMs: 2.5 * this.intervalMs });
   }
 
   async stop(): Promise<PollerReport> {

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { sshStatePath } from '../../harness/driver/ssh/session.ts';
 import { loadInventory, type Inventory } from '../../harness/inventory/load.ts';
-import { SshPool } from '../../harness/ssh/pool.ts';
 import type { MigrationRecord } from '../../harness/store/schema/index.ts';
 import { migbench, ROOT } from '../support/cli.ts';
+import { readRecords, runDirOf, serverLeftovers } from '../support/ssh-cluster.ts';
 
 /**
  * The ssh driver's libvirt back end end to end on the emulated cluster (`testbed up --servers`:
@@ -30,39 +30,8 @@ type LibvirtRecord = MigrationRecord & {
   null_reasons?: Record<string, string>;
 };
 
-function records(runDir: string): LibvirtRecord[] {
-  return readFileSync(join(runDir, 'migrations.jsonl'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as LibvirtRecord);
-}
-
-function runDirOf(stdout: string, stderr: string): string {
-  const m = new RegExp(`run directory: ([^\\s${String.fromCharCode(27)}]+)`).exec(`${stdout}\n${stderr}`);
-  if (!m) throw new Error(`no run directory in the output:\n${stdout}\n${stderr}`);
-  return m[1];
-}
-
-/** What a run may leave on a server: libvirt domains (running or defined), run directories, guest taps. */
-async function leftovers(): Promise<string[]> {
-  const pool = new SshPool({ hostKeys: inv.hostKeys });
-  try {
-    await pool.connectAll(inv.hosts.map((h) => h.ssh));
-    const found: string[] = [];
-    for (const h of inv.hosts) {
-      const c = pool.get(h.name);
-      const doms = await c.exec(['virsh', '-q', '-c', 'qemu:///system', 'list', '--all', '--name']);
-      for (const d of doms.stdout.split('\n').filter((x) => x.trim())) found.push(`${h.name}: domain ${d.trim()}`);
-      const dirs = await c.exec(['sh', '-c', 'ls -A /run/migbench 2>/dev/null | grep -v "^images$" || true']);
-      for (const d of dirs.stdout.split('\n').filter(Boolean)) found.push(`${h.name}: /run/migbench/${d}`);
-      const taps = await c.exec(['ip', '-o', 'link', 'show', 'type', 'tun']);
-      for (const l of taps.stdout.split('\n').filter((x) => / mb-t\d+[:@]/.test(x))) found.push(`${h.name}: tap ${l.split(': ')[1]}`);
-    }
-    return found;
-  } finally {
-    pool.closeAll();
-  }
-}
+const records = (runDir: string) => readRecords<LibvirtRecord>(runDir);
+const leftovers = () => serverLeftovers(inv, { domains: true });
 
 beforeAll(async () => {
   await migbench(['testbed', 'down', ID]);

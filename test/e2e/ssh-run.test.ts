@@ -8,9 +8,9 @@ import { parse, stringify } from 'yaml';
 import { readSshState, sshStatePath } from '../../harness/driver/ssh/session.ts';
 import { loadState } from '../../harness/testbed/state.ts';
 import { loadInventory, type Inventory } from '../../harness/inventory/load.ts';
-import { SshPool } from '../../harness/ssh/pool.ts';
 import type { MigrationRecord } from '../../harness/store/schema/index.ts';
 import { migbench, ROOT, waitFor } from '../support/cli.ts';
+import { readRecords, runDirOf, serverLeftovers } from '../support/ssh-cluster.ts';
 
 /**
  * The ssh driver end to end against the emulated cluster (`testbed up --servers`, 2 servers
@@ -28,19 +28,7 @@ const out = mkdtempSync(join(tmpdir(), 'mb-ssh-run-'));
 let invFile: string;
 let inv: Inventory;
 
-function records(runDir: string): MigrationRecord[] {
-  return readFileSync(join(runDir, 'migrations.jsonl'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as MigrationRecord);
-}
-
-function runDirOf(stdout: string, stderr: string): string {
-  // the path ends before whitespace or a terminal escape (the progress display)
-  const m = new RegExp(`run directory: ([^\\s${String.fromCharCode(27)}]+)`).exec(`${stdout}\n${stderr}`);
-  if (!m) throw new Error(`no run directory in the output:\n${stdout}\n${stderr}`);
-  return m[1];
-}
+const records = (runDir: string) => readRecords(runDir);
 
 /** Writes a variant of the cluster's inventory. */
 function variant(name: string, edit: (doc: Record<string, unknown>) => void): string {
@@ -51,24 +39,8 @@ function variant(name: string, edit: (doc: Record<string, unknown>) => void): st
   return f;
 }
 
-/** What the harness leaves on a server: its run directories, guest taps, QEMU pidfiles. */
-async function leftovers(): Promise<string[]> {
-  const pool = new SshPool({ hostKeys: inv.hostKeys });
-  try {
-    await pool.connectAll(inv.hosts.map((h) => h.ssh));
-    const found: string[] = [];
-    for (const h of inv.hosts) {
-      const c = pool.get(h.name);
-      const dirs = await c.exec(['sh', '-c', 'ls -A /run/migbench 2>/dev/null | grep -v "^images$" || true']);
-      for (const d of dirs.stdout.split('\n').filter(Boolean)) found.push(`${h.name}: /run/migbench/${d}`);
-      const taps = await c.exec(['ip', '-o', 'link', 'show', 'type', 'tun']);
-      for (const l of taps.stdout.split('\n').filter((x) => / mb-t\d+[:@]/.test(x))) found.push(`${h.name}: tap ${l.split(': ')[1]}`);
-    }
-    return found;
-  } finally {
-    pool.closeAll();
-  }
-}
+/** What the harness leaves on a server: its run directories and guest taps. */
+const leftovers = () => serverLeftovers(inv);
 
 beforeAll(async () => {
   await migbench(['testbed', 'down', ID]);

@@ -403,49 +403,7 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   if (ctx.probe && obs.tCmdMs !== null) obs.probe = probeWindow(ctx.probe.records, obs.tCmdMs);
   measuring = false;
 
-  const rec: MigrationRecord = {
-    id,
-    flags: [],
-    experiment: ctx.experiment,
-    treatment: ctx.treatment,
-    rep: ctx.rep,
-    attempt: ctx.attempt ?? 1,
-    vm: vm.spec.name,
-    src: vm.host.name,
-    dst: dst.name,
-    status: 'failed',
-    reason: null,
-    partial: false,
-    t_cmd: null,
-    t_stop: null,
-    t_resume: null,
-    t_done: null,
-    total_ms: null,
-    total_ms_harness: null,
-    downtime_reported_ms: null,
-    downtime_event_ms: null,
-    downtime_observed_ms: null,
-    preop_ms: null,
-    postop_ms: null,
-    setup_ms: null,
-    transferred_bytes: null,
-    passes: null,
-    energy_j: null,
-    link_rate_mbit: null,
-    memory_mib: vm.memoryMiB,
-    workload: workloadLabel(vm.spec.workload),
-    downtime_limit_ms: downtimeLimitMs,
-    probe_interval_ms: ctx.probeIntervalMs,
-    healthy: null,
-    health: { answers: null, workload_running: null, problems: [] },
-    source_running: null,
-    migration_uri: uri,
-  };
-  if (offsets.src || offsets.dst) {
-    rec.clock_offset_ms = (offsets.dst?.offsetMs ?? 0) - (offsets.src?.offsetMs ?? 0);
-    rec.clock_uncertainty_ms = (offsets.dst?.uncertaintyMs ?? 0) + (offsets.src?.uncertaintyMs ?? 0);
-  }
-  Object.assign(rec, deriveMigration(obs));
+  const rec = derivedRecord(ctx, vm, dst, { id, uri, downtimeLimitMs, offsets, obs });
 
   if (rec.status === 'completed' && dstProc) {
     rec.health.answers = answeredAfterResume;
@@ -504,4 +462,67 @@ async function sourceRunning(src: VmProcess): Promise<boolean> {
     await sleep(100);
   }
   return false;
+}
+
+/**
+ * A migration's record: who, what and how it was configured, the clock offsets of its two hosts,
+ * and every measured field derived from the observation (the qemu and libvirt paths share it).
+ */
+export function derivedRecord(
+  ctx: MigrationContext,
+  vm: PlacedVm,
+  dst: HostNode,
+  o: {
+    id: string;
+    uri: string;
+    downtimeLimitMs: number;
+    offsets: Record<'src' | 'dst', { offsetMs: number; uncertaintyMs: number } | null>;
+    obs: MigrationObservation;
+  },
+): MigrationRecord {
+  const { id, uri, downtimeLimitMs, offsets, obs } = o;
+  const rec: MigrationRecord = {
+    id,
+    flags: [],
+    experiment: ctx.experiment,
+    treatment: ctx.treatment,
+    rep: ctx.rep,
+    attempt: ctx.attempt ?? 1,
+    vm: vm.spec.name,
+    src: vm.host.name,
+    dst: dst.name,
+    status: 'failed',
+    reason: null,
+    partial: false,
+    t_cmd: null,
+    t_stop: null,
+    t_resume: null,
+    t_done: null,
+    total_ms: null,
+    total_ms_harness: null,
+    downtime_reported_ms: null,
+    downtime_event_ms: null,
+    downtime_observed_ms: null,
+    preop_ms: null,
+    postop_ms: null,
+    setup_ms: null,
+    transferred_bytes: null,
+    passes: null,
+    energy_j: null,
+    link_rate_mbit: null,
+    memory_mib: vm.memoryMiB,
+    workload: workloadLabel(vm.spec.workload),
+    downtime_limit_ms: downtimeLimitMs,
+    probe_interval_ms: ctx.probeIntervalMs,
+    healthy: null,
+    health: { answers: null, workload_running: null, problems: [] },
+    source_running: null,
+    migration_uri: uri,
+  };
+  if (offsets.src || offsets.dst) {
+    rec.clock_offset_ms = (offsets.dst?.offsetMs ?? 0) - (offsets.src?.offsetMs ?? 0);
+    rec.clock_uncertainty_ms = (offsets.dst?.uncertaintyMs ?? 0) + (offsets.src?.uncertaintyMs ?? 0);
+  }
+  Object.assign(rec, deriveMigration(obs));
+  return rec;
 }

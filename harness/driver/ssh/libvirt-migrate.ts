@@ -18,7 +18,6 @@
 import type { VmProcess } from '../../hypervisor/qemu.ts';
 import {
   answeredSince,
-  deriveMigration,
   emptyControlFacts,
   finalAnswer,
   migrationEndMs,
@@ -26,8 +25,8 @@ import {
   type MigrationObservation,
   type QueryMigrateAnswer,
 } from '../../migration/derive.ts';
-import type { MigrationContext, MigrationRecord } from '../../migration/migrate.ts';
-import { tapName, workloadLabel, type PlacedVm } from '../../migration/placement.ts';
+import { derivedRecord, type MigrationContext, type MigrationRecord } from '../../migration/migrate.ts';
+import { tapName, type PlacedVm } from '../../migration/placement.ts';
 import type { RemoteProcess } from '../../ssh/connection.ts';
 import type { Sample } from '../../store/sample.ts';
 import { expectedPath, pathBetween, type HostNode } from '../../testbed/topology.ts';
@@ -323,49 +322,7 @@ export async function migrateViaLibvirt(
   // answers per second while virsh migrate ran
   const pollHz = obs.tCmdMs !== null && pollEndMs !== null && polls > 0 ? polls / Math.max(0.001, (pollEndMs - obs.tCmdMs) / 1000) : null;
 
-  const rec: MigrationRecord = {
-    id,
-    flags: [],
-    experiment: ctx.experiment,
-    treatment: ctx.treatment,
-    rep: ctx.rep,
-    attempt: ctx.attempt ?? 1,
-    vm: vm.spec.name,
-    src: vm.host.name,
-    dst: dst.name,
-    status: 'failed',
-    reason: null,
-    partial: false,
-    t_cmd: null,
-    t_stop: null,
-    t_resume: null,
-    t_done: null,
-    total_ms: null,
-    total_ms_harness: null,
-    downtime_reported_ms: null,
-    downtime_event_ms: null,
-    downtime_observed_ms: null,
-    preop_ms: null,
-    postop_ms: null,
-    setup_ms: null,
-    transferred_bytes: null,
-    passes: null,
-    energy_j: null,
-    link_rate_mbit: null,
-    memory_mib: vm.memoryMiB,
-    workload: workloadLabel(vm.spec.workload),
-    downtime_limit_ms: m.downtime_limit.ms,
-    probe_interval_ms: ctx.probeIntervalMs,
-    healthy: null,
-    health: { answers: null, workload_running: null, problems: [] },
-    source_running: null,
-    migration_uri: uri,
-  };
-  if (offsets.src || offsets.dst) {
-    rec.clock_offset_ms = (offsets.dst?.offsetMs ?? 0) - (offsets.src?.offsetMs ?? 0);
-    rec.clock_uncertainty_ms = (offsets.dst?.uncertaintyMs ?? 0) + (offsets.src?.uncertaintyMs ?? 0);
-  }
-  Object.assign(rec, deriveMigration(obs));
+  const rec = derivedRecord(ctx, vm, dst, { id, uri, downtimeLimitMs: m.downtime_limit.ms, offsets, obs });
   Object.assign(rec, {
     backend: 'libvirt',
     libvirt: {

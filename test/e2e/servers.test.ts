@@ -186,7 +186,11 @@ describe('emulated cluster (testbed up --servers)', () => {
   it('down leaves no namespace, process, interface, key or file behind', async () => {
     state = JSON.parse(readFileSync(statePath('mbh7'), 'utf8')) as TestbedState;
     recorded = state.processes;
+    // every server's BMC simulator, and the process that feeds them the power model
     expect(recorded.map((p) => p.tag).sort()).toEqual([
+      'bmcs',
+      'ipmi_sim-r1-h1',
+      'ipmi_sim-r1-h2',
       'libvirtd-r1-h1',
       'libvirtd-r1-h2',
       'server-client',

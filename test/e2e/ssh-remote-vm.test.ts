@@ -74,9 +74,13 @@ function sshSessions(serverPid: number): number[] {
 }
 
 /** Lines of `ps` on a server whose command line mentions `what` (the servers share this machine's PID namespace). */
-async function ourProcesses(c: SshConnection, what = '/run/migbench/h5rv-'): Promise<string[]> {
+// The guest's processes name its run or image dir. The testbed's own BMC
+// simulators (visible here: no PID namespace) live in the controller's state
+// dir, /run/migbench/h5rv-servers, and belong to `testbed down`, not to the guest.
+async function ourProcesses(c: SshConnection, ...what: string[]): Promise<string[]> {
+  const marks = what.length > 0 ? what : [RUN_DIR, IMAGE_DIR];
   const r = await c.run(['ps', '-eo', 'pid=,args=']);
-  return r.stdout.split('\n').filter((l) => l.includes(what));
+  return r.stdout.split('\n').filter((l) => marks.some((m) => l.includes(m)));
 }
 
 describe('ssh driver, qemu back end: a guest on a server over SSH (emulated cluster)', () => {

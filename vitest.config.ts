@@ -4,7 +4,8 @@ import { defineConfig } from 'vitest/config';
 // `e2e` builds real namespaces, links and guests.
 export default defineConfig({
   test: {
-    // e2e files share the machine's two cores and the kernel's network state
+    // e2e files share the machine's two cores and the kernel's network state;
+    // `npm test` runs the unit files apart, two at a time (--fileParallelism)
     fileParallelism: false,
     projects: [
       {

@@ -4,7 +4,7 @@ import type { Inventory } from '../../harness/inventory/load.ts';
 import { SshPool } from '../../harness/ssh/pool.ts';
 import type { MigrationRecord } from '../../harness/store/schema/index.ts';
 
-/** Helpers of the e2e tests that run against an emulated cluster (ssh-run, ssh-libvirt). */
+/** Helpers of the e2e tests that run against an emulated cluster (ssh-run). */
 
 export function readRecords<T extends MigrationRecord = MigrationRecord>(runDir: string): T[] {
   return readFileSync(join(runDir, 'migrations.jsonl'), 'utf8')

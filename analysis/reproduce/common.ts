@@ -22,6 +22,8 @@ export interface SpecRun {
   run: RunDir;
   /** `workload` samples (op probes: response time and phase); empty unless the study needs them. */
   workload: Sample[];
+  /** `power` samples (watts per host; plan energies integrate them); absent or empty without measure.power. */
+  power?: Sample[];
 }
 
 export interface StudyData {

@@ -3,6 +3,7 @@ import { FindingSchema } from '../../harness/store/schema/findings.ts';
 import { evaluateIffland, IFFLAND_SPECS } from './iffland.ts';
 import { mig, run, study } from './fixture.test-helpers.ts';
 import type { Migration } from '../rundir.ts';
+import { BlockMigrationSchema } from '../../harness/store/schema/migration.ts';
 
 const byId = (fs: ReturnType<typeof evaluateIffland>, id: string) => fs.find((f) => f.id === id)!;
 const spec = (rate: string, delay = '0ms', loss = '0%') => ({ testbed: { shaping: [{ link: 'r1-h1/mig', rate, delay, loss }] } });
@@ -77,7 +78,7 @@ describe('iffland evaluator', () => {
     },
   );
 
-  it('Iffländer-like data: every evaluated finding holds; block migration not run', () => {
+  it('Iffländer-like data: every evaluated finding holds; block migration not run without its spec', () => {
     const fs = evaluateIffland(
       study({ name: IFFLAND_SPECS.bandwidth, run: bw }, { name: IFFLAND_SPECS.drop, run: drop }, { name: IFFLAND_SPECS.latency, run: lat }),
     );
@@ -94,7 +95,8 @@ describe('iffland evaluator', () => {
     ])
       expect(byId(fs, id).verdict, id).toBe('holds');
     expect(byId(fs, 'drop-migtime').numbers.ideal_factor).toBeCloseTo(1 / 0.95);
-    expect(byId(fs, 'live-vs-block').verdict).toBe('not run');
+    for (const id of ['block-migtime', 'block-preop', 'block-downtime', 'block-postop', 'block-disk-size'])
+      expect(byId(fs, id).verdict, id).toBe('not run');
   });
 
   it('drop no worse than an ideal protocol -> does not hold', () => {
@@ -111,5 +113,178 @@ describe('iffland evaluator', () => {
     const fs = evaluateIffland(study({ name: IFFLAND_SPECS.bandwidth, run: bw }, { name: IFFLAND_SPECS.drop, run: ideal }));
     expect(byId(fs, 'drop-migtime').verdict).toBe('does not hold');
     expect(byId(fs, 'latency-migtime').verdict).toBe('not run');
+  });
+
+  describe('live vs block', () => {
+    const DISK = 64 * 2 ** 20;
+    /** rows: [total, preop, downtime, postop] of the RAM migration; block rows also the disk copy before it (ms). */
+    function moves(mode: 'live' | 'block', mbit: number, rows: [number, number, number, number][], diskMs = 0, allocated = 8 * 2 ** 20) {
+      return rows.map(([total, preop, down, post], rep) => {
+        const t0 = Date.parse('2026-11-30T10:00:00Z') + rep * 600_000 + mbit;
+        return mig({
+          treatment: `${mode}${mbit}`,
+          rep,
+          t_cmd: new Date(t0 + diskMs).toISOString(),
+          total_ms: total,
+          preop_ms: preop,
+          downtime_observed_ms: down,
+          postop_ms: post,
+          link_rate_mbit: mbit,
+          memory_mib: 128,
+          ...(mode === 'block'
+            ? {
+                block: BlockMigrationSchema.parse({
+                  t_mirror_start: new Date(t0).toISOString(),
+                  disk_bytes: DISK,
+                  mirror_bytes: DISK,
+                  dst_allocated_bytes: allocated,
+                  switchover_ms: 9,
+                }),
+              }
+            : {}),
+        });
+      });
+    }
+    const blockSpec = {
+      vms: [{ name: 'vm1', host: 'r1-h1', disk: { size: '64MiB', format: 'raw', storage: 'local' } }],
+      migration: { mode: 'block' },
+      testbed: { shaping: [{ link: 'r1-h1/mig', rate: '100mbit', delay: '0ms', loss: '0%' }] },
+    };
+    const treatments = [100, 25].flatMap((b) => [
+      { id: `live${b}`, levels: { 'vms[0].disk.storage': 'shared', 'testbed.shaping[0].rate': `${b}mbit` } },
+      { id: `block${b}`, levels: { 'vms[0].disk.storage': 'local', 'testbed.shaping[0].rate': `${b}mbit` } },
+    ]);
+    const live = [
+      ...moves('live', 100, [
+        [9000, 8600, 300, 100],
+        [9100, 8700, 310, 104],
+        [8950, 8550, 290, 98],
+      ]),
+      ...moves('live', 25, [
+        [34000, 33600, 330, 102],
+        [34500, 34100, 320, 99],
+        [33800, 33400, 340, 101],
+      ]),
+    ];
+    const blockRun = (ms: Migration[]) => run(IFFLAND_SPECS.block, ms, { spec: blockSpec, treatments });
+    const evalBlock = (ms: Migration[]) => evaluateIffland(study({ name: IFFLAND_SPECS.block, run: blockRun(ms) }));
+
+    it('block longer, more so at the lower bandwidth; same downtime: migtime and preop hold, downtime differs', () => {
+      // disk copy ~0.8 s at 100 Mbit/s, ~2.9 s at 25 Mbit/s (8 MiB written)
+      const ms = [
+        ...live,
+        ...moves(
+          'block',
+          100,
+          [
+            [9050, 8650, 305, 101],
+            [9000, 8600, 300, 99],
+            [9100, 8700, 295, 103],
+          ],
+          800,
+        ),
+        ...moves(
+          'block',
+          25,
+          [
+            [34200, 33800, 325, 100],
+            [34100, 33700, 335, 102],
+            [33900, 33500, 330, 100],
+          ],
+          2900,
+        ),
+      ];
+      const fs = evalBlock(ms);
+      for (const f of fs) expect(FindingSchema.safeParse(f).success).toBe(true);
+      expect(byId(fs, 'block-migtime').verdict).toBe('holds');
+      expect(byId(fs, 'block-migtime').numbers.gap_ms_100mbit).toBeCloseTo(800 + 9050 - 9016.67, 0);
+      expect(byId(fs, 'block-migtime').numbers.disk_data_ms_25mbit).toBeCloseTo((8 * 2 ** 20 * 8) / 25e3, 3);
+      expect(byId(fs, 'block-preop').verdict).toBe('holds');
+      expect(byId(fs, 'block-preop').numbers.preop_ms_block_25mbit).toBeCloseTo(2900 + 33666.67, 0);
+      expect(byId(fs, 'block-downtime').verdict).toBe('differs');
+      expect(byId(fs, 'block-postop').verdict).toBe('holds');
+      expect(byId(fs, 'block-disk-size').verdict).toBe('differs');
+      expect(byId(fs, 'block-disk-size').numbers.dst_allocated_mib).toBe(8);
+      // the network findings have no data from this spec: the block spec is not mixed into them
+      expect(byId(fs, 'bw-migtime').verdict).toBe('not run');
+    });
+
+    it('a gap that does not grow as bandwidth falls -> does not hold; larger block downtimes -> holds', () => {
+      const ms = [
+        ...live,
+        ...moves(
+          'block',
+          100,
+          [
+            [9050, 8650, 600, 101],
+            [9000, 8600, 610, 99],
+            [9100, 8700, 590, 103],
+          ],
+          3000,
+        ),
+        ...moves(
+          'block',
+          25,
+          [
+            [34200, 33800, 640, 100],
+            [34100, 33700, 650, 102],
+            [33900, 33500, 630, 100],
+          ],
+          800,
+        ),
+      ];
+      const fs = evalBlock(ms);
+      expect(byId(fs, 'block-migtime').verdict).toBe('does not hold');
+      expect(byId(fs, 'block-migtime').reason).toMatch(/does not grow/);
+      expect(byId(fs, 'block-downtime').verdict).toBe('holds');
+    });
+
+    it('block no longer than live (disk copy free) -> does not hold; one bandwidth only says the growth is untested', () => {
+      const same = [
+        ...live,
+        ...moves(
+          'block',
+          100,
+          [
+            [8900, 8500, 300, 100],
+            [8950, 8550, 310, 104],
+            [8900, 8500, 290, 98],
+          ],
+          0,
+        ),
+      ];
+      const fs = evalBlock(same);
+      expect(byId(fs, 'block-migtime').verdict).toBe('does not hold');
+      expect(byId(fs, 'block-migtime').numbers).not.toHaveProperty('gap_ms_25mbit');
+      const one = evalBlock([
+        ...live.filter((m) => m.link_rate_mbit === 100),
+        ...moves(
+          'block',
+          100,
+          [
+            [9050, 8650, 305, 101],
+            [9000, 8600, 300, 99],
+          ],
+          800,
+        ),
+      ]);
+      expect(byId(one, 'block-migtime').verdict).toBe('holds');
+      expect(byId(one, 'block-migtime').reason).toMatch(/one bandwidth/);
+    });
+
+    it('mode from the treatment: a local disk under mode block without a mirror record is block (phases unknown)', () => {
+      const ms = [
+        ...live.filter((m) => m.link_rate_mbit === 100),
+        ...moves('block', 100, [
+          [9050, 8650, 305, 101],
+          [9000, 8600, 300, 99],
+        ]).map((m) => ({ ...m, block: null })),
+      ];
+      const fs = evalBlock(ms);
+      // the block migrations count as block, but without their disk copy their migration time is unknown
+      expect(byId(fs, 'block-migtime').verdict).toBe('inconclusive');
+      expect(byId(fs, 'block-disk-size').verdict).toBe('not run');
+      expect(byId(fs, 'block-downtime').numbers.downtime_ms_block).toBeCloseTo(302.5);
+    });
   });
 });

@@ -28,6 +28,12 @@ export async function loadStudy(dir: string, study: Study): Promise<StudyData> {
     if (!names.has(run.manifest.name)) continue;
     byName.set(run.manifest.name, { name: run.manifest.name, run, workload: [] });
   }
+  for (const r of byName.values()) {
+    // power readings (1 Hz per host: small); only a run with measure.power has the file
+    const power: Sample[] = [];
+    await streamSamples(r.run, (s) => power.push(s), ['power']);
+    r.power = power;
+  }
   if (study.samples)
     for (const r of byName.values()) {
       const got: Sample[] = [];

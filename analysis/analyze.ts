@@ -6,8 +6,10 @@
 import { fitEnergy, type EnergyReport } from './models/energy.ts';
 import type { CurvePoint } from './models/hotcold.ts';
 import { analyzePlans, type PlanAnalysis } from './plans.ts';
+import { planEnergy, planWindows } from './plan-energy.ts';
 import { DEFAULT_GOODPUT, predictMigrations, workloadParams, type DurationReport } from './prediction.ts';
 import { PeakAccumulator } from '../harness/experiment/peak-power.ts';
+import type { PowerPoint as EnergyPoint } from '../harness/power/energy.ts';
 import { parseIsoMs } from '../harness/util/time.ts';
 import { timelinePowerTap } from './timeline.ts';
 import { observations, streamSamples, type Migration, type RunDir } from './rundir.ts';
@@ -112,6 +114,8 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
   let powerSamples = 0;
   let lastT = '';
   let lastMs = NaN;
+  // a plan's energy integrates its hosts' readings over its window: kept per host for runs with plans (1 Hz per host)
+  const planPower = run.plans.length || run.migrations.some((m) => m.plan) ? new Map<string, EnergyPoint[]>() : null;
   // the report's timeline takes its power readings from this pass
   const tap = timelinePowerTap(run);
   await streamSamples(
@@ -139,6 +143,11 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
       const t = lastMs;
       const host = s.tags.host ?? '';
       if (window && t >= window.start && t <= window.end) points.push({ t, host, watts });
+      if (planPower && Number.isFinite(t)) {
+        let arr = planPower.get(host);
+        if (!arr) planPower.set(host, (arr = []));
+        arr.push({ tMs: t, watts });
+      }
       const tr = s.tags.treatment;
       if (tr) {
         let acc = peaks.get(tr);
@@ -177,10 +186,17 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
     twoFactor: twoFactorViews(run),
     curves,
     variability: VARIABILITY_METRICS.map((m) => variabilityTable(run, m)).filter((t): t is VariabilityTable => t !== null),
-    plans: analyzePlans(run, peak),
+    plans: analyzePlans(run, peak, planEnergyByRep(run, planPower)),
     power: { window, points, samples: powerSamples },
     powerWindowMigrations: window ? inWindow : [],
   };
+}
+
+/** Each executed plan's energy (J, null where readings or idle power are missing), keyed "treatment|rep". */
+function planEnergyByRep(run: RunDir, power: Map<string, EnergyPoint[]> | null): Map<string, number | null> {
+  if (!power?.size) return new Map();
+  const idle = run.manifest.power_idle_w ?? {};
+  return new Map(planWindows(run).map((w) => [`${w.treatment}|${w.rep}`, planEnergy(w, power, idle, ENERGY_MIN_COVERAGE).joules]));
 }
 
 /**

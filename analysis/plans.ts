@@ -14,7 +14,11 @@ export interface PlanSummary {
   completionS: number;
   meanDurationS: number;
   sdDurationS: number;
-  /** Mean over repetitions of the summed migration energy, J (null without power). */
+  /**
+   * Mean over repetitions of the energy above idle of the plan's hosts over
+   * the plan's window (analysis/plan-energy.ts), J; null without power readings
+   * covering every repetition.
+   */
   energyJ: number | null;
   /** Peak of the summed host power during the treatment, W (null without power). */
   peakPowerW: number | null;
@@ -73,7 +77,12 @@ function completionFromPlans(run: RunDir): Map<string, number> {
   return new Map([...best].map(([k, v]) => [k, v.ms]));
 }
 
-export function analyzePlans(run: RunDir, peakPowerByTreatment: Map<string, number> = new Map()): PlanAnalysis {
+/** `planEnergyJ`: each executed plan's energy keyed "treatment|rep" (planEnergies), null where unknown. */
+export function analyzePlans(
+  run: RunDir,
+  peakPowerByTreatment: Map<string, number> = new Map(),
+  planEnergyJ: ReadonlyMap<string, number | null> = new Map(),
+): PlanAnalysis {
   const obs = observations(run.migrations).filter((m) => m.plan);
   if (obs.length === 0) return { plans: [], curves: [], gantt: [], note: 'no migration belongs to a plan' };
   const byT = new Map<string, Migration[]>();
@@ -101,8 +110,8 @@ export function analyzePlans(run: RunDir, peakPowerByTreatment: Map<string, numb
       const spans = rms.map(span).filter((s): s is { start: number; end: number } => s !== null);
       if (recorded !== undefined) completions.set(rep, recorded / 1000);
       else if (spans.length) completions.set(rep, (max(spans.map((s) => s.end)) - min(spans.map((s) => s.start))) / 1000);
-      const e = rms.map((m) => m.energy_j);
-      if (e.every((x) => x !== null)) energies.push((e as number[]).reduce((s, x) => s + x, 0));
+      const e = planEnergyJ.get(`${t}|${rep}`);
+      if (typeof e === 'number') energies.push(e);
     }
     completionByTRep.set(t, completions);
     const durations = ms
@@ -117,7 +126,8 @@ export function analyzePlans(run: RunDir, peakPowerByTreatment: Map<string, numb
       completionS: mean([...completions.values()]),
       meanDurationS: mean(durations),
       sdDurationS: sd(durations),
-      energyJ: energies.length ? mean(energies) : null,
+      // every repetition's, or none: a mean over some would hide the missing ones
+      energyJ: energies.length && energies.length === reps.size ? mean(energies) : null,
       peakPowerW: peakPowerByTreatment.get(t) ?? null,
     });
     const firstRep = Math.min(...reps.keys());

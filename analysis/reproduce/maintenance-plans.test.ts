@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { FindingSchema } from '../../harness/store/schema/findings.ts';
 import { excessEnergy, type PowerPoint } from '../../harness/power/energy.ts';
 import type { Sample } from '../../harness/store/schema/index.ts';
-import { evaluateMaintenancePlans, MAINTENANCE_SPECS, planEnergies, planEnergy, planWindows } from './maintenance-plans.ts';
+import { ENERGY_MIN_COVERAGE } from '../analyze.ts';
+import { planEnergies, planEnergy, planWindows } from '../plan-energy.ts';
+import { evaluateMaintenancePlans, MAINTENANCE_SPECS } from './maintenance-plans.ts';
 import { mig, run, study } from './fixture.test-helpers.ts';
 import type { StudyData } from './common.ts';
 import type { Migration } from '../rundir.ts';
@@ -94,7 +96,12 @@ describe('maintenance-plans evaluator', () => {
         ['C', steady(120, -2, 12)],
       ]);
       const idle = { A: 100, B: 100, C: 100 };
-      const e = planEnergy({ treatment: 'par', rep: 0, startMs: 0, endMs: 10_000, hosts: ['A', 'B', 'C'] }, power, idle);
+      const e = planEnergy(
+        { treatment: 'par', rep: 0, startMs: 0, endMs: 10_000, hosts: ['A', 'B', 'C'] },
+        power,
+        idle,
+        ENERGY_MIN_COVERAGE,
+      );
       expect(e.joules).toBeCloseTo((50 + 30 + 20) * 10, 6);
       expect(e.coverage).toBe(1);
       const perMigration = (src: string, dst: string) =>
@@ -111,6 +118,7 @@ describe('maintenance-plans evaluator', () => {
           ['B', steady(130, 0, 3)],
         ]),
         { A: 100, B: 100 },
+        ENERGY_MIN_COVERAGE,
       );
       expect(gappy.joules).toBeNull();
       expect(gappy.reason).toMatch(/cover 30 %/);
@@ -121,6 +129,7 @@ describe('maintenance-plans evaluator', () => {
           ['B', steady(130, 0, 10)],
         ]),
         { A: 100 },
+        ENERGY_MIN_COVERAGE,
       );
       expect(noIdle.joules).toBeNull();
       expect(noIdle.reason).toMatch(/idle power of host B/);
@@ -189,7 +198,7 @@ describe('maintenance-plans evaluator', () => {
     };
 
     it('plan energies from samples: the window integral, below the per-migration sum of the parallel plan', () => {
-      const es = planEnergies(data(0).runs[0].run, data(0).runs[0].power!);
+      const es = planEnergies(data(0).runs[0].run, data(0).runs[0].power!, ENERGY_MIN_COVERAGE);
       // 1 Hz readings of a step: the trapezoid ramps down over the last second of each migration (-5 J per host and end)
       // sequential rep 0: 40 s, one migration at a time: 2 hosts x 10 W x 40 s, one end
       expect(es.get('sequential|0')!.joules).toBeCloseTo(800 - 10, 6);

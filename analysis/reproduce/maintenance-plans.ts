@@ -3,12 +3,11 @@
  * over a limited interlink (Table 1: completion, mean and sd of migration
  * durations, energy, peak power; Tables 2-3: the hybrid plans).
  */
-import { excessEnergy, powerPoints, type PowerPoint } from '../../harness/power/energy.ts';
-import type { Sample } from '../../harness/store/schema/index.ts';
 import { ENERGY_MIN_COVERAGE } from '../analyze.ts';
+import { planEnergies } from '../plan-energy.ts';
 import { analyzePlans, type PlanSummary } from '../plans.ts';
 import { mean, median } from '../stats/descriptive.ts';
-import { observations, type Migration, type RunDir } from '../rundir.ts';
+import { observations, type Migration } from '../rundir.ts';
 import { fmt, greater, nums, ratio, specRun, type Finding, type StudyData, type Verdict } from './common.ts';
 
 export const MAINTENANCE_SPECS = { plans: 'maint-plans' } as const;
@@ -25,97 +24,6 @@ interface PlanData {
   energyMissing: number;
 }
 
-/** One executed plan (treatment and repetition): its window on the executor's clock (epoch ms) and the hosts it touches. */
-export interface PlanWindow {
-  treatment: string;
-  rep: number;
-  startMs: number;
-  endMs: number;
-  hosts: string[];
-}
-
-/**
- * The window of each executed plan: start..end from plans.jsonl (the latest
- * attempt of a redone unit), else the span of its migrations (first start to
- * last end). Hosts: every source and destination of its migrations.
- */
-export function planWindows(run: Pick<RunDir, 'plans' | 'migrations'>): PlanWindow[] {
-  const byKey = new Map<string, Migration[]>();
-  for (const m of observations(run.migrations).filter((x) => x.plan)) {
-    const k = `${m.treatment}|${m.rep}`;
-    byKey.set(k, [...(byKey.get(k) ?? []), m]);
-  }
-  const latest = new Map<string, (typeof run.plans)[number]>();
-  for (const p of run.plans) {
-    const k = `${p.treatment}|${p.rep}`;
-    const cur = latest.get(k);
-    if (!cur || p.attempt >= cur.attempt) latest.set(k, p);
-  }
-  const out: PlanWindow[] = [];
-  for (const [k, ms] of byKey) {
-    const p = latest.get(k);
-    const hosts = [...new Set(ms.flatMap((m) => [m.src, m.dst]))].sort();
-    let startMs = p?.start ?? NaN;
-    let endMs = p?.end ?? NaN;
-    if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) {
-      startMs = Math.min(...nums(ms.map((m) => m.plan?.start_ms)));
-      endMs = Math.max(...nums(ms.map((m) => m.plan?.end_ms)));
-    }
-    if (Number.isFinite(startMs) && Number.isFinite(endMs) && endMs > startMs)
-      out.push({ treatment: ms[0].treatment, rep: ms[0].rep, startMs, endMs, hosts });
-  }
-  return out;
-}
-
-export interface PlanEnergy {
-  joules: number | null;
-  /** Least share of the window covered by readings over the plan's hosts (0..1). */
-  coverage: number;
-  /** Why joules is null. */
-  reason: string | null;
-}
-
-/**
- * Energy of a plan: the integral of each host's power above its idle power
- * over the plan's window, summed over its hosts. Counted once however many
- * of its migrations overlap (summing per-migration energies would count the
- * shared host power of overlapping migrations again). Null with the reason
- * when a host has no idle power or readings cover less than `minCoverage`.
- */
-export function planEnergy(
-  w: PlanWindow,
-  power: ReadonlyMap<string, readonly PowerPoint[]>,
-  idleW: Readonly<Record<string, number>>,
-  minCoverage = ENERGY_MIN_COVERAGE,
-): PlanEnergy {
-  let joules = 0;
-  let coverage = 1;
-  for (const h of w.hosts) {
-    if (typeof idleW[h] !== 'number') return { joules: null, coverage: 0, reason: `no idle power of host ${h} in the manifest` };
-    const e = excessEnergy(power.get(h) ?? [], idleW[h], w.startMs, w.endMs);
-    joules += e.joules;
-    coverage = Math.min(coverage, e.coveredFraction);
-  }
-  if (coverage < minCoverage)
-    return { joules: null, coverage, reason: `power readings cover ${fmt(coverage * 100)} % of the window (< ${minCoverage * 100} %)` };
-  return { joules, coverage, reason: null };
-}
-
-/** Plan energies of a run from its power samples, keyed "treatment|rep"; empty without power samples. */
-export function planEnergies(
-  run: Pick<RunDir, 'plans' | 'migrations' | 'manifest'>,
-  samples: readonly Sample[],
-): Map<string, PlanEnergy & { window: PlanWindow }> {
-  const out = new Map<string, PlanEnergy & { window: PlanWindow }>();
-  const power = samples.filter((s) => s.measurement === 'power');
-  if (!power.length) return out;
-  const hosts = [...new Set(power.map((s) => s.tags.host).filter((h): h is string => typeof h === 'string'))];
-  const points = new Map(hosts.map((h) => [h, powerPoints(power, h)]));
-  for (const w of planWindows(run))
-    out.set(`${w.treatment}|${w.rep}`, { ...planEnergy(w, points, run.manifest.power_idle_w ?? {}), window: w });
-  return out;
-}
-
 /** Per plan kind ('sequential', 'parallel', 'per_server', ...): the Table 1 row and the raw values behind it. */
 export function planData(d: StudyData): Map<string, PlanData> {
   const r = specRun(d, MAINTENANCE_SPECS.plans);
@@ -124,7 +32,7 @@ export function planData(d: StudyData): Map<string, PlanData> {
   const peak = new Map(r.run.treatmentTotals.filter((t) => t.peak_w !== null).map((t) => [t.treatment, t.peak_w as number]));
   const a = analyzePlans(r.run, peak);
   const obs = observations(r.run.migrations).filter((m) => m.plan);
-  const energies = [...planEnergies(r.run, r.power ?? []).values()];
+  const energies = [...planEnergies(r.run, r.power ?? [], ENERGY_MIN_COVERAGE).values()];
   for (const p of a.plans) {
     const ms = obs.filter((m) => m.treatment === p.treatment);
     const kind = ms[0]?.plan?.kind ?? p.label;
@@ -305,7 +213,6 @@ export function evaluateMaintenancePlans(d: StudyData): Finding[] {
 
   c = 'Parallel plans use less energy than sequential ones (shorter completion)';
   const en = (x: PlanData) => (x.energiesJ.length ? mean(x.energiesJ) : null);
-  const sumJ = (x: PlanData) => x.summary.energyJ;
   if (!seq || !par) out.push(missing('energy', c, PAPER.energy));
   else if (en(seq) === null || en(par) === null)
     out.push({
@@ -336,9 +243,6 @@ export function evaluateMaintenancePlans(d: StudyData): Finding[] {
       numbers: {
         seq_energy_j: en(seq),
         par_energy_j: en(par),
-        // the old figure: per-migration energies summed (overlapping migrations count shared host power again)
-        seq_migration_sum_j: sumJ(seq),
-        par_migration_sum_j: sumJ(par),
       },
     });
   }

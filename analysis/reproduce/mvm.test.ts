@@ -41,6 +41,48 @@ describe('mvm evaluator', () => {
     expect(bandwidthCells(ms)).toEqual([expect.objectContaining({ kib: 70, mbit: 25, totalMs: [60000], notCompleted: 1 })]);
   });
 
+  it('migrations cancelled at max_time are lower bounds: they decide when they already exceed the 1/bandwidth prediction', () => {
+    const atMax = (kib: number, mbit: number, ms: number) =>
+      mig({
+        treatment: `c${kib}-${mbit}`,
+        status: 'cancelled',
+        total_ms: ms,
+        reason: `not completed within max_time ${ms / 1000}s; cancelled`,
+        workload: `stress vm=10 vm_bytes=${kib}KiB`,
+        link_rate_mbit: mbit,
+      });
+    const censored = [
+      atMax(70, 25, 60000),
+      atMax(70, 25, 60000),
+      ...stress(70, 100, [6600, 6700]),
+      ...stress(10, 25, [30000, 31000]),
+      ...stress(10, 100, [6000, 6100]),
+    ];
+    const fs = evaluateMvm(study({ name: MVM_SPECS.bandwidth, run: run(MVM_SPECS.bandwidth, censored) }));
+    for (const f of fs) expect(FindingSchema.safeParse(f).success).toBe(true);
+    // 1/bandwidth from 6.65 s at 100 Mbit/s predicts 26.6 s at 25; not done after 60 s
+    expect(byId(fs, 'duration-vs-bandwidth')).toMatchObject({ verdict: 'holds', numbers: { total_lo_min_ms: 60000 } });
+    expect(byId(fs, 'stress-bytes')).toMatchObject({ verdict: 'holds', numbers: { mbit: 25, total_heavy_min_ms: 60000 } });
+    // a bound below the prediction (max_time too short) decides nothing
+    const short = [atMax(70, 25, 20000), atMax(70, 25, 20000), ...stress(70, 100, [6600, 6700]), ...stress(10, 25, [30000, 31000])];
+    const fs2 = evaluateMvm(study({ name: MVM_SPECS.bandwidth, run: run(MVM_SPECS.bandwidth, short) }));
+    expect(byId(fs2, 'duration-vs-bandwidth').verdict).toBe('inconclusive');
+    expect(byId(fs2, 'stress-bytes').verdict).toBe('inconclusive');
+    // a failure that is not max_time is no bound
+    expect(
+      bandwidthCells([
+        mig({
+          treatment: 'f',
+          status: 'failed',
+          total_ms: 5000,
+          reason: 'guest died',
+          workload: 'stress vm=10 vm_bytes=70KiB',
+          link_rate_mbit: 25,
+        }),
+      ])[0].censoredMs,
+    ).toEqual([]);
+  });
+
   it('slowdown and speedup of capped plans against sequential', () => {
     const ms = [
       ...planned('sequential', null, 0, [10, 10, 10, 10], [0, 10, 20, 30]),

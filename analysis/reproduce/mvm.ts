@@ -30,8 +30,13 @@ interface BwCell {
   kib: number;
   mbit: number;
   totalMs: number[];
+  /** Migrations cancelled at max_time: how long each ran, a lower bound of its duration, ms. */
+  censoredMs: number[];
   notCompleted: number;
 }
+
+/** A migration cancelled because it did not complete within max_time (it would have taken longer). */
+const hitMaxTime = (m: Migration): boolean => m.status === 'cancelled' && /max_time/.test(m.reason ?? '') && m.total_ms !== null;
 
 export function bandwidthCells(all: readonly Migration[]): BwCell[] {
   const out: BwCell[] = [];
@@ -39,17 +44,28 @@ export function bandwidthCells(all: readonly Migration[]): BwCell[] {
     const kib = vmBytesKiB(m);
     if (kib === null || m.link_rate_mbit === null || m.partial) continue;
     let c = out.find((x) => x.kib === kib && x.mbit === m.link_rate_mbit);
-    if (!c) out.push((c = { kib, mbit: m.link_rate_mbit, totalMs: [], notCompleted: 0 }));
+    if (!c) out.push((c = { kib, mbit: m.link_rate_mbit, totalMs: [], censoredMs: [], notCompleted: 0 }));
     if (m.status === 'completed' && m.total_ms !== null) c.totalMs.push(m.total_ms);
-    else c.notCompleted++;
+    else {
+      c.notCompleted++;
+      if (hitMaxTime(m)) c.censoredMs.push(m.total_ms!);
+    }
   }
   return out.sort((a, b) => a.kib - b.kib || a.mbit - b.mbit);
 }
 
+const cellText = (c: BwCell): string =>
+  c.totalMs.length
+    ? `${fmt(mean(c.totalMs) / 1000)} s${c.notCompleted ? ` (${c.notCompleted} not completed)` : ''}`
+    : c.censoredMs.length
+      ? `> ${fmt(Math.min(...c.censoredMs) / 1000)} s (${c.censoredMs.length} cancelled at max_time)`
+      : `- (${c.notCompleted} not completed)`;
+
 function fig4(cells: BwCell[]): Finding[] {
   const claim = 'Migration duration grows faster than 1/bandwidth as bandwidth falls (stress workloads)';
   const claim2 = 'The 70K stress workload migrates longer than the 10K one';
-  const ok = cells.filter((c) => c.totalMs.length);
+  // a cell counts if something completed in it, or everything in it ran into max_time (a lower bound)
+  const ok = cells.filter((c) => c.totalMs.length || c.censoredMs.length);
   if (ok.length < 2)
     return [
       noData('duration-vs-bandwidth', claim, PAPER.fig4, MVM_SPECS.bandwidth),
@@ -60,14 +76,29 @@ function fig4(cells: BwCell[]): Finding[] {
   const lo = row[0];
   const hi = row[row.length - 1];
   const table = [...groupBy(cells, (c) => c.kib)]
-    .map(
-      ([k, r]) =>
-        `${k}KiB: ${r.map((c) => `${c.mbit} Mbit/s ${c.totalMs.length ? fmt(mean(c.totalMs) / 1000) : '-'} s${c.notCompleted ? ` (${c.notCompleted} not completed)` : ''}`).join(', ')}`,
-    )
+    .map(([k, r]) => `${k}KiB: ${r.map((c) => `${c.mbit} Mbit/s ${cellText(c)}`).join(', ')}`)
     .join('; ');
   const out: Finding[] = [];
-  if (row.length < 2) out.push(noData('duration-vs-bandwidth', claim, PAPER.fig4, MVM_SPECS.bandwidth));
-  else {
+  if (row.length < 2 || !hi.totalMs.length) out.push(noData('duration-vs-bandwidth', claim, PAPER.fig4, MVM_SPECS.bandwidth));
+  else if (!lo.totalMs.length) {
+    // nothing completed at the low rate: its duration exceeds the time each ran before max_time cancelled it
+    const bound = Math.min(...lo.censoredMs);
+    const scaled = (mean(hi.totalMs) * hi.mbit) / lo.mbit;
+    out.push({
+      id: 'duration-vs-bandwidth',
+      claim,
+      paper: PAPER.fig4,
+      measured: `${table}; ${heavy}KiB at ${lo.mbit} Mbit/s: > ${fmt(bound / 1000)} s, where 1/bandwidth from ${hi.mbit} Mbit/s predicts ${fmt(scaled / 1000)} s`,
+      verdict: bound > scaled ? 'holds' : 'inconclusive',
+      reason:
+        `none of ${lo.notCompleted} migrations completed within max_time at ${lo.mbit} Mbit/s (they do not converge)` +
+        (bound > scaled
+          ? '; the lower bound alone exceeds the 1/bandwidth prediction'
+          : '; the lower bound does not exceed the 1/bandwidth prediction: raise max_time'),
+      numbers: { mbit_lo: lo.mbit, mbit_hi: hi.mbit, total_lo_min_ms: bound, total_hi_ms: mean(hi.totalMs), scaled_lo_ms: scaled },
+      test: null,
+    });
+  } else {
     // duration x bandwidth is the data moved (bit); constant if duration ~ 1/bandwidth, larger at low bandwidth if super-linear
     const g = greater(
       lo.totalMs.map((t) => t * lo.mbit),
@@ -98,11 +129,26 @@ function fig4(cells: BwCell[]): Finding[] {
     });
   }
   const light = Math.min(...ok.map((c) => c.kib));
-  const lowBw = Math.min(...ok.filter((c) => c.kib === light).map((c) => c.mbit));
+  // the lowest bandwidth where the light workload completed: the heavy one there either completed or ran into max_time
+  const lightDone = ok.filter((c) => c.kib === light && c.totalMs.length);
+  const lowBw = lightDone.length ? Math.min(...lightDone.map((c) => c.mbit)) : NaN;
   const a = ok.find((c) => c.kib === heavy && c.mbit === lowBw);
   const b = ok.find((c) => c.kib === light && c.mbit === lowBw);
   if (!a || !b || heavy === light) out.push(noData('stress-bytes', claim2, PAPER.bytes, MVM_SPECS.bandwidth));
-  else {
+  else if (!a.totalMs.length) {
+    const bound = Math.min(...a.censoredMs);
+    const longest = Math.max(...b.totalMs);
+    out.push({
+      id: 'stress-bytes',
+      claim: claim2,
+      paper: PAPER.bytes,
+      measured: `at ${lowBw} Mbit/s: ${light}KiB ${fmt(mean(b.totalMs) / 1000)} s (longest ${fmt(longest / 1000)} s) vs ${heavy}KiB > ${fmt(bound / 1000)} s`,
+      verdict: bound > longest ? 'holds' : 'inconclusive',
+      reason: `every ${heavy}KiB migration at ${lowBw} Mbit/s ran into max_time (${a.censoredMs.length}); ${bound > longest ? 'longer than every' : 'not longer than the longest'} ${light}KiB one`,
+      numbers: { mbit: lowBw, total_light_ms: mean(b.totalMs), total_heavy_min_ms: bound },
+      test: null,
+    });
+  } else {
     const g = greater(a.totalMs, b.totalMs);
     out.push({
       id: 'stress-bytes',

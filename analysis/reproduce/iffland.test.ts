@@ -115,6 +115,36 @@ describe('iffland evaluator', () => {
     expect(byId(fs, 'latency-migtime').verdict).toBe('not run');
   });
 
+  it('three bandwidths: holds only when the step into the lowest bandwidth is the largest', () => {
+    const three = (t200: number, t100: number, t50: number) =>
+      run(
+        IFFLAND_SPECS.bandwidth,
+        [
+          ...phases('b200', 200, [
+            [t200, t200 - 300, 300, 5],
+            [t200 + 100, t200 - 200, 300, 5],
+          ]),
+          ...phases('b100', 100, [
+            [t100, t100 - 300, 300, 5],
+            [t100 + 100, t100 - 200, 300, 5],
+          ]),
+          ...phases('b50', 50, [
+            [t50, t50 - 300, 300, 5],
+            [t50 + 100, t50 - 200, 300, 5],
+          ]),
+        ],
+        { spec: spec('200mbit') },
+      );
+    const steep = byId(evaluateIffland(study({ name: IFFLAND_SPECS.bandwidth, run: three(4000, 8000, 17000) })), 'bw-migtime');
+    expect(steep.verdict).toBe('holds');
+    expect(steep.numbers.step_ms_lowest).toBe(9000);
+    expect(steep.numbers.step_ms_highest).toBe(4000);
+    // slower at 50 than at 200 Mbit/s, but the top step is the larger one: not the paper's shape
+    const flat = byId(evaluateIffland(study({ name: IFFLAND_SPECS.bandwidth, run: three(4000, 12000, 14000) })), 'bw-migtime');
+    expect(flat.verdict).toBe('does not hold');
+    expect(flat.reason).toMatch(/step 100 -> 50 Mbit\/s 2 s <= 200 -> 100 Mbit\/s 8 s/);
+  });
+
   describe('live vs block', () => {
     const DISK = 64 * 2 ** 20;
     /** rows: [total, preop, downtime, postop] of the RAM migration; block rows also the disk copy before it (ms). */
@@ -207,6 +237,35 @@ describe('iffland evaluator', () => {
       expect(byId(fs, 'block-disk-size').numbers.dst_allocated_mib).toBe(8);
       // the network findings have no data from this spec: the block spec is not mixed into them
       expect(byId(fs, 'bw-migtime').verdict).toBe('not run');
+    });
+
+    it('a fully allocated destination: the data volume is what the guest wrote, a copy well under the whole disk differs', () => {
+      // as measured here on raw images: the destination ends fully allocated, the copy takes what 8 MiB take
+      const written = (ms: Migration[]) =>
+        ms.map((m) => ({ ...m, block: { ...m.block!, dst_allocated_bytes: DISK, content: { bytes: 8 * 2 ** 20, verified: true } } }));
+      const block = (diskMs: number, mbit: number, rows: [number, number, number, number][]) =>
+        written(moves('block', mbit, rows, diskMs, DISK));
+      const fast = [
+        ...live,
+        ...block(800, 100, [
+          [9050, 8650, 305, 101],
+          [9000, 8600, 300, 99],
+        ]),
+        ...block(2900, 25, [
+          [34200, 33800, 325, 100],
+          [34100, 33700, 335, 102],
+        ]),
+      ];
+      const fs = evalBlock(fast as Migration[]);
+      expect(byId(fs, 'block-migtime').numbers.disk_data_ms_25mbit).toBeCloseTo((8 * 2 ** 20 * 8) / 25e3, 3);
+      expect(byId(fs, 'block-migtime').measured).toMatch(/the guest's 8 MiB of data take/);
+      const size = byId(fs, 'block-disk-size');
+      expect(size.verdict).toBe('differs');
+      expect(size.reason).toMatch(/write-zeroes/);
+      expect(size.numbers).toMatchObject({ disk_mib: 64, dst_allocated_mib: 64, written_mib: 8 });
+      // a copy that takes what the whole disk takes (64 MiB at 25 Mbit/s: 21.5 s): no evidence either way
+      const slow = [...live, ...block(5400, 100, [[9050, 8650, 305, 101]]), ...block(21500, 25, [[34200, 33800, 325, 100]])];
+      expect(byId(evalBlock(slow as Migration[]), 'block-disk-size').verdict).toBe('not run');
     });
 
     it('a gap that does not grow as bandwidth falls -> does not hold; larger block downtimes -> holds', () => {

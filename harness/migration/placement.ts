@@ -1,4 +1,5 @@
 import type { VmSpecT, WorkloadSpec } from '../spec/schema.ts';
+import { bootFailureHint } from '../hypervisor/boot-hint.ts';
 import { guestIp, type HostNode } from '../testbed/topology.ts';
 import type { VmProcess } from '../hypervisor/qemu.ts';
 import type { GuestStartRecord } from '../store/schema/guest-start.ts';
@@ -74,7 +75,9 @@ export async function bootVm(env: VmEnv, vm: VmSpecT, index: number, host: HostN
   } catch (e) {
     await proc?.kill().catch(() => undefined);
     if (proc) await env.driver.releaseGuest(host, o.tap.ifname);
-    throw new Error(`VM ${vm.name} on ${host.name} did not become ready: ${(e as Error).message}`);
+    const msg = (e as Error).message;
+    const hint = bootFailureHint(o.memoryMiB, msg);
+    throw new Error(`VM ${vm.name} on ${host.name} did not become ready: ${msg}${hint ? `\n${hint}` : ''}`);
   }
   const how = proc.boot ?? { mode: 'cold' as const, from: null, reason: `the ${env.driver.kind} driver boots guests`, made_ms: null };
   const start = { ...how, ready_ms: readyMs };

@@ -115,7 +115,7 @@ export const reproduceCommand: CommandModule<object, ReproduceArgs> = {
     const st = resolveStudy(a.study);
     if (a.from) {
       const dir = resolve(a.from);
-      await evaluate(st, dir, a.quick || /-quick$/.test(dir), null);
+      await evaluate(st, dir, a.quick || /-quick$/.test(dir), previousWallS(dir));
       return;
     }
     const t0 = Date.now();
@@ -169,6 +169,16 @@ export const reproduceCommand: CommandModule<object, ReproduceArgs> = {
     if (failed) process.exitCode = 1;
   },
 };
+
+/** The wall time the study's runs took, from the findings written when they ran: evaluating again takes no run time. */
+function previousWallS(dir: string): number | null {
+  try {
+    const w = (JSON.parse(readFileSync(join(dir, 'findings.json'), 'utf8')) as { wall_s?: unknown }).wall_s;
+    return typeof w === 'number' ? w : null;
+  } catch {
+    return null;
+  }
+}
 
 async function evaluate(st: Study, dir: string, quick: boolean, wallS: number | null): Promise<void> {
   const data = await loadStudy(dir, st);

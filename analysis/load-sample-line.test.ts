@@ -1,5 +1,7 @@
+import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { isSample } from '../harness/store/schema/index.ts';
+import { seededRng } from '../harness/util/rng.ts';
 import { fastSample, lineTime, SampleLineCache } from './load-sample-line.ts';
 
 /** What the general path makes of a line: the sample JSON.parse gives when it is one, else undefined. */
@@ -47,6 +49,12 @@ const other = [
   '{"t":"2026","measurement":"m","tags":{"a":"1"},"fields":{"v":"x\\u0041"}}',
   '{"t":"2026","measurement":"m","tags":{"a":"1"},"fields":{"v":tru}}',
   '{"t":"2026","measurement":"m","tags":{"a":"1"},"fields":{"v":-}}',
+  // raw control characters (the writer escapes them) make a line invalid JSON
+  '{"t":"2026\t","measurement":"m","tags":{"a":"1"},"fields":{"v":1}}',
+  '{"t":"2026","measurement":"m\u0001","tags":{"a":"1"},"fields":{"v":1}}',
+  '{"t":"2026","measurement":"m","tags":{"a":"\t"},"fields":{"v":1}}',
+  '{"t":"2026","measurement":"m","tags":{"a":"1"},"fields":{"v\t":1}}',
+  '{"t":"2026","measurement":"m","tags":{"a":"1"},"fields":{"v":"x\ty"}}',
 ];
 
 describe('fastSample', () => {
@@ -80,6 +88,96 @@ describe('fastSample', () => {
     const s = fastSample(line, new SampleLineCache());
     expect(s).toStrictEqual(slow(line));
     expect(Object.getPrototypeOf(s!.tags)).toBe(Object.prototype);
+  });
+});
+
+/** The fast path's contract: a line it reads is what JSON.parse + isSample make of it, same key order. */
+function checkAgainstSlow(line: string, cache: SampleLineCache): boolean {
+  const s = fastSample(line, cache);
+  if (s === undefined) return false;
+  const want = slow(line);
+  // (expect only on a difference: the random test checks thousands of lines)
+  if (!isDeepStrictEqual(s, want) || JSON.stringify(s) !== JSON.stringify(want)) {
+    expect(s, line).toStrictEqual(want);
+    expect(JSON.stringify(s), line).toBe(JSON.stringify(want));
+  }
+  return true;
+}
+
+describe("fastSample on the power poller's lines (the repeated-shape path)", () => {
+  const power = (t: string, host: string, tr: string, fields: string) =>
+    `{"t":"${t}","measurement":"power","tags":{"experiment":"x","host":"${host}","treatment":"${tr}","rep":"0"},"fields":${fields}}`;
+
+  it('reads hosts taking turns, a new treatment, one host alone, and a changed field key', () => {
+    const cache = new SampleLineCache();
+    const lines: string[] = [];
+    for (const tr of ['t1', 't2'])
+      for (let i = 0; i < 4; i++)
+        for (const h of ['h1', 'h2']) lines.push(power(`2026-11-20T00:00:0${i}.000Z`, h, tr, `{"watts":${100 + i}.25}`));
+    for (let i = 0; i < 3; i++) lines.push(power('2026-11-20T00:00:09.000Z', 'h3', 't2', `{"watts":-${i}e-3}`));
+    lines.push(power('2026-11-20T00:00:10.000Z', 'h3', 't2', '{"kw":0.5}'), power('2026-11-20T00:00:10.000Z', 'h3', 't2', '{"kw":7}'));
+    lines.push(
+      power('2026-11-20T00:00:11.000Z', 'h1', 't1', '{"watts":1}'),
+      power('2026-11-20T00:00:11.000Z', 'h2', 't1', '{"kw":2,"watts":3}'),
+    );
+    for (const l of lines) expect(checkAgainstSlow(l, cache), l).toBe(true);
+  });
+
+  it('declines, or reads as JSON.parse does, fields that only start like the last ones', () => {
+    const cache = new SampleLineCache();
+    const ok = power('2026-11-20T00:00:00.000Z', 'h1', 't1', '{"watts":1.5}');
+    const odd = [
+      '{"watts":01}',
+      '{"watts":1.}',
+      '{"watts":+1}',
+      '{"watts":1,"x":2}',
+      '{"watts":"12"}',
+      '{"watts":1e400}',
+      '{"watts":null}',
+      '{"watts":true}',
+      '{"watts":1} ',
+      '{"watts":1}',
+      '{"watts":1}}',
+      '{"watts":-}',
+      '{"watts":}',
+      '{"watts" :1}',
+      '{"watt":1}',
+      '{"watts":1,"watts":2}',
+      '{}',
+    ];
+    for (const f of odd) {
+      checkAgainstSlow(ok, cache);
+      const line = power('2026-11-20T00:00:00.500Z', 'h1', 't1', f);
+      const s = fastSample(line, cache);
+      if (s !== undefined) expect(s, line).toStrictEqual(slow(line));
+    }
+    // the plain ones among them are still read
+    expect(fastSample(power('2026-11-20T00:00:00.500Z', 'h1', 't1', '{"watts":1,"x":2}'), cache)?.fields).toEqual({ watts: 1, x: 2 });
+    expect(fastSample(power('2026-11-20T00:00:00.500Z', 'h1', 't1', '{"watts":"12"}'), cache)?.fields).toEqual({ watts: '12' });
+  });
+
+  it("never reads a damaged line differently from JSON.parse (random damage to the writer's lines)", () => {
+    const rng = seededRng(17);
+    const cache = new SampleLineCache();
+    const chars = '{}[]",:\\ 0123456789.-+eEatrueflsn\u00e9\t\u0001';
+    let read = 0,
+      declined = 0;
+    for (let i = 0; i < 6000; i++) {
+      const t = `2026-11-20T00:00:${String(i % 60).padStart(2, '0')}.000Z`;
+      const good = power(t, `h${i % 2}`, `t${(i >> 6) % 3}`, `{"watts":${(i * 1.37).toFixed(i % 4)}}`);
+      // the cache sees good lines between damaged ones, so damaged lines meet a warm shape cache
+      expect(checkAgainstSlow(good, cache)).toBe(true);
+      const at = rng.int(good.length);
+      const c = chars[rng.int(chars.length)];
+      const op = rng.int(3);
+      // delete a character, replace it, or insert one before it
+      const bad = good.slice(0, at) + (op === 0 ? '' : c) + good.slice(op === 2 ? at : at + 1);
+      // a declined line goes to JSON.parse and the schema (streamSamples): only what the fast path claims is checked
+      if (checkAgainstSlow(bad, cache)) read++;
+      else declined++;
+    }
+    expect(read).toBeGreaterThan(300);
+    expect(declined).toBeGreaterThan(300);
   });
 });
 

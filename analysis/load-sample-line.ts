@@ -75,6 +75,82 @@ export class SampleLineCache {
     if (text !== this.measurement) this.measurement = text;
     return this.measurement;
   }
+
+  /** The shapes of the last two plain lines that differed in shape, which of them the last line had, and whether it alternated. */
+  private shapes: [Shape | null, Shape | null] = [null, null];
+  private last = 0;
+  private alternating = false;
+  /**
+   * The measurement and tags of the line when the text from its t's closing
+   * quote to the fields' '{' is that of one of the last two plain lines'
+   * shapes, else null. The shape tried first is the one the pattern so far
+   * predicts (the hosts of one treatment take turns: A B A B).
+   */
+  shapeAt(line: string, tEnd: number): Shape | null {
+    const first = this.alternating ? 1 - this.last : this.last;
+    return this.hit(line, tEnd, first) ?? this.hit(line, tEnd, 1 - first);
+  }
+
+  private hit(line: string, tEnd: number, i: number): Shape | null {
+    const x = this.shapes[i];
+    if (x === null || line.slice(tEnd, tEnd + x.text.length) !== x.text) return null;
+    this.alternating = i !== this.last;
+    this.last = i;
+    return x;
+  }
+
+  /** Remembers the shape of a plain line (its text checked by the general fast path) in place of the older one. */
+  addShape(text: string, measurement: string, tags: Tags): void {
+    const i = 1 - this.last;
+    this.shapes[i] = { text, measurement, tags };
+    this.alternating = true;
+    this.last = i;
+  }
+
+  private numberKey = '';
+  private numberPrefix = '';
+  private numberTemplate: Sample['fields'] = {};
+  /**
+   * Fields that are one number under the key of the last such line, e.g.
+   * {"watts":133.5} (the power poller's lines), read from `from` (just after
+   * the fields' '{'); undefined for anything else.
+   */
+  oneNumber(line: string, from: number): Sample['fields'] | undefined {
+    const p = this.numberPrefix;
+    if (p === '' || line.slice(from, from + p.length) !== p || !line.endsWith('}}')) return undefined;
+    const text = line.slice(from + p.length, line.length - 2);
+    if (!JSON_NUMBER.test(text)) return undefined;
+    // a copy of a one-key object, then a store to that key: adding a property by a computed key measured ~1 µs
+    const fields: Sample['fields'] = { ...this.numberTemplate };
+    fields[this.numberKey] = Number(text);
+    return fields;
+  }
+
+  /** Notes a one-number fields object read by the general path, for oneNumber. */
+  noteFields(fields: Sample['fields']): void {
+    let key: string | undefined;
+    for (const k in fields) {
+      if (key !== undefined) return;
+      key = k;
+    }
+    if (key === undefined || typeof fields[key] !== 'number' || key.includes('"') || key === '__proto__') return;
+    this.numberKey = key;
+    this.numberPrefix = `"${key}":`;
+    this.numberTemplate = { [key]: 0 };
+  }
+}
+
+/** The text of a line between its t and its fields, with what it says. */
+interface Shape {
+  text: string;
+  measurement: string;
+  tags: Tags;
+}
+
+/** Whether s[from, to) holds a character below U+0020 (invalid unescaped in a JSON string). */
+function hasControl(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (s.charCodeAt(i) < 0x20) return true;
+  return false;
 }
 
 function parseTags(text: string): Tags | null {
@@ -97,20 +173,33 @@ function parseTags(text: string): Tags | null {
  */
 export function fastSample(line: string, cache: SampleLineCache): Sample | undefined {
   // no escapes anywhere: every string below ends at the next quote
-  if (line.slice(0, HEAD.length) !== HEAD || line.includes('\\')) return undefined;
+  if (!line.startsWith(HEAD) || line.includes('\\')) return undefined;
   const tEnd = line.indexOf('"', HEAD.length);
-  if (tEnd <= HEAD.length || line.slice(tEnd, tEnd + MEAS.length) !== MEAS) return undefined;
+  // a raw control character makes the line invalid JSON (the writer escapes them): JSON.parse reports it
+  if (tEnd <= HEAD.length || hasControl(line, HEAD.length, tEnd)) return undefined;
+  // most lines repeat the measurement and tags of one of the last two lines: compare that text
+  // (a slice and ===: startsWith with a position measured ~4x slower on node 20)
+  const shape = cache.shapeAt(line, tEnd);
+  if (shape !== null) {
+    const fields = cache.oneNumber(line, tEnd + shape.text.length) ?? plainFields(line, tEnd + shape.text.length, cache);
+    if (fields === undefined) return undefined;
+    return { t: line.slice(HEAD.length, tEnd), measurement: shape.measurement, tags: { ...shape.tags }, fields };
+  }
+  if (line.slice(tEnd, tEnd + MEAS.length) !== MEAS) return undefined;
   const mFrom = tEnd + MEAS.length;
   const mEnd = line.indexOf('"', mFrom);
-  if (mEnd <= mFrom || line.slice(mEnd, mEnd + TAGS.length) !== TAGS) return undefined;
+  if (mEnd <= mFrom || hasControl(line, mFrom, mEnd) || line.slice(mEnd, mEnd + TAGS.length) !== TAGS) return undefined;
   const tagsFrom = mEnd + TAGS.length - 1;
   const tagsEnd = line.indexOf('}', tagsFrom) + 1;
   if (tagsEnd === 0 || line.slice(tagsEnd, tagsEnd + FIELDS.length) !== FIELDS) return undefined;
   const tags = cache.tags(line.slice(tagsFrom, tagsEnd));
   if (tags === null) return undefined;
-  const fields = plainFields(line, tagsEnd + FIELDS.length, cache);
+  const fieldsFrom = tagsEnd + FIELDS.length;
+  const fields = plainFields(line, fieldsFrom, cache);
   if (fields === undefined) return undefined;
-  return { t: line.slice(HEAD.length, tEnd), measurement: cache.name(line.slice(mFrom, mEnd)), tags: { ...tags }, fields };
+  const measurement = cache.name(line.slice(mFrom, mEnd));
+  cache.addShape(line.slice(tEnd, fieldsFrom), measurement, tags);
+  return { t: line.slice(HEAD.length, tEnd), measurement, tags: { ...tags }, fields };
 }
 
 /**
@@ -132,7 +221,7 @@ function plainFields(line: string, from: number, cache: SampleLineCache): Sample
   for (let i = from; ;) {
     if (line.charCodeAt(i) !== 0x22 /* " */) return undefined;
     const kEnd = line.indexOf('"', i + 1);
-    if (kEnd < 0 || line.charCodeAt(kEnd + 1) !== 0x3a /* : */) return undefined;
+    if (kEnd < 0 || line.charCodeAt(kEnd + 1) !== 0x3a /* : */ || hasControl(line, i + 1, kEnd)) return undefined;
     const key = cache.key(line.slice(i + 1, kEnd));
     // assigning __proto__ would set the prototype, where JSON.parse makes an own property
     if (key === '__proto__') return undefined;
@@ -141,7 +230,7 @@ function plainFields(line: string, from: number, cache: SampleLineCache): Sample
     let value: number | string | boolean | null;
     if (line.charCodeAt(v) === 0x22) {
       end = line.indexOf('"', v + 1) + 1;
-      if (end === 0) return undefined;
+      if (end === 0 || hasControl(line, v + 1, end - 1)) return undefined;
       value = line.slice(v + 1, end - 1);
     } else {
       const comma = line.indexOf(',', v);
@@ -159,7 +248,9 @@ function plainFields(line: string, from: number, cache: SampleLineCache): Sample
     const c = line.charCodeAt(end);
     if (c === 0x2c /* , */) i = end + 1;
     // the fields' '}' and the sample's '}' end the line
-    else if (c === 0x7d && end + 2 === line.length && line.charCodeAt(end + 1) === 0x7d) return fields;
-    else return undefined;
+    else if (c === 0x7d && end + 2 === line.length && line.charCodeAt(end + 1) === 0x7d) {
+      cache.noteFields(fields);
+      return fields;
+    } else return undefined;
   }
 }

@@ -3,8 +3,8 @@
  * V = transferred MB. Least squares with R^2, residuals, and percentile
  * bootstrap confidence intervals (seeded, so reruns give the same numbers).
  */
-import { bootstrapCi } from '../stats/bootstrap.ts';
-import { fitLine, olsIndexed } from '../stats/regression.ts';
+import { bootstrapOlsCi } from './energy-bootstrap.ts';
+import { fitLine } from '../stats/regression.ts';
 import { observations, type Migration } from '../rundir.ts';
 
 /** mVM's published calibration, for reference in reports. */
@@ -46,7 +46,8 @@ export function fitEnergyPoints(
   const line = fitLine(xs, ys);
   const X = Float64Array.from(xs),
     Y = Float64Array.from(ys);
-  const ci = bootstrapCi(pts.length, (idx) => olsIndexed(X, Y, idx), { seed: opts.seed ?? 42, replicates: opts.replicates ?? 1000 });
+  // bootstrapCi over olsIndexed, fused (see energy-bootstrap.ts)
+  const ci = bootstrapOlsCi(X, Y, { seed: opts.seed ?? 42, replicates: opts.replicates ?? 1000 });
   const nan = { low: NaN, high: NaN };
   return {
     group,

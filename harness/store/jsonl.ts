@@ -1,6 +1,6 @@
+import { isAscii } from 'node:buffer';
 import {
   closeSync,
-  createReadStream,
   existsSync,
   fstatSync,
   fsyncSync,
@@ -11,6 +11,7 @@ import {
   readSync,
   writeSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errorMessage } from '../util/errors.ts';
 
@@ -183,25 +184,53 @@ export function* jsonlLines(text: string): Generator<{ text: string; line: numbe
  * (sample files hold millions of lines; no per-line promise or object).
  * `afterChunk`, when given, is awaited after the lines of each chunk read
  * (up to 1 MiB), so a consumer can pause reading, e.g. until a stream drains.
+ * Chunks are cut after their last '\n' byte (never inside a UTF-8 sequence)
+ * and an all-ASCII chunk, the usual case, is decoded as latin1: the same
+ * text as UTF-8 decoding, in cheaper one-byte strings.
  */
 export async function forEachJsonlLine(
   path: string,
   onLine: (text: string, line: number, unterminated: boolean) => void,
   afterChunk?: () => Promise<void> | void,
 ): Promise<void> {
-  let rest = '';
-  let line = 0;
-  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
-    const text = rest + (chunk as string);
-    let from = 0;
-    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', from)) {
-      onLine(text.slice(from, i), ++line, false);
-      from = i + 1;
+  const fh = await open(path, 'r');
+  try {
+    let buf = Buffer.allocUnsafe(1 << 20);
+    // bytes of an unfinished line carried over from the previous read, at the start of buf
+    let have = 0;
+    let line = 0;
+    for (;;) {
+      if (have === buf.length) {
+        // a line longer than the buffer: grow it
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, have);
+        buf = bigger;
+      }
+      const { bytesRead } = await fh.read(buf, have, buf.length - have, null);
+      if (bytesRead === 0) break;
+      const end = have + bytesRead;
+      const last = buf.lastIndexOf(0x0a, end - 1);
+      if (last >= 0) {
+        const text = decodeLines(buf, last + 1);
+        let from = 0;
+        for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', from)) {
+          onLine(text.slice(from, i), ++line, false);
+          from = i + 1;
+        }
+        buf.copy(buf, 0, last + 1, end);
+        have = end - last - 1;
+      } else have = end;
+      if (afterChunk) await afterChunk();
     }
-    rest = text.slice(from);
-    if (afterChunk) await afterChunk();
+    if (have > 0) onLine(decodeLines(buf, have), ++line, true);
+  } finally {
+    await fh.close();
   }
-  if (rest !== '') onLine(rest, ++line, true);
+}
+
+/** buf[0, end) as text: latin1 when all ASCII (identical text, one-byte string), else UTF-8. */
+function decodeLines(buf: Buffer, end: number): string {
+  return isAscii(buf.subarray(0, end)) ? buf.toString('latin1', 0, end) : buf.toString('utf8', 0, end);
 }
 
 /** Reports a skipped line on stderr when the caller does not collect them. */

@@ -1,6 +1,7 @@
 import { iso } from '../util/time.ts';
 import { longestOutage, type ProbeRecord } from '../native/programs.ts';
 import type { MigrationRecord } from './migrate.ts';
+import { withPendingLost } from './outage-settle.ts';
 import { deriveBlock, deriveFeatures, type BlockMigration, type BlockObservation, type FeatureRequest, type Features } from './features.ts';
 
 /**
@@ -91,6 +92,11 @@ export interface MigrationObservation {
   queries: ObservedQuery[];
   /** Probe records (any order) from the last answered probe before tCmd on; null without a probe. */
   probe: ProbeRecord[] | null;
+  /**
+   * Seqs without an outcome when the control code took the probe as settled (a reply to a later probe, sent after
+   * RESUME, had been read): lost, by the FIFO argument of outage-settle.ts. Absent: everything had its outcome.
+   */
+  probePending?: number[] | null;
   control: ControlFacts;
   /** Block migration (mode block, VM with a disk): the mirror as observed. */
   block?: BlockObservation | null;
@@ -267,10 +273,11 @@ export function deriveMigration(obs: MigrationObservation): DerivedMeasures {
   if (stop && resume) out.downtime_event_ms = resume.timestampMs - stop.timestampMs;
   // as a client sees it: the longest probe outage from the command to the first reply after RESUME
   if (obs.probe && resume) {
-    const first = firstReplySince(obs.probe, resume.timestampMs);
+    const probe = withPendingLost(obs.probe, obs.probePending);
+    const first = firstReplySince(probe, resume.timestampMs);
     if (first) {
       out.postop_ms = first.sentUs / 1000 - resume.timestampMs;
-      const o = longestOutage(obs.probe, config.probeIntervalMs, { fromUs: tCmd * 1000, toUs: first.sentUs });
+      const o = longestOutage(probe, config.probeIntervalMs, { fromUs: tCmd * 1000, toUs: first.sentUs });
       out.downtime_observed_ms = o ? o.durationMs : 0;
       out.downtime_observed_uncertainty_ms = o ? o.uncertaintyMs : config.probeIntervalMs;
     }

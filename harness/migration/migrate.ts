@@ -372,14 +372,18 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
       // completed before the cut was noticed: a fresh QMP connection keeps the moved guest usable (ssh driver)
       const reopen = (dstProc as Partial<{ reopenQmp(): Promise<unknown> }>).reopenQmp;
       if (obs.control.dstLost && reopen) await reopen().catch((e: unknown) => ctx.log(`  ${vm.spec.name}: ${errorMessage(e)}`));
-      // wait for what derivation needs: RESUME on the destination, then a probe reply after it with every probe before settled
+      // wait for what derivation needs: RESUME on the destination, then a probe reply after it; the probes before
+      // that reply without an outcome by then are lost (outage-settle.ts), their 1 s timeouts are not waited for
       const resume = await dstProc.qmp.waitForEvent('RESUME', () => true, 30_000, { since: 0 }).catch(() => null);
       if (ctx.probe && resume) {
         const first = await ctx.probe
           .waitFor(answeredSince(resume.timestampMs), 20_000, `a probe reply from ${vm.ip} after resume`)
           .catch(() => null);
         answeredAfterResume = first !== null;
-        if (first) await ctx.probe.settled(first.seq, 5_000).catch(() => undefined);
+        if (first) {
+          obs.probePending = await ctx.probe.settle(first);
+          control(Date.now(), 'probe_settled', `${obs.probePending.length} probe(s) before #${first.seq} without an outcome: lost`);
+        }
       }
       if (blockObs) {
         // the pattern read back from the destination's disk (direct I/O: not the page cache that moved with RAM)
@@ -407,15 +411,23 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
 
   if (rec.status === 'completed' && dstProc) {
     rec.health.answers = answeredAfterResume;
-    const since = 0;
-    if (vm.workload) {
-      // every workload program prints a report line per second: one on the destination's console proves it runs there
-      rec.health.workload_running = await dstProc.waitForSerial(WORKLOAD_HEARTBEAT, 10_000, { since }).then(
-        () => true,
-        () => false,
-      );
-    }
-    rec.health.problems = dstProc
+    const moved = dstProc;
+    // every workload program prints a report line per second: one on the destination's console proves it runs there;
+    // the source is ended meanwhile (paused in 'postmigrate', the guest lives on dst now)
+    const [running] = await Promise.all([
+      vm.workload
+        ? moved.waitForSerial(WORKLOAD_HEARTBEAT, 10_000, { since: 0 }).then(
+            () => true,
+            () => false,
+          )
+        : Promise.resolve(null),
+      src
+        .quit(10_000)
+        .catch(() => src.kill())
+        .then(() => env.driver.releaseGuest(vm.host, tapName(vm.index))),
+    ]);
+    if (vm.workload) rec.health.workload_running = running;
+    rec.health.problems = moved
       .serialProblems()
       .filter((p) => SERIOUS.has(p.kind))
       .map((p) => `${p.kind}: ${p.line}`);
@@ -428,9 +440,6 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
       );
     }
     rec.healthy = rec.health.answers !== false && rec.health.workload_running !== false && rec.health.problems.length === 0;
-    // the source is paused in 'postmigrate': end it, the guest lives on dst now
-    await src.quit(10_000).catch(() => src.kill());
-    await env.driver.releaseGuest(vm.host, tapName(vm.index));
     if (blockObs) removeDisk(env, vm.spec, vm.host); // the guest's disk is the destination's copy now
     return { record: rec, vm: { ...vm, host: dst, proc: dstProc } };
   }

@@ -73,7 +73,7 @@ describe('ProbeStream samples', () => {
     expect(stats.reduce((a, s) => a + (s.fields.written as number), 0)).toBe(kept.size);
   });
 
-  it('tags each sample with the tags current when its record arrived', async () => {
+  it('tags each sample with the tags current when its probe was sent (the highest seq seen at setTags)', async () => {
     const { p, written } = fed(
       1,
       Array.from({ length: 300 }, (_, s) => rec(s, 1, false)),

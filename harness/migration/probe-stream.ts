@@ -17,11 +17,12 @@ import {
 import type { Sample } from '../store/sample.ts';
 import { iso } from '../experiment/rundir.ts';
 import { errorMessage } from '../util/errors.ts';
-import { endProcess, ownProcess, type OwnedProcess } from '../util/procs.ts';
+import { endProcess, isSameProcess, ownProcess, type OwnedProcess } from '../util/procs.ts';
 import type { LaunchedProcess, Launcher } from '../driver/launch.ts';
 import type { Readable } from 'node:stream';
 import { sleep } from '../util/time.ts';
 import { safeInterval } from '../util/timers.ts';
+import { pendingSeqs, settleGraceMs } from './outage-settle.ts';
 
 export interface ProbeStreamOptions {
   /**
@@ -73,8 +74,20 @@ export class ProbeStream {
   private flushTimer: NodeJS.Timeout | null = null;
   private exited: Promise<void> = Promise.resolve();
   private stderr = '';
-  /** Records not yet written or skipped, with the tags current when they arrived; decided in seq order. */
+  /** Records not yet written or skipped, with the tags of their probe (tagsOf); decided in seq order. */
   private undecided = new Map<number, { r: ProbeRecord; tags: Record<string, string> }>();
+  /**
+   * Tags by seq: each setTags applies from the probe after the highest seq seen then, so a timeout record that
+   * arrives after the next migration started keeps the tags of the migration its probe was sent in.
+   */
+  private tagEpochs: Array<{ fromSeq: number; tags: Record<string, string> }> = [];
+  private maxSeq = -1;
+  private maxAnswered = false;
+  private lastAddMs = 0;
+  /** Seqs taken as lost at a settle point and not confirmed by their timeout record yet. */
+  private inferredLost = new Set<number>();
+  /** Probes taken as lost at settle points, and those of them answered after all (contradicting the FIFO argument). */
+  inference = { inferred: 0, answered: 0 };
   private nextDecide = 0;
   /** Seq ranges around lost probes: written in full. */
   private keepRanges: Array<[number, number]> = [];
@@ -181,8 +194,12 @@ export class ProbeStream {
   add(rec: ProbeRecord): void {
     this.records.push(rec);
     this.seen.add(rec.seq);
+    if (rec.seq > this.maxSeq) [this.maxSeq, this.maxAnswered] = [rec.seq, rec.recvUs !== null];
+    this.lastAddMs = Date.now();
     while (this.seen.has(this.contiguous)) this.seen.delete(this.contiguous++);
-    this.undecided.set(rec.seq, { r: rec, tags: this.tags });
+    const tags = this.tagsOf(rec.seq);
+    this.undecided.set(rec.seq, { r: rec, tags });
+    if (this.inferredLost.delete(rec.seq) && rec.recvUs !== null) this.contradicted(rec, tags);
     if (rec.recvUs === null) {
       const from = rec.seq - this.context;
       const last = this.keepRanges.at(-1);
@@ -210,6 +227,7 @@ export class ProbeStream {
       const u = this.undecided.get(s);
       if (!u) continue; // never reported (the probe was killed)
       this.undecided.delete(s);
+      while (this.tagEpochs.length > 1 && this.tagEpochs[1].fromSeq <= s) this.tagEpochs.shift();
       const { r, tags } = u;
       const p = this.period;
       p.sent++;
@@ -236,6 +254,26 @@ export class ProbeStream {
           rtt_ms: r.recvUs === null ? null : (r.recvUs - r.sentUs) / 1000,
         },
       });
+    }
+  }
+
+  /**
+   * After the stop signal mb-probe waits out the timeout of every probe still outstanding; when the only ones
+   * left are probes a settle point already took as lost (the last migration's downtime), a second signal has it
+   * report them lost at once. Sent once nothing else is outstanding and no record came for a grace period.
+   */
+  private async hurry(secondSignal: () => unknown): Promise<void> {
+    let done = false;
+    void this.exited.then(() => (done = true));
+    const grace = settleGraceMs(this.intervalMs);
+    const start = Date.now();
+    while (!done && this.inferredLost.size > 0 && Date.now() - start < 3000) {
+      await sleep(10);
+      const outstanding = pendingSeqs(this.contiguous, this.maxSeq, (q) => this.seen.has(q) || this.inferredLost.has(q));
+      if (done || outstanding.length > 0 || Date.now() - Math.max(start, this.lastAddMs) < grace) continue;
+      if (!this.maxAnswered) continue; // FIFO: a reply to the newest probe says every older one has its outcome
+      await Promise.resolve(secondSignal()).catch(() => undefined);
+      return;
     }
   }
 
@@ -310,26 +348,48 @@ export class ProbeStream {
     });
   }
 
-  /** Resolves once every probe up to `seq` has its outcome (reply or timeout). */
-  async settled(seq: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.contiguous <= seq) {
-      if (Date.now() > deadline) throw new Error(`probe results up to #${seq} not complete after ${timeoutMs} ms`);
-      await this.waitFor((r) => r.seq > seq + 1 || this.contiguous > seq, Math.max(1, deadline - Date.now()), 'probe results').catch(
-        () => undefined,
-      );
-      if (this.contiguous <= seq) await new Promise((r) => setTimeout(r, 50));
-    }
+  /**
+   * The outcome of every probe before `first` (a reply to a probe sent after RESUME, already read), a short
+   * grace after it: probes before it still without a record are lost (FIFO, see outage-settle.ts), without
+   * waiting out mb-probe's 1 s timeout for them. Returns their seqs, for the observation (probePending). A reply
+   * that still arrives for one of them is recorded as a contradiction (probe_inference sample, stderr line).
+   */
+  async settle(first: ProbeRecord, graceMs = settleGraceMs(this.intervalMs)): Promise<number[]> {
+    await sleep(graceMs);
+    const pending = pendingSeqs(this.contiguous, first.seq, (q) => q < this.contiguous || this.seen.has(q));
+    for (const q of pending) this.inferredLost.add(q);
+    this.inference.inferred += pending.length;
+    return pending;
+  }
+
+  private contradicted(rec: ProbeRecord, tags: Record<string, string>): void {
+    this.inference.answered++;
+    const note = `probe #${rec.seq} to ${this.target} was taken as lost at the settle point but answered after all`;
+    process.stderr.write(`${note}; the migration's observed downtime assumed it lost\n`);
+    this.pending.push({
+      t: iso(rec.sentUs / 1000)!,
+      measurement: 'probe_inference',
+      tags,
+      fields: { seq: rec.seq, sent_us: rec.sentUs, recv_us: rec.recvUs, note },
+    });
+  }
+
+  /** The tags of the migration (if any) probe `seq` was sent in. */
+  private tagsOf(seq: number): Record<string, string> {
+    for (let i = this.tagEpochs.length - 1; i >= 0; i--) if (this.tagEpochs[i].fromSeq <= seq) return this.tagEpochs[i].tags;
+    return this.tags;
   }
 
   /**
-   * Retags later samples with the current migration id. migrate.ts calls this as a migration
-   * starts: records sent more than 5 s before are then no longer needed by any derivation
+   * Retags the samples of later probes (seqs above the highest seen now) with the current migration id.
+   * migrate.ts calls this as a migration starts: records sent more than 5 s before are then no longer needed by any derivation
    * (it reads from the last reply before its command on), so they leave memory, their loss
    * counts folded into `lossOutside` first. A 1 ms probe keeps ~1000 records a second.
    */
   setTags(tags: Record<string, string>): void {
     this.flush();
+    if (this.tagEpochs.length === 0) this.tagEpochs.push({ fromSeq: 0, tags: this.tags });
+    this.tagEpochs.push({ fromSeq: this.maxSeq + 1, tags });
     this.tags = tags;
     this.forgetBefore(Date.now() - KEEP_BEFORE_MIGRATION_MS);
   }
@@ -375,9 +435,14 @@ export class ProbeStream {
   async stop(): Promise<void> {
     if (this.flushTimer) clearInterval(this.flushTimer);
     const cpuBefore = this.cpuMs();
-    if (this.owned) await endProcess(this.owned, 3000);
+    const owned = this.owned;
+    if (owned) await Promise.all([endProcess(owned, 3000), this.hurry(() => isSameProcess(owned) && process.kill(owned.pid, 'SIGTERM'))]);
     // SIGINT: mb-probe prints its summary (sent, lost, CPU) on stderr as it ends
-    if (this.launched) await this.launched.signal('SIGINT').then(() => Promise.race([this.exited, sleep(3000)]));
+    const launched = this.launched;
+    if (launched)
+      await launched
+        .signal('SIGINT')
+        .then(() => Promise.all([Promise.race([this.exited, sleep(3000)]), this.hurry(() => launched.signal('SIGINT'))]));
     if (this.launched) await this.launched.stop(3000);
     await this.exited;
     this.decide(true);
@@ -404,6 +469,8 @@ export class ProbeStream {
           cpu_pct: cpu === null || wall <= 0 ? null : (100 * cpu) / wall,
           lost_outside_migrations: outside.lost,
           sent_outside_migrations: outside.sent,
+          inferred_lost: this.inference.inferred,
+          inferred_lost_answered: this.inference.answered,
         },
       });
     }

@@ -306,7 +306,7 @@ export async function migrateViaLibvirt(
           .waitFor(answeredSince(resume.timestampMs), 20_000, `a probe reply from ${vm.ip} after resume`)
           .catch(() => null);
         answeredAfterResume = first !== null;
-        if (first) await ctx.probe.settled(first.seq, 5_000).catch(() => undefined);
+        if (first) obs.probePending = await ctx.probe.settle(first); // no 1 s timeout wait: outage-settle.ts
       }
     }
   } catch (e) {

@@ -17,6 +17,7 @@ import type { GuestStart, TestbedDriver } from './types.ts';
 export class LocalDriver implements TestbedDriver {
   readonly kind = 'local' as const;
   readonly backend = 'qemu' as const;
+  readonly concurrentGuestStart = true;
 
   constructor(readonly state: TestbedState) {}
 

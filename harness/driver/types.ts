@@ -26,6 +26,11 @@ export interface TestbedDriver {
   /** Hypervisor back end (the manifest names it). */
   readonly backend: 'qemu' | 'libvirt';
   /**
+   * Whether a treatment's guests may start at once. Local: each guest has its own tap, QMP socket and saved state.
+   * Over SSH not (yet): guests on one server share the image upload and the server's per-host state.
+   */
+  readonly concurrentGuestStart: boolean;
+  /**
    * Creates the guest's NIC on `host` and starts its QEMU (booting, or paused
    * with `incoming: 'defer'`). On failure nothing of it is left.
    */

@@ -8,6 +8,9 @@ import { EventEmitter } from 'node:events';
 import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
 
+/** Retry period while QEMU creates its QMP socket: every destination start waits on it, so short (a failed connect costs microseconds). */
+const CONNECT_RETRY_MS = 10;
+
 export interface QemuVersion {
   major: number;
   minor: number;
@@ -130,11 +133,11 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
       } catch (e) {
         const code = (e as { code?: string }).code;
         const retryable = code === 'ENOENT' || code === 'ECONNREFUSED';
-        if (!retryable || Date.now() + 50 > deadline) {
+        if (!retryable || Date.now() + CONNECT_RETRY_MS > deadline) {
           if (retryable) throw new Error(`QMP connect ${label}: socket ${path} not ready within ${timeoutMs} ms`);
           throw e;
         }
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, CONNECT_RETRY_MS));
       }
     }
   }

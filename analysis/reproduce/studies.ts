@@ -27,7 +27,7 @@ export interface Study {
   /** Load the `workload` client samples (op probes) for the evaluator. */
   samples: boolean;
   evaluate: Evaluator;
-  /** Wall time here (2 cores, TCG, guests restored from a saved state), min: measured where experiments/README.md says so, else estimated. */
+  /** Wall time here (2 cores, TCG, guests restored from a saved state), min: measured 2026-12-01, one run each (experiments/README.md). */
   minutes: { full: number; quick: number };
 }
 
@@ -39,7 +39,7 @@ export const STUDIES: readonly Study[] = [
     specs: [{ file: 'plans.yaml', name: MAINTENANCE_SPECS.plans, quick: { repetitions: 1 } }],
     samples: false,
     evaluate: evaluateMaintenancePlans,
-    minutes: { full: 10, quick: 4 },
+    minutes: { full: 6.5, quick: 3 },
   },
   {
     name: 'mvm',
@@ -49,26 +49,29 @@ export const STUDIES: readonly Study[] = [
       {
         file: 'stress-bandwidth.yaml',
         name: MVM_SPECS.bandwidth,
-        // both stress sizes (the 10K vs 70K finding), both ends of the bandwidth range; max_time 40 s still exceeds what
-        // 1/bandwidth predicts at 25 Mbit/s (~27 s), so a non-converging migration is a bound that decides
+        // both stress sizes (the 10K vs 70K finding), both ends of the bandwidth range, one repetition; max_time 40 s still
+        // exceeds what 1/bandwidth predicts at 25 Mbit/s (~27 s), so a non-converging migration is a bound that decides
         quick: {
           factors: {
             'vms[0].workload.vm_bytes': ['10KiB', '70KiB'],
             'testbed.shaping[0].rate': ['25mbit', '100mbit'],
             'migration.max_time': ['40s'],
           },
-          repetitions: 2,
+          repetitions: 1,
         },
       },
       {
         file: 'scheduler.yaml',
         name: MVM_SPECS.scheduler,
+        // as the full spec (128 MiB guests, 50 Mbit/s migration links), one repetition. Tried and dropped: smaller guests
+        // (96 MiB is the least that boots, and there the 16 MiB working set is OOM-killed) and doubled rates (4 TCG guests
+        // migrating at 100 Mbit/s starved the probes: 4.9 % probe loss outside migrations, a 1.2 s downtime disagreement)
         quick: { factors: { 'migration.plan': [{ kind: 'sequential' }, { kind: 'capped', k: 2 }, { kind: 'parallel' }] }, repetitions: 1 },
       },
     ],
     samples: false,
     evaluate: evaluateMvm,
-    minutes: { full: 10, quick: 5 },
+    minutes: { full: 16.3, quick: 4.6 },
   },
   {
     name: 'salfner',
@@ -98,7 +101,7 @@ export const STUDIES: readonly Study[] = [
     ],
     samples: false,
     evaluate: evaluateSalfner,
-    minutes: { full: 10, quick: 4.5 },
+    minutes: { full: 10.2, quick: 4.9 },
   },
   {
     name: 'truong',
@@ -107,7 +110,7 @@ export const STUDIES: readonly Study[] = [
     specs: [{ file: 'mempressure.yaml', name: TRUONG_SPECS.mem, quick: { repetitions: 2 } }],
     samples: true,
     evaluate: evaluateTruong,
-    minutes: { full: 8, quick: 5 },
+    minutes: { full: 2.7, quick: 1.9 },
   },
   {
     name: 'iffland',
@@ -117,7 +120,7 @@ export const STUDIES: readonly Study[] = [
       {
         file: 'bandwidth.yaml',
         name: IFFLAND_SPECS.bandwidth,
-        // 50 (not 25) Mbit/s: the block spec's 4 migrations fit in the quick budget
+        // the full study's two lower bandwidths, the smaller guest
         quick: { factors: { 'testbed.shaping[0].rate': ['100mbit', '50mbit'], 'vms[0].memory': ['128MiB'] }, repetitions: 2 },
       },
       { file: 'latency.yaml', name: IFFLAND_SPECS.latency, quick: { factors: { 'testbed.shaping[0].delay': ['100ms'] }, repetitions: 2 } },
@@ -135,7 +138,7 @@ export const STUDIES: readonly Study[] = [
     ],
     samples: false,
     evaluate: evaluateIffland,
-    minutes: { full: 17, quick: 5 },
+    minutes: { full: 9, quick: 3.7 },
   },
 ];
 

@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DERIVED_FIELDS, type MigrationFixture } from '../../test/support/migration-fixture.ts';
-import { deriveMigration, emptyControlFacts, firstReplySince, migrationEndMs, probeWindow, type MigrationObservation } from './derive.ts';
+import { deriveMigration, firstReplySince, migrationEndMs, type MigrationObservation } from './derive.ts';
+import { syntheticMigration } from './derive.test-helpers.ts';
 
 const DIR = join(import.meta.dirname, '../../test/fixtures/migrations');
 const load = (name: string): MigrationFixture => JSON.parse(readFileSync(join(DIR, `${name}.json`), 'utf8')) as MigrationFixture;
@@ -185,26 +186,13 @@ describe('derivation rules', () => {
     });
     // probes 0..99; lost 8..14 (crosses the command at seq 10), 40..44 (after RESUME's first reply at 30)
     const probe = Array.from({ length: 100 }, (_, s) => rec(s, (s >= 8 && s <= 14) || (s >= 40 && s <= 44)));
-    const o: MigrationObservation = {
-      version: 1,
-      id: 'synthetic',
-      config: { mode: 'live', downtimeLimitMs: 300, maxTimeMs: 60_000, probeIntervalMs: interval, linkRateBps: null },
-      tCmdMs: t0 + 100,
-      tEndMs: t0 + 400,
-      events: [
-        { side: 'src', event: 'STOP', timestampMs: t0 + 250, receivedAtMs: t0 + 250, data: {} },
-        { side: 'src', event: 'MIGRATION', timestampMs: t0 + 290, receivedAtMs: t0 + 290, data: { status: 'completed' } },
-        { side: 'dst', event: 'RESUME', timestampMs: t0 + 295, receivedAtMs: t0 + 295, data: {} },
-      ],
-      queries: [
-        {
-          tMs: t0 + 300,
-          answer: { status: 'completed', 'total-time': 190, downtime: 40, 'setup-time': 1, ram: { transferred: 5, 'dirty-sync-count': 2 } },
-        },
-      ],
-      probe: probeWindow(probe, t0 + 100),
-      control: emptyControlFacts(),
-    };
+    const o = syntheticMigration({
+      t0,
+      intervalMs: interval,
+      at: { cmd: 100, stop: 250, completed: 290, resume: 295, end: 300 },
+      answer: { status: 'completed', 'total-time': 190, downtime: 40, 'setup-time': 1, ram: { transferred: 5, 'dirty-sync-count': 2 } },
+      probe,
+    });
     expect(o.probe![0].seq).toBe(7); // the window starts at the last reply before the command
     const d = deriveMigration(o);
     // probes 7 (answered) .. 15 (answered): (150 - 70) - 10 = 70 ms

@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { computeOutages, type ProbeRecord } from '../native/programs.ts';
 import type { Sample } from '../store/sample.ts';
-import { deriveMigration, emptyControlFacts, probeWindow, type MigrationObservation } from './derive.ts';
+import { deriveMigration, type MigrationObservation } from './derive.ts';
+import { syntheticMigration } from './derive.test-helpers.ts';
 import { pendingSeqs, settleGraceMs, withPendingLost } from './outage-settle.ts';
 import { ProbeStream } from './probe-stream.ts';
 
@@ -16,22 +17,14 @@ const rec = (seq: number, lost: boolean, lateUs = 0): ProbeRecord => {
 
 /** A migration: command at +100 ms, STOP at +395 ms, RESUME at +695 ms; probes 40..69 lost, 70 the first reply after RESUME. */
 function observation(probe: ProbeRecord[], probePending?: number[]): MigrationObservation {
-  return {
-    version: 1,
-    id: 'synthetic',
-    config: { mode: 'live', downtimeLimitMs: 300, maxTimeMs: 60_000, probeIntervalMs: I, linkRateBps: null },
-    tCmdMs: T0 + 100,
-    tEndMs: T0 + 700,
-    events: [
-      { side: 'src', event: 'STOP', timestampMs: T0 + 395, receivedAtMs: T0 + 395, data: {} },
-      { side: 'src', event: 'MIGRATION', timestampMs: T0 + 690, receivedAtMs: T0 + 690, data: { status: 'completed' } },
-      { side: 'dst', event: 'RESUME', timestampMs: T0 + 695, receivedAtMs: T0 + 695, data: {} },
-    ],
-    queries: [{ tMs: T0 + 700, answer: { status: 'completed', 'total-time': 590, downtime: 300, ram: { transferred: 1 } } }],
-    probe: probeWindow(probe, T0 + 100),
+  return syntheticMigration({
+    t0: T0,
+    intervalMs: I,
+    at: { cmd: 100, stop: 395, completed: 690, resume: 695, end: 700 },
+    answer: { status: 'completed', 'total-time': 590, downtime: 300, ram: { transferred: 1 } },
+    probe,
     probePending,
-    control: emptyControlFacts(),
-  };
+  });
 }
 
 const lostRun = (s: number) => s >= 40 && s <= 69;

@@ -101,7 +101,7 @@ export const STUDIES: readonly Study[] = [
     ],
     samples: false,
     evaluate: evaluateSalfner,
-    minutes: { full: 10.2, quick: 4.9 },
+    minutes: { full: 10.2, quick: 4.5 },
   },
   {
     name: 'truong',

@@ -97,4 +97,12 @@ describe('forEachJsonlLine', () => {
     const { got } = await both('long.jsonl', Buffer.from(`{"a":1}\n${long}\n{"b":2}\n${long}`));
     expect(got.map((g) => g.text.length)).toEqual([7, long.length, 7, long.length]);
   });
+
+  it('gives the same lines whatever their length around the 64 KiB pieces a read is decoded in', async () => {
+    // lines of about a piece, some just under or over it, a newline right at a piece's end, multi-byte characters
+    const sizes = [10, 65_535, 65_536, 65_537, 3, 65_534, 70_000, 131_072, 1, 40_000, 40_000, 200_000, 65_535];
+    const lines = sizes.map((n, i) => `{"i":${i},"s":"${(i % 3 === 0 ? 'é' : 'a').repeat(n)}"}`);
+    await both('pieces.jsonl', Buffer.from(lines.join('\n') + '\n'));
+    await both('pieces-ascii.jsonl', Buffer.from(sizes.map((n) => 'b'.repeat(n)).join('\n')));
+  });
 });

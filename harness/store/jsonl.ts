@@ -185,8 +185,9 @@ export function* jsonlLines(text: string): Generator<{ text: string; line: numbe
  * `afterChunk`, when given, is awaited after the lines of each chunk read
  * (up to 1 MiB), so a consumer can pause reading, e.g. until a stream drains.
  * Chunks are cut after their last '\n' byte (never inside a UTF-8 sequence)
- * and an all-ASCII chunk, the usual case, is decoded as latin1: the same
- * text as UTF-8 decoding, in cheaper one-byte strings.
+ * and decoded in pieces of whole lines (PIECE); an all-ASCII chunk, the
+ * usual case, is decoded as latin1: the same text as UTF-8 decoding, in
+ * cheaper one-byte strings.
  */
 export async function forEachJsonlLine(
   path: string,
@@ -211,11 +212,21 @@ export async function forEachJsonlLine(
       const end = have + bytesRead;
       const last = buf.lastIndexOf(0x0a, end - 1);
       if (last >= 0) {
-        const text = decodeLines(buf, last + 1);
-        let from = 0;
-        for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', from)) {
-          onLine(text.slice(from, i), ++line, false);
-          from = i + 1;
+        const ascii = isAscii(buf.subarray(0, last + 1));
+        // decoded in pieces of whole lines of about PIECE bytes (see PIECE)
+        for (let start = 0; start <= last;) {
+          let stop = last + 1;
+          if (start + PIECE < stop) {
+            stop = buf.lastIndexOf(0x0a, start + PIECE - 1) + 1;
+            if (stop <= start) stop = buf.indexOf(0x0a, start + PIECE) + 1; // one line longer than a piece
+          }
+          const text = ascii ? buf.toString('latin1', start, stop) : buf.toString('utf8', start, stop);
+          let from = 0;
+          for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', from)) {
+            onLine(text.slice(from, i), ++line, false);
+            from = i + 1;
+          }
+          start = stop;
         }
         buf.copy(buf, 0, last + 1, end);
         have = end - last - 1;
@@ -227,6 +238,14 @@ export async function forEachJsonlLine(
     await fh.close();
   }
 }
+
+/**
+ * Bytes of lines decoded into one string. A string of a whole 1 MiB chunk is
+ * made external or in large-object space, and cutting a million lines from
+ * such strings measured 5-10x slower (0.26-0.6 s vs 0.05 s for 170 MB on
+ * node 20) than from strings of 64 KiB, which V8 allocates in its ordinary heap.
+ */
+const PIECE = 64 * 1024;
 
 /** buf[0, end) as text: latin1 when all ASCII (identical text, one-byte string), else UTF-8. */
 function decodeLines(buf: Buffer, end: number): string {

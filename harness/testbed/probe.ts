@@ -1,5 +1,5 @@
 import { execa, type ResultPromise } from 'execa';
-import { UserError } from '../util/errors.ts';
+import { errorMessage, UserError } from '../util/errors.ts';
 import { run } from '../util/exec.ts';
 import { formatRate } from '../spec/units.ts';
 import { expectedPath, pathBetween, type Link, type Network, type Topology } from './topology.ts';
@@ -134,7 +134,15 @@ export async function udpLoss(
   seconds: number,
   rateBps: number,
 ): Promise<{ lossPct: number; packets: number }> {
-  const j = await iperf(src, dst, { seconds, udpRateBps: rateBps, port: 5202 });
+  // iperf3's own control connection crosses the same lossy link and now and then gives up on it ("unable to read
+  // from stream socket"): that is the tool failing, not a measurement, so it is tried again (3 attempts)
+  let j: IperfJson | undefined;
+  for (let attempt = 1; !j; attempt++) {
+    j = await iperf(src, dst, { seconds, udpRateBps: rateBps, port: 5202 }).catch((e: unknown) => {
+      if (attempt >= 3 || !/stream socket|control socket/i.test(errorMessage(e))) throw e;
+      return undefined;
+    });
+  }
   const sum = j.end?.sum_received ?? j.end?.sum;
   return { lossPct: Number(sum?.lost_percent ?? NaN), packets: Number(sum?.packets ?? NaN) };
 }

@@ -406,7 +406,6 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
       }
       rd.writeManifest(manifest);
       const tStart = Date.now();
-      let unitStart = Date.now();
       try {
         const recs = await runTreatment({
           treatment: t,
@@ -420,7 +419,6 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
           log,
           timing: clock,
           unitStarted: (u) => {
-            unitStart = Date.now();
             u.status = 'running';
             u.started_at = new Date().toISOString();
             saveState();
@@ -428,7 +426,8 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
           unitEnded: (u, recsOfUnit) => {
             u.status = 'done';
             u.ended_at = new Date().toISOString();
-            u.duration_ms = Date.now() - unitStart;
+            // from its own start: a unit's records are written while the next unit already runs (treatment.ts)
+            u.duration_ms = Date.now() - Date.parse(u.started_at!);
             delete u.reason;
             saveState();
             progress.unitDone(u.duration_ms, recsOfUnit.length);

@@ -7,7 +7,7 @@ import { bootVm, releaseVm, workloadLabel, type PlacedVm, type VmEnv } from '../
 import type { TestbedDriver } from '../driver/types.ts';
 import { recordProbeFacts, type ProbeStream } from '../migration/probe-stream.ts';
 import { buildPlanGraph, type PlanMove } from '../plan/graph.ts';
-import { executePlan, type ActionResult } from '../plan/execute.ts';
+import { executePlan, type ActionResult, type PlanRun } from '../plan/execute.ts';
 import type { PowerMeter } from '../power/meter.ts';
 import { JsonlAppendError } from '../store/jsonl.ts';
 import type { MigrationRecord, PlanLine, Sample } from '../store/schema/index.ts';
@@ -176,117 +176,149 @@ async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<
   const home = new Map(spec.vms.map((v) => [v.name, v.host]));
   const all: MigrationRecord[] = [];
   const pauseMs = mig.pause.ms;
-  for (const unit of c.units) {
-    checkInterrupted();
-    await clock.time('pause', () => sleepInterruptible(pauseMs), { treatment: t.id, rep: unit.rep });
-    const rep = unit.rep;
-    // ping-pong: away from home, or back home from wherever the guest is
-    const moves: PlanMove[] = mig.moves.map((m) => {
-      const at = own.placed.get(m.vm)!.host.name;
-      return { vm: m.vm, from: at, to: at === m.to ? home.get(m.vm)! : m.to };
-    });
-    const graph = buildPlanGraph(moves, mig.plan, { file: 'spec', planPath: 'migration.plan', movesPath: 'migration.moves' });
-    unit.attempts++;
-    const saveStart = Date.now();
-    c.unitStarted(unit);
-    clock.add('record', saveStart, { treatment: t.id, rep });
-    const records: MigrationRecord[] = [];
-    const ctxBase = {
-      env,
-      experiment: c.experiment,
-      treatment: t.id,
-      rep,
-      attempt: unit.attempts,
-      migration: mig,
-      probeIntervalMs,
-      progressIntervalMs: spec.measure.progress_interval.ms,
-      network: topo.networks.includes('mig') ? ('mig' as const) : ('data' as const),
-      emit,
-      log: c.log,
-      phases,
-    };
-    const run = await executePlan(graph, async (action): Promise<ActionResult> => {
-      if (action.kind !== 'migrate') return powerAction(c, action.kind, action.host);
-      const vm = own.placed.get(action.vm)!;
-      const dst = topo.hosts.find((h) => h.name === action.to)!;
-      // the step's time outside the migration window is dead time: before the command, and after the window
-      const stepStart = Date.now();
-      const stepCtx = { treatment: t.id, rep, vm: action.vm };
-      const { record, vm: after } = await migrateVm({ ...ctxBase, probe: vmProbes.get(action.vm) ?? null }, vm, dst).catch((e: unknown) => {
-        clock.add('migrate-prepare', stepStart, stepCtx);
-        throw e;
+  let writing: Promise<void> = Promise.resolve();
+  try {
+    for (const unit of c.units) {
+      checkInterrupted();
+      await clock.time('pause', () => sleepInterruptible(pauseMs), { treatment: t.id, rep: unit.rep });
+      const rep = unit.rep;
+      // ping-pong: away from home, or back home from wherever the guest is
+      const moves: PlanMove[] = mig.moves.map((m) => {
+        const at = own.placed.get(m.vm)!.host.name;
+        return { vm: m.vm, from: at, to: at === m.to ? home.get(m.vm)! : m.to };
       });
-      addMigrationStep(clock, stepStart, record.t_cmd, stepCtx);
-      record.plan = { kind: mig.plan.kind, k: mig.plan.k ?? null, action_id: action.id, start_ms: null, end_ms: null };
-      record.guest_start = vm.start;
-      await clock.time('energy-wait', () => addEnergy(c.power, record), { treatment: t.id, rep, vm: action.vm });
-      recordProbeFacts(vmProbes.get(action.vm), record);
-      record.flags = flagRecord(record);
-      records.push(record);
-      if (after !== vm) {
-        own.placed.set(action.vm, after);
-        watchSerial(after);
-      }
-      c.log(
-        `  ${record.id}: ${record.status}${record.reason ? ` (${record.reason})` : ''}` +
-          (record.status === 'completed'
-            ? `, total ${record.total_ms} ms, downtime reported/event/observed ${record.downtime_reported_ms}/${fmt(record.downtime_event_ms)}/${fmt(record.downtime_observed_ms)} ms, ${(record.transferred_bytes! / 2 ** 20).toFixed(1)} MiB`
-            : ''),
-      );
-      for (const f of record.flags) c.log(`  ${record.id}: FLAGGED ${f.code}: ${f.reason}`);
-      if (after.proc.hasExited()) throw new Error(`VM ${action.vm} is gone after ${record.id}`);
-      return record.status === 'completed' ? { ok: true } : { ok: false, reason: record.reason ?? record.status };
-    });
-    const recordStart = Date.now();
-    // the executor's clock is the plan's: action start/end and completion time
-    const notRecorded: string[] = [];
-    let why = '';
-    for (const r of records) {
-      const a = run.records.find((x) => x.action.id === r.plan!.action_id);
-      r.plan!.start_ms = a?.start ?? null;
-      r.plan!.end_ms = a?.end ?? null;
-      r.plan_completion_ms = run.completionMs;
-      try {
-        rd.appendMigration(r);
-      } catch (e) {
-        if (!(e instanceof JsonlAppendError)) throw e;
-        notRecorded.push(r.id);
-        why ||= e.message;
-      }
+      const graph = buildPlanGraph(moves, mig.plan, { file: 'spec', planPath: 'migration.plan', movesPath: 'migration.moves' });
+      unit.attempts++;
+      const saveStart = Date.now();
+      c.unitStarted(unit);
+      clock.add('record', saveStart, { treatment: t.id, rep });
+      const records: MigrationRecord[] = [];
+      /** Per record: its energy, health and flags are final (and it can be written) once this settled. */
+      const settling: Promise<void>[] = [];
+      const ctxBase = {
+        env,
+        experiment: c.experiment,
+        treatment: t.id,
+        rep,
+        attempt: unit.attempts,
+        migration: mig,
+        probeIntervalMs,
+        progressIntervalMs: spec.measure.progress_interval.ms,
+        network: topo.networks.includes('mig') ? ('mig' as const) : ('data' as const),
+        emit,
+        log: c.log,
+        phases,
+      };
+      const run = await executePlan(graph, async (action): Promise<ActionResult> => {
+        if (action.kind !== 'migrate') return powerAction(c, action.kind, action.host);
+        const vm = own.placed.get(action.vm)!;
+        const dst = topo.hosts.find((h) => h.name === action.to)!;
+        // the step's time outside the migration window is dead time: before the command, and after the window
+        const stepStart = Date.now();
+        const stepCtx = { treatment: t.id, rep, vm: action.vm };
+        const { record, vm: after } = await migrateVm({ ...ctxBase, probe: vmProbes.get(action.vm) ?? null }, vm, dst).catch(
+          (e: unknown) => {
+            clock.add('migrate-prepare', stepStart, stepCtx);
+            throw e;
+          },
+        );
+        addMigrationStep(clock, stepStart, record.t_cmd, stepCtx);
+        record.plan = { kind: mig.plan.kind, k: mig.plan.k ?? null, action_id: action.id, start_ms: null, end_ms: null };
+        record.guest_start = vm.start;
+        recordProbeFacts(vmProbes.get(action.vm), record);
+        records.push(record);
+        if (after !== vm) {
+          own.placed.set(action.vm, after);
+          watchSerial(after);
+        }
+        c.log(
+          `  ${record.id}: ${record.status}${record.reason ? ` (${record.reason})` : ''}` +
+            (record.status === 'completed'
+              ? `, total ${record.total_ms} ms, downtime reported/event/observed ${record.downtime_reported_ms}/${fmt(record.downtime_event_ms)}/${fmt(record.downtime_observed_ms)} ms, ${(record.transferred_bytes! / 2 ** 20).toFixed(1)} MiB`
+              : ''),
+        );
+        // what settles after the move (power readings up to an interval past its end, the workload's heartbeat on
+        // the destination) is awaited while the next migration runs, not before it
+        const energy = clock.time('energy-wait', () => addEnergy(c.power, record), { treatment: t.id, rep, vm: action.vm });
+        settling.push(
+          Promise.all([energy, after !== vm ? after.settling : undefined]).then(() => {
+            record.flags = flagRecord(record);
+            for (const f of record.flags) c.log(`  ${record.id}: FLAGGED ${f.code}: ${f.reason}`);
+          }),
+        );
+        if (after.proc.hasExited()) throw new Error(`VM ${action.vm} is gone after ${record.id}`);
+        return record.status === 'completed' ? { ok: true } : { ok: false, reason: record.reason ?? record.status };
+      });
+      // this unit's records are written once they settled, while the next unit already migrates;
+      // units are written in order, and every exit (error, Ctrl-C) writes what was measured before the guests stop
+      const unitSettled = Promise.all(settling);
+      await writing;
+      writing = unitSettled.then(() => {
+        writeUnit(c, clock, unit, records, run);
+        all.push(...records);
+      });
+      writing.catch(() => undefined); // observed by the next await; no unhandled rejection meanwhile
     }
-    if (notRecorded.length) {
-      const more = notRecorded.length > 1 ? ` (and ${notRecorded.length - 1} more of this unit)` : '';
-      throw new NotRecorded(`migration ${notRecorded[0]}${more}`, why, rd.path);
-    }
-    appendPlanOrStop(rd, `plan of ${t.id} rep ${rep}`, {
-      experiment: c.experiment,
-      treatment: t.id,
-      rep,
-      attempt: unit.attempts,
-      kind: mig.plan.kind,
-      k: mig.plan.k ?? null,
-      start: run.start,
-      end: run.end,
-      completion_ms: run.completionMs,
-      ok: run.ok,
-      actions: run.records.map((a) => ({
-        id: a.action.id,
-        kind: a.action.kind,
-        vm: a.action.kind === 'migrate' ? a.action.vm : null,
-        host: a.action.kind === 'migrate' ? null : a.action.host,
-        from: a.action.kind === 'migrate' ? a.action.from : null,
-        to: a.action.kind === 'migrate' ? a.action.to : null,
-        status: a.status,
-        start: a.start,
-        end: a.end,
-        reason: a.reason ?? null,
-      })),
-    });
-    c.unitEnded(unit, records);
-    clock.add('record', recordStart, { treatment: t.id, rep });
-    all.push(...records);
+    // nothing runs after the last unit: its heartbeat checks and power readings are waited for here
+    await clock.time('settle', () => writing, { treatment: t.id });
+    return all;
+  } catch (e) {
+    await writing.catch(() => undefined);
+    throw e;
   }
-  return all;
+}
+/** Writes a unit's records and its plan line, then marks it done. */
+function writeUnit(c: TreatmentContext, clock: SpanClock, unit: UnitState, records: MigrationRecord[], run: PlanRun): void {
+  const { rd, treatment: t } = c;
+  const mig = t.spec.migration!;
+  const rep = unit.rep;
+  const recordStart = Date.now();
+  // the executor's clock is the plan's: action start/end and completion time
+  const notRecorded: string[] = [];
+  let why = '';
+  for (const r of records) {
+    const a = run.records.find((x) => x.action.id === r.plan!.action_id);
+    r.plan!.start_ms = a?.start ?? null;
+    r.plan!.end_ms = a?.end ?? null;
+    r.plan_completion_ms = run.completionMs;
+    try {
+      rd.appendMigration(r);
+    } catch (e) {
+      if (!(e instanceof JsonlAppendError)) throw e;
+      notRecorded.push(r.id);
+      why ||= e.message;
+    }
+  }
+  if (notRecorded.length) {
+    const more = notRecorded.length > 1 ? ` (and ${notRecorded.length - 1} more of this unit)` : '';
+    throw new NotRecorded(`migration ${notRecorded[0]}${more}`, why, rd.path);
+  }
+  appendPlanOrStop(rd, `plan of ${t.id} rep ${rep}`, {
+    experiment: c.experiment,
+    treatment: t.id,
+    rep,
+    attempt: unit.attempts,
+    kind: mig.plan.kind,
+    k: mig.plan.k ?? null,
+    start: run.start,
+    end: run.end,
+    completion_ms: run.completionMs,
+    ok: run.ok,
+    actions: run.records.map((a) => ({
+      id: a.action.id,
+      kind: a.action.kind,
+      vm: a.action.kind === 'migrate' ? a.action.vm : null,
+      host: a.action.kind === 'migrate' ? null : a.action.host,
+      from: a.action.kind === 'migrate' ? a.action.from : null,
+      to: a.action.kind === 'migrate' ? a.action.to : null,
+      status: a.status,
+      start: a.start,
+      end: a.end,
+      reason: a.reason ?? null,
+    })),
+  });
+  c.unitEnded(unit, records);
+  clock.add('record', recordStart, { treatment: t.id, rep });
 }
 
 /** The plan line completes a unit's records: without it the unit is not done. */

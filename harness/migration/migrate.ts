@@ -17,7 +17,7 @@ import {
   type MigrationObservation,
   type QueryMigrateAnswer,
 } from './derive.ts';
-import { WORKLOAD_HEARTBEAT } from '../workloads/guest-reports.ts';
+import { HeartbeatCheck } from './heartbeat-check.ts';
 import {
   abandonMirror,
   allocatedBytes,
@@ -412,36 +412,18 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   if (rec.status === 'completed' && dstProc) {
     rec.health.answers = answeredAfterResume;
     const moved = dstProc;
-    // every workload program prints a report line per second: one on the destination's console proves it runs there;
-    // the source is ended meanwhile (paused in 'postmigrate', the guest lives on dst now)
-    const [running] = await Promise.all([
-      vm.workload
-        ? moved.waitForSerial(WORKLOAD_HEARTBEAT, 10_000, { since: 0 }).then(
-            () => true,
-            () => false,
-          )
-        : Promise.resolve(null),
-      src
-        .quit(10_000)
-        .catch(() => src.kill())
-        .then(() => env.driver.releaseGuest(vm.host, tapName(vm.index))),
-    ]);
-    if (vm.workload) rec.health.workload_running = running;
-    rec.health.problems = moved
-      .serialProblems()
-      .filter((p) => SERIOUS.has(p.kind))
-      .map((p) => `${p.kind}: ${p.line}`);
-    const content = rec.block?.content;
-    if (content && content.verified !== true) {
-      rec.health.problems.push(
-        content.verified === false
-          ? `disk content differs after the move (sha256 ${content.sha256_before} written, ${content.sha256_after} read back)`
-          : 'disk content not checked (the guest did not run the disk check)',
-      );
-    }
-    rec.healthy = rec.health.answers !== false && rec.health.workload_running !== false && rec.health.problems.length === 0;
+    // every workload program prints a report line per second: one on the destination's console proves it runs there.
+    // The check settles while the caller goes on (the next migration can start from the destination at once); the
+    // record's health is final when `settling` resolves. Whoever ends the guest awaits that first.
+    const heartbeat = new HeartbeatCheck(moved, !!vm.workload);
+    vm.heartbeat?.movedOn(heartbeat); // the last move's check, if still open, is decided on the new console from here
+    await src
+      .quit(10_000)
+      .catch(() => src.kill())
+      .then(() => env.driver.releaseGuest(vm.host, tapName(vm.index)));
     if (blockObs) removeDisk(env, vm.spec, vm.host); // the guest's disk is the destination's copy now
-    return { record: rec, vm: { ...vm, host: dst, proc: dstProc } };
+    const settling = heartbeat.verdict.then((running) => settleHealth(rec, moved, running));
+    return { record: rec, vm: { ...vm, host: dst, proc: dstProc, heartbeat, settling } };
   }
   // failed: remove the destination, check the source guest still runs
   if (blockObs?.mirrorStartMs) await abandonMirror(src.qmp); // the source keeps its own disk
@@ -462,6 +444,24 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
   }
   rec.healthy = rec.source_running === true && rec.health.answers !== false && rec.health.problems.length === 0;
   return { record: rec, vm };
+}
+
+/** The moved guest's health once its heartbeat check settled (`running`: null without a workload). */
+function settleHealth(rec: MigrationRecord, moved: VmProcess, running: boolean | null): void {
+  if (running !== null) rec.health.workload_running = running;
+  rec.health.problems = moved
+    .serialProblems()
+    .filter((p) => SERIOUS.has(p.kind))
+    .map((p) => `${p.kind}: ${p.line}`);
+  const content = rec.block?.content;
+  if (content && content.verified !== true) {
+    rec.health.problems.push(
+      content.verified === false
+        ? `disk content differs after the move (sha256 ${content.sha256_before} written, ${content.sha256_after} read back)`
+        : 'disk content not checked (the guest did not run the disk check)',
+    );
+  }
+  rec.healthy = rec.health.answers !== false && rec.health.workload_running !== false && rec.health.problems.length === 0;
 }
 
 async function sourceRunning(src: VmProcess): Promise<boolean> {

@@ -6,6 +6,7 @@ import type { GuestStartRecord } from '../store/schema/guest-start.ts';
 import type { GuestStart, VmEnv } from '../driver/types.ts';
 import { guestWorkloadLabel, guestWorkloadString } from '../workloads/guest-spec.ts';
 import { prepareDisk } from './disk.ts';
+import type { HeartbeatCheck } from './heartbeat-check.ts';
 
 export type { VmEnv } from '../driver/types.ts';
 
@@ -25,6 +26,10 @@ export interface PlacedVm {
   workload: string | undefined;
   /** How its guest came up for the treatment (restored or cold-booted) and how long until MB-READY. */
   start: GuestStartRecord;
+  /** After a move: the check that its workload runs here (heartbeat-check.ts), still open or settled. */
+  heartbeat?: HeartbeatCheck;
+  /** After a move: resolves when that move's record has its final health (the heartbeat check settled). */
+  settling?: Promise<void>;
 }
 
 export function vmMac(index: number): string {

@@ -21,8 +21,9 @@ export const TIMING_KINDS = [
   'warmup', // the configured warm-up
   'pause', // the configured pause before each repetition
   'migrate-prepare', // a migration step before its migrate command (destination QEMU started, capabilities set)
-  'migrate-wrapup', // a migration step after its window (probe loss settled, health checks, source ended)
-  'energy-wait', // waiting for a power reading past a migration's end
+  'migrate-wrapup', // a migration step after its window (probe loss settled, source ended)
+  'energy-wait', // waiting for a power reading past a migration's end (while the next migration runs, if any)
+  'settle', // after the last unit of a treatment: its records' heartbeat checks and power readings
   'record', // writing and syncing the unit's records and state
   'treatment-totals', // per-treatment energy and peak power
   'teardown', // stopping the treatment's guests, probes, clients

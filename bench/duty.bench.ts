@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dutyCycleText } from '../harness/experiment/duty-cycle.ts';
-import { DutyCycleSchema, TimingLineSchema } from '../harness/store/schema/index.ts';
+import { DutyCycleSchema, MigrationRecordSchema, TimingLineSchema } from '../harness/store/schema/index.ts';
+import { migrationWindows } from '../harness/experiment/runner.ts';
 import { readJsonl } from '../harness/store/jsonl.ts';
 
 /** The goal of issue 17 with a 0 s pause. */
@@ -65,6 +66,17 @@ try {
     `campaign: 1 VM of 128 MiB, 200 Mbit/s, ${MIGRATIONS} migrations, 0 s pause (exit ${r.status}, ${wall.toFixed(1)} s with the lock wait)`,
   );
   console.log(dutyCycleText(d, 10));
+  // the per-migration part alone (no testbed, guest start or teardown): from the first command to the last window's end
+  const windows = migrationWindows(readJsonl(join(dir, 'migrations.jsonl')).map((l) => MigrationRecordSchema.parse(l)));
+  if (windows.length) {
+    const from = Math.min(...windows.map((w) => w.start));
+    const to = Math.max(...windows.map((w) => w.end));
+    const inside = windows.reduce((n, w) => n + (w.end - w.start), 0);
+    console.log(
+      `between the first migrate command and the last migration's end: ${((inside / (to - from)) * 100).toFixed(1)} % migrating ` +
+        `(${((to - from - inside) / Math.max(1, windows.length - 1) / 1000).toFixed(2)} s between migrations)`,
+    );
+  }
   const boots = spans.filter((s) => s.kind === 'guest-start').map((s) => s.end_ms - s.start_ms);
   console.log(`guest start: ${boots.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(', ') || '-'}`);
   console.log(`duty cycle ${d.duty_cycle === null ? '-' : `${(d.duty_cycle * 100).toFixed(1)} %`} (goal >= ${GOAL * 100} %)`);

@@ -171,11 +171,17 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
   const forEnergy = energyMigrations(run);
   // parameters fitted inside an analysis are dated by the run, so analysing a run twice gives the same output
   const started = run.manifest.started_at ? new Date(run.manifest.started_at) : new Date(0);
-  const validation = validateRun(await calibrationRunOf(run), { goodput, now: Number.isNaN(started.getTime()) ? new Date(0) : started });
+  const pooled = fitEnergy(forEnergy.migrations, 'pooled', opts.seed);
+  const validation = validateRun(await calibrationRunOf(run), {
+    goodput,
+    now: Number.isNaN(started.getTime()) ? new Date(0) : started,
+    // the display fit's energy model is the pooled fit over the same points (seed 42): not bootstrapped twice
+    energyFit: (opts.seed ?? 42) === 42 ? pooled.fits[0] : undefined,
+  });
   return {
     counts: countRun(run),
     energy: {
-      pooled: fitEnergy(forEnergy.migrations, 'pooled', opts.seed),
+      pooled,
       perWorkload: fitEnergy(forEnergy.migrations, 'per-workload', opts.seed),
       lowCoverage: forEnergy.lowCoverage,
     },

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mbitToMiBps } from './models/duration.ts';
 import { simulatePrecopy } from './models/precopy.ts';
 import type { CalibrationMigration, CalibrationRun } from './calibration/fit.ts';
+import { fitEnergyPoints } from './models/energy.ts';
 import { validateRun } from './validation.ts';
 
 const HC = { HPs: 6, HPd: 1, CPr: 0.4 };
@@ -86,5 +87,31 @@ describe('calibration apart from validation within one run', () => {
     expect(v.notPredicted).toBe(1);
     // durations made by the QEMU-like model, hot/cold fitted through mVM's closed form on the other rates: close, not exact
     expect(v.scores.find((x) => x.model === 'qemu')!.median_rel_error!).toBeLessThan(0.1);
+  });
+
+  it('the display fit takes a pooled energy fit over the same points as it is, and fits again for other points', () => {
+    // energy E = 0.5 J/MB x volume + 40 J with some scatter, every migration completed
+    const m = migs([{ mbit: 100 }, { mbit: 150 }, { mbit: 200 }, { mbit: 250 }, { mbit: 300 }]).map((x, i) => ({
+      ...x,
+      transferred_bytes: (200 + 37 * i) * 1e6,
+      energy_j: 0.5 * (200 + 37 * i) + 40 + (i % 2 ? 3 : -2),
+      energy_coverage: 1,
+    }));
+    const pts = m.map((x) => ({ id: x.id, mb: x.transferred_bytes / 1e6, energy: x.energy_j }));
+    const o = { syncS: 0.02, now: new Date(0) };
+    const plain = validateRun(run(m, true), o);
+    const same = fitEnergyPoints('all', pts)!;
+    const reused = validateRun(run(m, true), { ...o, energyFit: same });
+    expect(plain.display.energy).toHaveLength(1);
+    expect(reused.display).toEqual(plain.display);
+    // it is taken, not fitted again: a fit over the same points with another slope shows through
+    expect(validateRun(run(m, true), { ...o, energyFit: { ...same, alpha: 123 } }).display.energy[0].alpha).toBe(123);
+    // a fit of other points (one energy differs) is not taken: the display fit is fitted again
+    const other = fitEnergyPoints(
+      'all',
+      pts.map((p, i) => (i === 4 ? { ...p, energy: p.energy + 50 } : p)),
+    )!;
+    expect(other.alpha).not.toBe(same.alpha);
+    expect(validateRun(run(m, true), { ...o, energyFit: other }).display).toEqual(plain.display);
   });
 });

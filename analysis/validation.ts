@@ -162,7 +162,8 @@ export function validateRun(cr: CalibrationRun, o: FitOptions = {}): ValidationR
         for (const m of held) rows.set(m.key, notPredicted(m, fold.id, `not predicted: ${fold.note}`));
         continue;
       }
-      const { params } = fitParams([{ ...cr, migrations: train, curves: new Map() }], o);
+      // only the fold's hot/cold parameters are used: no energy model (its bootstrap) for each fold
+      const { params } = fitParams([{ ...cr, migrations: train, curves: new Map() }], { ...o, energy: false });
       const hc = params.hotcold.find((h) => h.workload === w);
       if (!hc) {
         fold.note = `durations at ${others.join(', ')} Mbit/s do not calibrate (needs >= 3 completed migrations at >= 2 rates)`;

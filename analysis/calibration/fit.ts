@@ -7,7 +7,7 @@
 import { median } from '../stats/descriptive.ts';
 import { fitHotColdCurve, fitHotColdFromDurations, type CurvePoint } from '../models/hotcold.ts';
 import { mbitToMiBps } from '../models/duration.ts';
-import { fitEnergyPoints } from '../models/energy.ts';
+import { fitEnergyPoints, type EnergyFit, type EnergyPoint } from '../models/energy.ts';
 import { DEFAULT_SYNC_S } from '../models/precopy.ts';
 import { PARAMS_VERSION, type ParamsT } from './params.ts';
 import type { PredictInput } from './predict.ts';
@@ -39,6 +39,15 @@ export interface FitOptions {
   goodput?: number;
   syncS?: number;
   now?: Date;
+  /**
+   * An energy fit already made in the same analysis (analyzeRun's pooled
+   * fit, seed 42): used in place of fitting again when its points are
+   * exactly the ones to fit (same ids, volumes and energies in the same
+   * order), since fitEnergyPoints would return the same fit.
+   */
+  energyFit?: EnergyFit;
+  /** false: no energy model (params.energy empty), for a fit whose hot/cold parameters alone are used (validation folds). */
+  energy?: boolean;
 }
 
 export interface FitResult {
@@ -98,10 +107,8 @@ export function fitParams(runs: readonly CalibrationRun[], o: FitOptions = {}): 
     return true;
   });
   const energy: ParamsT['energy'] = [];
-  const ef = fitEnergyPoints(
-    'all',
-    energyPts.map((x) => ({ id: x.m.id, mb: x.m.transferred_bytes! / 1e6, energy: x.m.energy_j! })),
-  );
+  const pts = energyPts.map((x) => ({ id: x.m.id, mb: x.m.transferred_bytes! / 1e6, energy: x.m.energy_j! }));
+  const ef = o.energy === false ? null : o.energyFit && samePoints(o.energyFit, pts) ? o.energyFit : fitEnergyPoints('all', pts);
   if (ef) {
     for (const x of energyPts) byEnergy.get(x.run.runDir)!.add(x.m.id);
     const ci = (i: { low: number; high: number }) => ({
@@ -143,4 +150,13 @@ export function fitParams(runs: readonly CalibrationRun[], o: FitOptions = {}): 
     },
     lowCoverage,
   };
+}
+
+/** Was `fit` made by fitEnergyPoints('all', pts) with the default seed and replicates (its group, and its points in order)? */
+function samePoints(fit: EnergyFit, pts: readonly EnergyPoint[]): boolean {
+  const r = fit.residuals;
+  if (fit.group !== 'all' || r.length !== pts.length) return false;
+  for (let i = 0; i < pts.length; i++)
+    if (r[i].id !== pts[i].id || !Object.is(r[i].mb, pts[i].mb) || !Object.is(r[i].energy, pts[i].energy)) return false;
+  return true;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mbitToMiBps } from './models/duration.ts';
 import { simulatePrecopy } from './models/precopy.ts';
-import type { CalibrationMigration, CalibrationRun } from './calibration/fit.ts';
+import { fitParams, type CalibrationMigration, type CalibrationRun } from './calibration/fit.ts';
 import { fitEnergyPoints } from './models/energy.ts';
 import { validateRun } from './validation.ts';
 
@@ -113,5 +113,21 @@ describe('calibration apart from validation within one run', () => {
     )!;
     expect(other.alpha).not.toBe(same.alpha);
     expect(validateRun(run(m, true), { ...o, energyFit: other }).display).toEqual(plain.display);
+  });
+
+  it('a fit without the energy model (validation folds) has the same hot/cold parameters and sources of durations', () => {
+    const m = migs([{ mbit: 100 }, { mbit: 150 }, { mbit: 200 }, { mbit: 250 }, { mbit: 300 }]).map((x, i) => ({
+      ...x,
+      transferred_bytes: (200 + 37 * i) * 1e6,
+      energy_j: 0.5 * (200 + 37 * i) + 40,
+      energy_coverage: 1,
+    }));
+    const o = { syncS: 0.02, now: new Date(0) };
+    const full = fitParams([run(m, false)], o).params;
+    const lean = fitParams([run(m, false)], { ...o, energy: false }).params;
+    expect(full.energy).toHaveLength(1);
+    expect(lean.energy).toEqual([]);
+    expect(lean.hotcold).toEqual(full.hotcold);
+    expect(lean.sources.map((x) => x.duration_migrations)).toEqual(full.sources.map((x) => x.duration_migrations));
   });
 });

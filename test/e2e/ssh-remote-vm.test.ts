@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeRemoteDir, createRemoteTap, deleteRemoteTap, ensureImage, type RemoteImage } from '../../harness/driver/ssh/remote-host.ts';
 import { startRemoteGuest, startRemoteVm, type RemoteVmOptions, type RemoteVmProcess } from '../../harness/driver/ssh/remote-vm.ts';
@@ -85,7 +86,7 @@ async function ourProcesses(c: SshConnection, ...what: string[]): Promise<string
 
 describe('ssh driver, qemu back end: a guest on a server over SSH (emulated cluster)', () => {
   beforeAll(async () => {
-    scratch = mkdtempSync('/work/scratch/h5/remote-vm-');
+    scratch = mkdtempSync(join(tmpdir(), 'mb-remote-vm-'));
     await migbench(['testbed', 'down', ID]);
     const t0 = Date.now();
     const up = await migbench(['testbed', 'up', SPEC, '--servers']);

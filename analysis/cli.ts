@@ -5,7 +5,6 @@
  */
 import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { replayRunDir } from '../harness/store/influx.ts';
 import { redactUrl } from '../harness/util/redact.ts';
 import { UserError } from '../harness/util/errors.ts';
 import { analyzeRun, energyMigrations } from './analyze.ts';
@@ -226,6 +225,7 @@ export const exportCommand: CommandModule<object, RunDirArgs & { csv?: boolean; 
     const run = loadRunDir(resolve(argv.runDir));
     if (argv.csv) for (const p of await exportCsv(run, argv.out ? resolve(argv.out) : join(run.dir, 'csv'))) out(`wrote ${p}`);
     if (argv.influx) {
+      const { replayRunDir } = await import('../harness/store/influx.ts'); // the influx client only when used
       const r = await replayRunDir(run.dir, argv.influx);
       out(`replayed ${r.points} points from ${r.files} sample files into ${redactUrl(argv.influx)}`);
     }

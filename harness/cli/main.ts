@@ -1,14 +1,40 @@
-import yargs, { type Argv } from 'yargs';
+import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorMessage, isUserError } from '../util/errors.ts';
 import { redactInText } from '../util/redact.ts';
 import { crashHandled, Interrupted, installCrashHandlers, installSignalHandlers, runCleanups } from '../util/signals.ts';
-import { testbedCommand } from './testbed.ts';
-import { resumeCommand, runCommand } from './run.ts';
-import { planCommand } from './plan.ts';
-import { baselineCommand, nightlyCommand } from './nightly.ts';
-import { reproduceCommand } from './reproduce.ts';
-import { analysisCommands } from '../../analysis/cli.ts';
+
+/** yargs types each command by its own arguments; the registry holds them alike. */
+const one = (c: object): CommandModule[] => [c as CommandModule];
+
+/**
+ * Each command's module, loaded only when that command is asked for: loading
+ * all of them (the harness, analysis and their packages) took ~1.5 s of every
+ * call through tsx, most of it for modules the command never uses.
+ */
+const COMMANDS: Record<string, () => Promise<CommandModule[]>> = {
+  testbed: async () => one((await import('./testbed.ts')).testbedCommand),
+  run: async () => one((await import('./run.ts')).runCommand),
+  resume: async () => one((await import('./run.ts')).resumeCommand),
+  plan: async () => one((await import('./plan.ts')).planCommand),
+  nightly: async () => one((await import('./nightly.ts')).nightlyCommand),
+  baseline: async () => one((await import('./nightly.ts')).baselineCommand),
+  reproduce: async () => one((await import('./reproduce.ts')).reproduceCommand),
+  ...Object.fromEntries(
+    ['analyze', 'report', 'plot', 'fit', 'predict', 'compare', 'export'].map((c) => [
+      c,
+      async () => (await import('../../analysis/cli.ts')).analysisCommands,
+    ]),
+  ),
+};
+
+/** The modules for this command line: its command's, or all of them (help, a typo: yargs lists every command). */
+async function commandsFor(args: string[]): Promise<CommandModule[]> {
+  const load = COMMANDS[args.find((a) => !a.startsWith('-')) ?? ''];
+  if (load) return load();
+  const all = await Promise.all([...new Set(Object.values(COMMANDS))].map((l) => l()));
+  return [...new Set(all.flat())];
+}
 
 /**
  * The `migbench` CLI. Each command module does one job; user-fixable
@@ -17,16 +43,10 @@ import { analysisCommands } from '../../analysis/cli.ts';
  */
 async function main(): Promise<void> {
   installSignalHandlers();
-  const cli: Argv = yargs(hideBin(process.argv))
+  const args = hideBin(process.argv);
+  const cli: Argv = yargs(args)
     .scriptName('migbench')
-    .command(testbedCommand)
-    .command(runCommand)
-    .command(resumeCommand)
-    .command(planCommand)
-    .command(nightlyCommand)
-    .command(baselineCommand)
-    .command(reproduceCommand)
-    .command(analysisCommands)
+    .command(await commandsFor(args))
     .demandCommand(1, 'name a command; see --help')
     .strict()
     .fail((msg, err) => {

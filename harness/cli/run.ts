@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { resumeExperiment, runExperiment, type RunResult } from '../experiment/runner.ts';
+import type { RunResult } from '../experiment/runner.ts';
 import { counts } from '../experiment/campaign-state.ts';
 import { summaryTable } from '../experiment/summary.ts';
 import { dutyCycleText } from '../experiment/duty-cycle.ts';
@@ -7,8 +7,10 @@ import { checkExperiment } from '../experiment/treatments.ts';
 import { testbedId } from '../spec/load.ts';
 import { Progress } from '../experiment/progress.ts';
 import { errorMessage } from '../util/errors.ts';
-import { loadRunDir } from '../../analysis/rundir.ts';
-import { writeReport } from '../../analysis/report/write.ts';
+
+// The runner and the report writer (with vega) are imported when used: a spec
+// error or --dry-run then answers without loading them (see main.ts).
+const runner = () => import('../experiment/runner.ts');
 
 interface RunArgs {
   spec: string;
@@ -60,7 +62,9 @@ export const runCommand: CommandModule<object, RunArgs> = {
     }
     const t0 = Date.now();
     const { progress, log } = terminal(t0);
-    const res = await runExperiment({ specFile: a.spec, outDir: a.out, influx: a.influx, inventory: a.inventory, log, progress });
+    const res = await (
+      await runner()
+    ).runExperiment({ specFile: a.spec, outDir: a.out, influx: a.influx, inventory: a.inventory, log, progress });
     printOutcome(res, t0);
     if (a.report) await report(res);
   },
@@ -83,7 +87,9 @@ export const resumeCommand: CommandModule<object, { runDir: string; influx?: str
   handler: async (a) => {
     const t0 = Date.now();
     const { progress, log } = terminal(t0);
-    const res = await resumeExperiment({ runDir: a.runDir, influx: a.influx, retryFailed: a['retry-failed'], log, progress });
+    const res = await (
+      await runner()
+    ).resumeExperiment({ runDir: a.runDir, influx: a.influx, retryFailed: a['retry-failed'], log, progress });
     printOutcome(res, t0);
     if (a.report) await report(res);
   },
@@ -101,6 +107,10 @@ async function report(res: RunResult): Promise<void> {
   if (!res.records.length && res.state.units.every((u) => u.status !== 'done')) return;
   try {
     console.error(`writing the report into ${res.dir}/report`);
+    const [{ writeReport }, { loadRunDir }] = await Promise.all([
+      import('../../analysis/report/write.ts'),
+      import('../../analysis/rundir.ts'),
+    ]);
     const r = await writeReport(loadRunDir(res.dir));
     console.log(`report: ${r.html}`);
   } catch (e) {

@@ -12,7 +12,9 @@ import { PeakAccumulator } from '../harness/experiment/peak-power.ts';
 import type { PowerPoint as EnergyPoint } from '../harness/power/energy.ts';
 import { parseIsoMs } from '../harness/util/time.ts';
 import { timelinePowerTap } from './timeline.ts';
-import { observations, streamSamples, type Migration, type RunDir } from './rundir.ts';
+import { observations, streamSampleLines, type Migration, type RunDir } from './rundir.ts';
+import { numberSample } from './load-sample-line.ts';
+import type { Sample } from '../harness/store/schema/index.ts';
 import { calibrationRunOf } from './calibration/io.ts';
 import { runFlags, type FlagsReport } from './flags.ts';
 import { twoFactorViews, type TwoFactorView } from './twofactor.ts';
@@ -118,42 +120,59 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
   const planPower = run.plans.length || run.migrations.some((m) => m.plan) ? new Map<string, EnergyPoint[]>() : null;
   // the report's timeline takes its power readings from this pass
   const tap = timelinePowerTap(run);
-  await streamSamples(
+  const onDirty = (s: Sample) => {
+    const w = s.tags.workload ?? '';
+    const t = Number(s.fields.window_s),
+      d = Number(s.fields.dirtied_mib);
+    if (!Number.isFinite(t) || !Number.isFinite(d)) return;
+    let arr = curves.get(w);
+    if (!arr) curves.set(w, (arr = []));
+    arr.push({ t, d });
+  };
+  /** A power reading: its t text, tags and Number(fields.watts). */
+  const onPower = (tText: string, tags: Readonly<Record<string, string>>, watts: number) => {
+    if (!Number.isFinite(watts)) return;
+    powerSamples++;
+    // the two hosts' readings of one poll share their timestamp text: parse it once
+    if (tText !== lastT) {
+      lastT = tText;
+      lastMs = parseIsoMs(tText);
+    }
+    const t = lastMs;
+    const host = tags.host ?? '';
+    if (window && t >= window.start && t <= window.end) points.push({ t, host, watts });
+    if (planPower && Number.isFinite(t)) {
+      let arr = planPower.get(host);
+      if (!arr) planPower.set(host, (arr = []));
+      arr.push({ tMs: t, watts });
+    }
+    const tr = tags.treatment;
+    if (tr) {
+      let acc = peaks.get(tr);
+      if (!acc) peaks.set(tr, (acc = new PeakAccumulator()));
+      acc.add(t, host, watts);
+    }
+  };
+  // the power poller's lines (one number) are read without making a sample each (streamSampleLines)
+  await streamSampleLines(
     run,
-    (s, file) => {
-      tap?.onSample(s, file);
-      if (s.measurement === 'dirty_trace') {
-        const w = s.tags.workload ?? '';
-        const t = Number(s.fields.window_s),
-          d = Number(s.fields.dirtied_mib);
-        if (!Number.isFinite(t) || !Number.isFinite(d)) return;
-        let arr = curves.get(w);
-        if (!arr) curves.set(w, (arr = []));
-        arr.push({ t, d });
-        return;
-      }
-      const watts = Number(s.fields.watts);
-      if (!Number.isFinite(watts)) return;
-      powerSamples++;
-      // the two hosts' readings of one poll share their timestamp text: parse it once
-      if (s.t !== lastT) {
-        lastT = s.t;
-        lastMs = parseIsoMs(s.t);
-      }
-      const t = lastMs;
-      const host = s.tags.host ?? '';
-      if (window && t >= window.start && t <= window.end) points.push({ t, host, watts });
-      if (planPower && Number.isFinite(t)) {
-        let arr = planPower.get(host);
-        if (!arr) planPower.set(host, (arr = []));
-        arr.push({ tMs: t, watts });
-      }
-      const tr = s.tags.treatment;
-      if (tr) {
-        let acc = peaks.get(tr);
-        if (!acc) peaks.set(tr, (acc = new PeakAccumulator()));
-        acc.add(t, host, watts);
-      }
+    {
+      onSample: (s, file) => {
+        tap?.onSample(s, file);
+        if (s.measurement === 'dirty_trace') onDirty(s);
+        else onPower(s.t, s.tags, Number(s.fields.watts));
+      },
+      onNumber: (r, file) => {
+        if (r.measurement === 'dirty_trace') {
+          const s = numberSample(r);
+          tap?.onSample(s, file);
+          onDirty(s);
+          return;
+        }
+        tap?.onNumber(r, file);
+        // Number(fields.watts) of fields that are one number under r.key
+        onPower(r.t, r.tags, r.key === 'watts' ? r.value : NaN);
+      },
     },
     ['dirty_trace', 'power'],
   );

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { isSample } from '../harness/store/schema/index.ts';
 import { seededRng } from '../harness/util/rng.ts';
-import { fastSample, lineTime, SampleLineCache } from './load-sample-line.ts';
+import { fastNumber, fastSample, lineTime, numberSample, SampleLineCache } from './load-sample-line.ts';
 
 /** What the general path makes of a line: the sample JSON.parse gives when it is one, else undefined. */
 function slow(line: string) {
@@ -176,6 +176,97 @@ describe("fastSample on the power poller's lines (the repeated-shape path)", () 
       if (checkAgainstSlow(bad, cache)) read++;
       else declined++;
     }
+    expect(read).toBeGreaterThan(300);
+    expect(declined).toBeGreaterThan(300);
+  });
+});
+
+/** fastNumber's contract: a line it takes is, as numberSample, what JSON.parse + isSample make of it (same key order). */
+function checkNumberAgainstSlow(line: string, cache: SampleLineCache): boolean {
+  if (!fastNumber(line, cache)) return false;
+  const s = numberSample(cache.read);
+  const want = slow(line);
+  if (!isDeepStrictEqual(s, want) || JSON.stringify(s) !== JSON.stringify(want)) {
+    expect(s, line).toStrictEqual(want);
+    expect(JSON.stringify(s), line).toBe(JSON.stringify(want));
+  }
+  return true;
+}
+
+describe('fastNumber (power readings without a sample object)', () => {
+  const power = (t: string, host: string, tr: string, fields: string) =>
+    `{"t":"${t}","measurement":"power","tags":{"experiment":"x","host":"${host}","treatment":"${tr}","rep":"0"},"fields":${fields}}`;
+
+  it('reads repeated one-number lines as JSON.parse does, sharing tags and a repeated time string', () => {
+    const cache = new SampleLineCache();
+    let taken = 0;
+    const lines: string[] = [];
+    for (const tr of ['t1', 't2'])
+      for (let i = 0; i < 5; i++)
+        for (const h of ['h1', 'h2']) lines.push(power(`2026-11-20T00:00:0${i}.000Z`, h, tr, `{"watts":${100 + i}.25}`));
+    const times: string[] = [];
+    for (const l of lines) {
+      // as streamSamples does: fastNumber first, then fastSample (which learns new shapes), with one cache
+      if (checkNumberAgainstSlow(l, cache)) {
+        taken++;
+        times.push(cache.read.t);
+      } else expect(checkAgainstSlow(l, cache), l).toBe(true);
+    }
+    expect(taken).toBeGreaterThanOrEqual(lines.length - 6);
+    // the two hosts' lines of one poll get the very same string (a consumer compares one pointer)
+    const pairs = times.filter((t, i) => i > 0 && t === times[i - 1]);
+    expect(pairs.length).toBeGreaterThan(5);
+    // the shared tags object is the cache's: a sample made of it has its own
+    const s = numberSample(cache.read);
+    s.tags.host = 'changed';
+    expect(cache.read.tags.host).not.toBe('changed');
+  });
+
+  it('declines what is not a plain line with one plain number (then fastSample or JSON.parse decide)', () => {
+    const cache = new SampleLineCache();
+    const ok = power('2026-11-20T00:00:00.000Z', 'h1', 't1', '{"watts":1.5}');
+    fastSample(ok, cache);
+    expect(fastNumber(ok, cache)).toBe(true);
+    for (const line of [
+      power('2026-11-20T00:00:00\\u002e000Z', 'h1', 't1', '{"watts":1.5}'),
+      power('2026-11-20T00:00:00.000Z	', 'h1', 't1', '{"watts":1.5}'),
+      power('', 'h1', 't1', '{"watts":1.5}'),
+      power('2026-11-20T00:00:00.000Z', 'h1', 't1', '{"watts":01}'),
+      power('2026-11-20T00:00:00.000Z', 'h1', 't1', '{"watts":1,"x":2}'),
+      power('2026-11-20T00:00:00.000Z', 'h1', 't1', '{"watts":"1"}'),
+      power('2026-11-20T00:00:00.000Z', 'h1', 't1', '{"watt":1}'),
+      power('2026-11-20T00:00:00.000Z', 'h9', 't1', '{"watts":1}'),
+      power('2026-11-20T00:00:00.000Z', 'h1', 't1', '{"watts":1} '),
+      `${power('2026-11-20T00:00:00.000Z', 'h1', 't1', '{"watts":1}')}\r`,
+      power('2026-11-20T00:00:00.000Z', 'h1', 't1', '{"watts":1}').replace('"t":"', '"t": "'),
+    ])
+      expect(fastNumber(line, cache), line).toBe(false);
+  });
+
+  it("never reads a damaged line differently from JSON.parse (random damage to the writer's lines)", () => {
+    const rng = seededRng(23);
+    const cache = new SampleLineCache();
+    const chars = '{}[]",:\\ 0123456789.-+eEatrueflsn\u00e9\t\u0001';
+    let read = 0,
+      declined = 0,
+      goodRead = 0;
+    for (let i = 0; i < 6000; i++) {
+      const t = `2026-11-20T00:00:${String((i >> 1) % 60).padStart(2, '0')}.000Z`;
+      const good = power(t, `h${i % 2}`, `t${(i >> 6) % 3}`, `{"watts":${(i * 1.37).toFixed(i % 4)}}`);
+      if (checkNumberAgainstSlow(good, cache)) goodRead++;
+      else expect(checkAgainstSlow(good, cache)).toBe(true);
+      const at = rng.int(good.length);
+      const c = chars[rng.int(chars.length)];
+      const op = rng.int(3);
+      const bad = good.slice(0, at) + (op === 0 ? '' : c) + good.slice(op === 2 ? at : at + 1);
+      if (checkNumberAgainstSlow(bad, cache)) read++;
+      else {
+        declined++;
+        checkAgainstSlow(bad, cache);
+      }
+    }
+    // (a damaged line read by fastSample can take the place of a good shape: the next good line re-learns it)
+    expect(goodRead).toBeGreaterThan(2500);
     expect(read).toBeGreaterThan(300);
     expect(declined).toBeGreaterThan(300);
   });

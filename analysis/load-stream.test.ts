@@ -1,12 +1,12 @@
 /** One pass serving two readers, and lines skipped unparsed, give what separate full passes give. */
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSyntheticRun } from '../test/fixtures/synthetic-run.ts';
 import { analyzeRun } from './analyze.ts';
-import { lineTime } from './load-sample-line.ts';
-import { loadRunDir, streamSamples } from './rundir.ts';
+import { lineTime, numberSample } from './load-sample-line.ts';
+import { loadRunDir, streamSampleLines, streamSamples } from './rundir.ts';
 import { collectTimelineSamples, representativeMigration } from './timeline.ts';
 import type { Sample } from '../harness/store/schema/index.ts';
 
@@ -53,5 +53,49 @@ describe('streamSamples keepLine', () => {
     );
     expect(asked).toBe(all.length);
     expect(kept).toStrictEqual(all.filter((s) => s.t >= cut));
+  });
+});
+
+describe('streamSampleLines', () => {
+  it('hands one-number lines to onNumber as the samples streamSamples gives, in the same order', async () => {
+    const d = generateSyntheticRun(join(root, 'lines'), { seed: 5, reps: 2, powerSamples: 3000 });
+    // odd lines among the writer's: other shapes, escapes, two fields, a key other than watts, damage
+    const t = '2026-11-20T00:00:01.250Z';
+    appendFileSync(
+      join(d, 'samples', 'power.jsonl'),
+      [
+        `{"t":"${t}","measurement":"power","tags":{"host":"r1\\u002dh1","treatment":"t0001"},"fields":{"watts":1.5e2}}`,
+        `{"t":"${t}","measurement":"power","tags":{"host":"r1-h1","treatment":"t0001"},"fields":{"watts":2}}`,
+        `{"t":"${t}","measurement":"power","tags":{"host":"r1-h1","treatment":"t0001"},"fields":{"watts":3}}`,
+        `{"t":"${t}","measurement":"power","tags":{"host":"r1-h1","treatment":"t0001"},"fields":{"kw":3}}`,
+        `{"t":"${t}","measurement":"power","tags":{"host":"r1-h1","treatment":"t0001"},"fields":{"watts":4,"x":1}}`,
+        `{"t":"${t}","measurement":"power","tags":{"host":"r1-h1","treatment":"t0001"},"fields":{"watts":01}}`,
+        `{"t":"${t}","measurement":"power","tags":{"host":"r1-h1","treatment":"t0001"},"fields":{"watts":-0}}`,
+        'null',
+        '',
+      ].join('\n'),
+    );
+    const run = loadRunDir(d);
+    const all: Sample[] = [];
+    const n = await streamSamples(run, (s) => all.push(s), ['power', 'dirty_trace']);
+    const run2 = loadRunDir(d);
+    const mixed: Sample[] = [];
+    let numbers = 0;
+    const m = await streamSampleLines(
+      run2,
+      {
+        onSample: (s) => mixed.push(s),
+        onNumber: (r) => {
+          numbers++;
+          mixed.push(numberSample(r));
+        },
+      },
+      ['power', 'dirty_trace'],
+    );
+    expect(m).toBe(n);
+    expect(mixed).toStrictEqual(all);
+    expect(JSON.stringify(mixed)).toBe(JSON.stringify(all));
+    expect(numbers).toBeGreaterThan(all.length / 2);
+    expect(run2.problems).toStrictEqual(run.problems);
   });
 });

@@ -31,7 +31,7 @@ import {
   type TreatmentLine,
 } from '../harness/store/schema/index.ts';
 import { UserError } from '../harness/util/errors.ts';
-import { fastSample, SampleLineCache } from './load-sample-line.ts';
+import { fastNumber, fastSample, SampleLineCache, type NumberLine } from './load-sample-line.ts';
 
 export type { CompareSettings, MigrationStatus, PlanRef, PlanLine, TreatmentLine } from '../harness/store/schema/index.ts';
 
@@ -302,13 +302,31 @@ function reportSampleProblem(run: RunDir, p: Problem): void {
  * `keepLine`, when given, sees each line first: false skips it unparsed
  * (e.g. a time span test with lineTime); a skipped bad line is not reported.
  */
-export async function streamSamples(
+export function streamSamples(
   run: RunDir,
   onSample: (s: Sample, file: string) => void,
   measurements?: readonly string[],
   afterChunk?: () => Promise<void> | void,
   keepLine?: (text: string) => boolean,
 ): Promise<number> {
+  return streamSampleLines(run, { onSample }, measurements, afterChunk, keepLine);
+}
+
+/**
+ * streamSamples for a consumer of one-number readings (a campaign's million
+ * power readings): a line in the harness's form whose fields are one plain
+ * number goes to `onNumber` without a sample being made (see fastNumber;
+ * numberSample(r) is the sample onSample would have had), every other line
+ * to `onSample` as streamSamples gives it. `r` is overwritten by the next line.
+ */
+export async function streamSampleLines(
+  run: RunDir,
+  on: { onSample: (s: Sample, file: string) => void; onNumber?: (r: Readonly<NumberLine>, file: string) => void },
+  measurements?: readonly string[],
+  afterChunk?: () => Promise<void> | void,
+  keepLine?: (text: string) => boolean,
+): Promise<number> {
+  const { onSample, onNumber } = on;
   let count = 0;
   const lineCache = new SampleLineCache();
   const needles = measurements?.map((m) => `"${m}"`);
@@ -319,6 +337,13 @@ export async function streamSamples(
       (text, line, unterminated) => {
         if (keepLine && !unterminated && !keepLine(text)) return;
         // the harness's own lines without JSON.parse (their measurement is known exactly: no needle test needed)
+        if (onNumber && !unterminated && fastNumber(text, lineCache)) {
+          const r = lineCache.read;
+          if (measurements && !measurements.includes(r.measurement)) return;
+          count++;
+          onNumber(r, file);
+          return;
+        }
         const fast = unterminated ? undefined : fastSample(text, lineCache);
         if (fast) {
           if (measurements && !measurements.includes(fast.measurement)) return;

@@ -14,7 +14,7 @@ import { parseIsoMs } from '../harness/util/time.ts';
 import type { Sample } from '../harness/store/schema/index.ts';
 import { median } from './stats/descriptive.ts';
 import { observations, streamSamples, type Migration, type RunDir } from './rundir.ts';
-import { lineTime } from './load-sample-line.ts';
+import { lineTime, numberSample, type NumberLine } from './load-sample-line.ts';
 
 /** QEMU's dirty-pages-rate is in pages/s; x86 guests (all migbench runs) use 4 KiB pages. */
 export const PAGE_BYTES = 4096;
@@ -112,7 +112,7 @@ const sameAttempt = (s: Sample, m: Migration) =>
   m.attempt === undefined || s.tags.attempt === undefined || s.tags.attempt === String(m.attempt);
 
 /** Power of the migration's two hosts in its span, tagged with its treatment or none (readings carry the treatment running then). */
-function powerKept(s: Sample, m: Migration, span: { fromMs: number; toMs: number }): boolean {
+function powerKept(s: Pick<Sample, 't' | 'tags'>, m: Migration, span: { fromMs: number; toMs: number }): boolean {
   if (s.tags.host !== m.src && s.tags.host !== m.dst) return false;
   if (s.tags.treatment && s.tags.treatment !== m.treatment) return false;
   const t = parseIsoMs(s.t);
@@ -129,7 +129,12 @@ const tapped = new WeakMap<RunDir, { m: Migration; power: Sample[] }>();
  * collectTimelineSamples, so the report does not read the run's largest file
  * again. The same readings, in the same order, as its own pass would keep.
  */
-export function timelinePowerTap(run: RunDir): { onSample: (s: Sample, file: string) => void; done: () => void } | null {
+export function timelinePowerTap(run: RunDir): {
+  onSample: (s: Sample, file: string) => void;
+  /** The same for a line streamSampleLines read as a NumberLine (a sample is made only for a kept reading). */
+  onNumber: (r: Readonly<NumberLine>, file: string) => void;
+  done: () => void;
+} | null {
   const m = representativeMigration(run);
   const span = m && collectSpan(m);
   if (!m || !span) return null;
@@ -137,6 +142,9 @@ export function timelinePowerTap(run: RunDir): { onSample: (s: Sample, file: str
   return {
     onSample: (s, file) => {
       if (s.measurement === 'power' && powerKept(s, m, span) && basename(file) === 'power.jsonl') power.push(s);
+    },
+    onNumber: (r, file) => {
+      if (r.measurement === 'power' && powerKept(r, m, span) && basename(file) === 'power.jsonl') power.push(numberSample(r));
     },
     done: () => tapped.set(run, { m, power }),
   };

@@ -15,6 +15,7 @@ import { generateSyntheticRun } from '../test/fixtures/synthetic-run.ts';
 import { loadRunDir } from '../analysis/rundir.ts';
 import { analyzeRun } from '../analysis/analyze.ts';
 import { writeReport } from '../analysis/report/write.ts';
+import { loadVega } from '../analysis/report/svg.ts';
 import { exportCsv } from '../analysis/export.ts';
 import { compareRuns } from '../analysis/compare.ts';
 
@@ -48,12 +49,16 @@ try {
   const dir = await stage('generate (not analysis)', () => generateSyntheticRun(join(root, 'run'), { seed: 1, ...opts }));
   const run = await stage('load manifest + migrations', () => loadRunDir(dir));
   const analysis = await stage('analyze (stream samples, fits, prediction, variability, plans)', () => analyzeRun(run));
+  // vega and vega-lite are imported on the first render (analysis/report/svg.ts): timed on their own, as their
+  // import was before it became lazy (module load, outside every stage), so the goal figure stays comparable
+  await stage('import vega + vega-lite (one-off, not in the goal figure)', () => loadVega());
   const report = await stage('report (tables + SVG plots)', () => writeReport(run, undefined, { analysis }));
   await stage('export --csv', () => exportCsv(run, join(dir, 'csv')));
   await stage('compare run with itself', () => compareRuns(run, run));
 
   const sum = (xs: typeof stages) => ({ wall: xs.reduce((a, x) => a + x.wall, 0), cpu: xs.reduce((a, x) => a + x.cpu, 0) });
-  const measured = stages.slice(1);
+  // generate and the one-off vega import are not analysis work
+  const measured = stages.slice(1).filter((x) => !x.name.startsWith('import vega'));
   const core = sum(measured.filter((x) => /^(load|analyze|report)/.test(x.name)));
   const all = sum(measured);
   const size = (f: string) => `${(statSync(join(dir, f)).size / 1e6).toFixed(1)} MB`;
@@ -71,6 +76,9 @@ try {
   for (const x of stages) row(x.wall, x.cpu, x.name);
   const met = (x: number) => (x <= GOAL_S ? 'met' : 'not met');
   row(core.wall, core.cpu, `load + analyses + report (goal <= ${GOAL_S} s: ${met(core.wall)} by wall, ${met(core.cpu)} by CPU time)`);
+  console.log(
+    '         (load + analyses + report: the stages named load, analyze and report; the totals leave out generate and the vega import)',
+  );
   row(all.wall, all.cpu, 'total (load + analyses + report + export + compare)');
   console.log(
     `duration model: median error ${(analysis.duration.summary.medianRelError * 100).toFixed(2)} %, energy alpha ${analysis.energy.pooled.fits[0]?.alpha.toFixed(4)} J/MB`,

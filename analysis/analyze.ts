@@ -10,7 +10,7 @@ import { planEnergy, planWindows } from './plan-energy.ts';
 import { DEFAULT_GOODPUT, predictMigrations, workloadParams, type DurationReport } from './prediction.ts';
 import { PeakAccumulator } from '../harness/experiment/peak-power.ts';
 import type { PowerPoint as EnergyPoint } from '../harness/power/energy.ts';
-import { parseIsoMs } from '../harness/util/time.ts';
+import { IsoMsStream } from './iso-ms.ts';
 import { timelinePowerTap } from './timeline.ts';
 import { observations, streamSampleLines, type Migration, type RunDir } from './rundir.ts';
 import { numberSample } from './load-sample-line.ts';
@@ -20,6 +20,7 @@ import { runFlags, type FlagsReport } from './flags.ts';
 import { twoFactorViews, type TwoFactorView } from './twofactor.ts';
 import { validateRun, type ValidationResult } from './validation.ts';
 import { VARIABILITY_METRICS, variabilityTable, type VariabilityTable } from './variability.ts';
+import { numericOrder } from './order.ts';
 
 export interface RunCounts {
   total: number;
@@ -116,6 +117,7 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
   let powerSamples = 0;
   let lastT = '';
   let lastMs = NaN;
+  const times = new IsoMsStream();
   // a plan's energy integrates its hosts' readings over its window: kept per host for runs with plans (1 Hz per host)
   const planPower = run.plans.length || run.migrations.some((m) => m.plan) ? new Map<string, EnergyPoint[]>() : null;
   // the report's timeline takes its power readings from this pass
@@ -133,10 +135,10 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
   const onPower = (tText: string, tags: Readonly<Record<string, string>>, watts: number) => {
     if (!Number.isFinite(watts)) return;
     powerSamples++;
-    // the two hosts' readings of one poll share their timestamp text: parse it once
+    // the two hosts' readings of one poll share their timestamp text: parse it once (from its minute's ms when that is the last one's)
     if (tText !== lastT) {
       lastT = tText;
-      lastMs = parseIsoMs(tText);
+      lastMs = times.ms(tText);
     }
     const t = lastMs;
     const host = tags.host ?? '';
@@ -260,5 +262,5 @@ export function treatmentEnergy(run: RunDir, peakFromSamples: Map<string, number
         peakPowerW: peakFromSamples.get(t.treatment) ?? t.peak_w ?? (hostPeaks.length ? hostPeaks.reduce((a, b) => a + b, 0) : null),
       };
     })
-    .sort((a, b) => a.treatment.localeCompare(b.treatment, undefined, { numeric: true }));
+    .sort((a, b) => numericOrder(a.treatment, b.treatment));
 }

@@ -5,6 +5,7 @@
  */
 import { ecdf, max, mean, min, sd } from './stats/descriptive.ts';
 import { levelsOf, observations, type Migration, type RunDir } from './rundir.ts';
+import { numericOrder } from './order.ts';
 
 export interface PlanSummary {
   treatment: string;
@@ -143,7 +144,7 @@ export function analyzePlans(
       if (s) gantt.push({ treatment: t, label, vm: m.vm, startS: (s.start - t0) / 1000, endS: (s.end - t0) / 1000 });
     }
   }
-  plans.sort((a, b) => a.treatment.localeCompare(b.treatment, undefined, { numeric: true }));
+  plans.sort((a, b) => numericOrder(a.treatment, b.treatment));
 
   // Slowdown/speedup against the sequential treatment of the same scenario.
   const levels = levelsOf(run);

@@ -7,6 +7,7 @@ import { quantile } from './stats/descriptive.ts';
 import { fitHotColdCurve, fitHotColdFromDurations, type CurvePoint, type HotColdFit } from './models/hotcold.ts';
 import { mbitToMiBps, predictDuration, type HotColdParams } from './models/duration.ts';
 import { observations, type Migration } from './rundir.ts';
+import { numericOrder } from './order.ts';
 
 /** htb/tbf shaping delivers ~95.6 % of the nominal rate as TCP goodput (DESIGN.md, measured). */
 export const DEFAULT_GOODPUT = 0.956;
@@ -66,7 +67,7 @@ export function workloadParams(
       .map((m) => m.workload)
       .filter(Boolean),
   ]);
-  for (const w of [...workloads].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }))) {
+  for (const w of [...workloads].sort(numericOrder)) {
     const pts = curves.get(w);
     let fit = pts ? fitHotColdCurve(pts) : null;
     if (!fit) {

@@ -13,6 +13,7 @@
 import { fitParams, type CalibrationMigration, type CalibrationRun, type FitOptions } from './calibration/fit.ts';
 import type { HotColdEntryT, ParamsT } from './calibration/params.ts';
 import { predictAll, scoreRows, type ModelScore, type PredictRow } from './calibration/predict.ts';
+import { numericOrder } from './order.ts';
 
 export type FoldMethod = 'trace' | 'leave-rate-out';
 
@@ -88,9 +89,7 @@ function notPredicted(m: CalibrationMigration, fold: string | null, note: string
 
 export function validateRun(cr: CalibrationRun, o: FitOptions = {}): ValidationResult {
   const migs = cr.migrations.filter((m) => !m.partial);
-  const workloads = [...new Set([...migs.map((m) => m.workload), ...cr.curves.keys()])].sort((a, b) =>
-    a.localeCompare(b, undefined, { numeric: true }),
-  );
+  const workloads = [...new Set([...migs.map((m) => m.workload), ...cr.curves.keys()])].sort((a, b) => numericOrder(a, b));
   const folds: Fold[] = [];
   const rows = new Map<string, ValidationRow>();
   const calibrates = new Map<string, string[]>();

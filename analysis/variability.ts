@@ -10,6 +10,7 @@ import { meanCi } from './stats/tdist.ts';
 import { levelsOf, observations, type Level, type NumericMetric, type RunDir } from './rundir.ts';
 import { levelLabel } from './twofactor.ts';
 import { interaction, mainEffectTest, pureError, type FTest, type Interaction, type PureError } from './twofactor-interaction.ts';
+import { numericOrder } from './order.ts';
 
 export interface TreatmentSummary {
   treatment: string;
@@ -72,7 +73,7 @@ export function variabilityTable(run: RunDir, metric: NumericMetric): Variabilit
     const ci = meanCi(xs);
     return { treatment, levels: levels.get(treatment) ?? {}, n: xs.length, mean: ci.mean, sd: sd(xs), ciLow: ci.low, ciHigh: ci.high };
   });
-  perTreatment.sort((a, b) => a.treatment.localeCompare(b.treatment, undefined, { numeric: true }));
+  perTreatment.sort((a, b) => numericOrder(a.treatment, b.treatment));
   const tMeans = perTreatment.map((t) => t.mean);
   const withinSds = perTreatment.map((t) => t.sd).filter(Number.isFinite);
   const err = pureError(byT);

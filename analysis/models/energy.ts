@@ -6,6 +6,7 @@
 import { bootstrapOlsCi } from './energy-bootstrap.ts';
 import { fitLine } from '../stats/regression.ts';
 import { observations, type Migration } from '../rundir.ts';
+import { numericOrder } from '../order.ts';
 
 /** mVM's published calibration, for reference in reports. */
 export const MVM_ENERGY = { alpha: 0.512, beta: 20.165 } as const;
@@ -87,7 +88,7 @@ export function fitEnergy(migrations: readonly Migration[], grouping: EnergyGrou
     arr.push({ id: m.id, mb: m.transferred_bytes! / 1e6, energy: m.energy_j! });
   }
   const fits: EnergyFit[] = [];
-  for (const [g, pts] of [...groups].sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }))) {
+  for (const [g, pts] of [...groups].sort(([a], [b]) => numericOrder(a, b))) {
     const f = fitEnergyPoints(g, pts, { seed });
     if (f) fits.push(f);
   }

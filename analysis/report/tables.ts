@@ -10,6 +10,7 @@ import { MODEL_TITLES, MODELS, type ModelPrediction } from '../calibration/predi
 import { advisorTables } from '../calibration/advise-table.ts';
 import type { FTest, Interaction } from '../twofactor-interaction.ts';
 import { featuresTable } from './features-table.ts';
+import { numericOrder } from '../order.ts';
 
 export interface Table {
   title: string;
@@ -242,7 +243,7 @@ export function perTreatmentTable(run: RunDir, a: AnalysisResult): Table {
       byT.get(p.treatment)!.set(t.metric, `${num(p.mean)} [${num(p.ciLow)}, ${num(p.ciHigh)}] n=${p.n}`);
       levels.set(p.treatment, Object.values(p.levels).join(', '));
     }
-  const ids = [...byT.keys()].sort((x, y) => x.localeCompare(y, undefined, { numeric: true }));
+  const ids = [...byT.keys()].sort(numericOrder);
   return {
     title: 'Per-treatment means with 95 % confidence intervals (t distribution)',
     headers: ['treatment', 'levels', ...metrics],

@@ -104,7 +104,7 @@ export function truncatedLines(run: RunDir): number {
 function readJsonFile(path: string): unknown {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readText(path);
   } catch (e) {
     throw new UserError(`cannot read ${path}: ${(e as Error).message}`);
   }
@@ -240,7 +240,7 @@ function readStateFile(path: string, problems: Problem[]): CampaignState | null 
   if (!existsSync(path)) return null;
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(readText(path));
   } catch (e) {
     problems.push({ file: path, line: null, kind: 'garbage', message: `not valid JSON (${(e as Error).message}); campaign state ignored` });
     return null;

@@ -6,7 +6,7 @@ import { run } from '../util/exec.ts';
 import { stateDir } from '../util/paths.ts';
 import { endProcess, isProcessAlive, ownProcess, pidExists, procStartTime } from '../util/procs.ts';
 import { checkInterrupted, registerCleanup } from '../util/signals.ts';
-import { formatStep, planUp } from './plan.ts';
+import { failedStepIndex, formatStep, planUp, stepBatches, stepScript } from './plan.ts';
 import type { KernelCaps, Step } from './shaping.ts';
 import { listStates, loadState, namespacesClaimedByOthers, removeState, saveState, type TestbedState } from './state.ts';
 import type { Topology } from './topology.ts';
@@ -77,6 +77,14 @@ async function runStep(step: Step, logDir: string, state: TestbedState): Promise
   }
   const r = await run(argv[0], argv.slice(1), { allowFail: true, input: step.input });
   if (r.exitCode !== 0) throw new Error(`step failed: ${formatStep(step)}\n  ${r.stderr.trim() || r.stdout.trim()}`);
+}
+
+/** Plain steps in one shell (plan.ts stepScript); a failure names the step, as runStep does. */
+async function runScript(steps: readonly Step[]): Promise<void> {
+  const r = await run('sh', ['-c', stepScript(steps)], { allowFail: true });
+  if (r.exitCode === 0) return;
+  const s = steps[failedStepIndex(r.stdout) ?? 0];
+  throw new Error(`step failed: ${formatStep(s)}\n  ${r.stderr.trim()}`);
 }
 
 export interface UpOptions {
@@ -156,15 +164,18 @@ export async function up(opts: UpOptions): Promise<TestbedState> {
     }
     state.mechanisms = plan.mechanisms;
     const steps = plan.steps.filter((s) => s.createsNs !== topo.switchNs);
-    for (let i = 0; i < steps.length; i++) {
+    let done = 0;
+    for (const batch of stepBatches(steps)) {
       checkInterrupted();
-      const s = steps[i];
-      if (s.createsNs) {
-        state.namespaces.push(s.createsNs);
+      const made = batch.flatMap((s) => (s.createsNs ? [s.createsNs] : []));
+      if (made.length) {
+        state.namespaces.push(...made);
         saveState(state);
       }
-      opts.onProgress?.(i + 1, steps.length, formatStep(s));
-      await runStep(s, logDir, state);
+      done += batch.length;
+      opts.onProgress?.(done, steps.length, formatStep(batch.at(-1)!));
+      if (batch.length === 1) await runStep(batch[0], logDir, state);
+      else await runScript(batch);
     }
     if (opts.servers) await upServers(state, saveState, opts.onProgress);
     state.complete = true;

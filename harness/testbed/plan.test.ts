@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseSpecText, testbedId } from '../spec/load.ts';
 import { GUEST_NET_BASE } from '../spec/names.ts';
-import { formatStep, planUp } from './plan.ts';
+import { spawnSync } from 'node:child_process';
+import { failedStepIndex, formatStep, planUp, stepBatches, stepScript } from './plan.ts';
 import { nftLossRuleset, queueLimitBytes, type KernelCaps } from './shaping.ts';
 import { buildTopology, expectedPath, pathBetween } from './topology.ts';
 
@@ -178,5 +179,43 @@ describe('the largest testbed a spec may describe fits the address and name plan
     const ifnames = plan.steps.flatMap((s) => s.argv.filter((a, i) => /^mb-/.test(a) && isIfname(s.argv, i)));
     expect(ifnames.length).toBeGreaterThan(0);
     for (const n of ifnames) expect(n.length, n).toBeLessThanOrEqual(15);
+  });
+});
+
+describe('steps run in batches', () => {
+  it('keeps the plan order and runs daemons and steps with input alone', () => {
+    const plan = planUp(topo(TWO_RACKS), NO_NETEM, '/x/mb-delayfwd');
+    const batches = stepBatches(plan.steps);
+    expect(batches.flat()).toEqual(plan.steps);
+    for (const b of batches) if (b.some((s) => s.daemon || s.input !== undefined)) expect(b).toHaveLength(1);
+    // far fewer processes than steps: the plain steps between daemons and nft rulesets share a shell
+    expect(batches.length).toBeLessThan(plan.steps.length / 4);
+  });
+
+  it('writes each step as a quoted command line after its index', () => {
+    const text = stepScript([
+      { ns: null, argv: ['ip', 'netns', 'add', 'mb-x'] },
+      { ns: 'mb-x', argv: ['tc', 'qdisc', 'add', 'dev', "it's", 'root'] },
+    ]);
+    expect(text).toBe(
+      `set -e\nexec 3>&1 1>&2\necho 0 >&3\nip netns add mb-x\necho 1 >&3\nip netns exec mb-x tc qdisc add dev 'it'\\''s' root\n`,
+    );
+    expect(() => stepScript([{ ns: null, argv: ['nft', '-f', '-'], input: 'x' }])).toThrow(/cannot run inside a script/);
+  });
+
+  it('stops at the first failing step and names it', () => {
+    const steps = [
+      { ns: null, argv: ['true'] },
+      { ns: null, argv: ['sh', '-c', 'echo out; echo oops >&2; exit 3'] },
+      { ns: null, argv: ['touch', '/nonexistent-dir-mb/never'] },
+    ];
+    const r = spawnSync('sh', ['-c', stepScript(steps)], { encoding: 'utf8' });
+    expect(r.status).toBe(3);
+    expect(failedStepIndex(r.stdout)).toBe(1);
+    expect(r.stderr).toContain('oops');
+    expect(r.stderr).toContain('out'); // the commands' own stdout goes with their errors
+    const ok = spawnSync('sh', ['-c', stepScript(steps.slice(0, 1))], { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    expect(failedStepIndex('')).toBeNull();
   });
 });

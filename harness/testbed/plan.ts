@@ -1,4 +1,5 @@
 import { bridgePort, mechanismsFor, shapingSteps, type KernelCaps, type Mechanisms, type Step } from './shaping.ts';
+import { shJoin } from '../ssh/quote.ts';
 import type { Link, Topology } from './topology.ts';
 
 /**
@@ -71,4 +72,38 @@ export function planUp(topo: Topology, caps: KernelCaps, delayfwd: string): UpPl
 export function formatStep(s: Step): string {
   const cmd = s.argv.join(' ');
   return s.ns ? `ip netns exec ${s.ns} ${cmd}` : cmd;
+}
+
+/**
+ * Consecutive plain steps (no daemon, no standard input) run as one `sh -e`
+ * script: one process instead of one per step (~13 ms each from node, ~4 ms
+ * from sh). Before each step the script writes its index to fd 3, so the
+ * step that failed is the last index written.
+ */
+export function stepScript(steps: readonly Step[]): string {
+  const lines = ['set -e', 'exec 3>&1 1>&2'];
+  steps.forEach((s, i) => {
+    if (s.daemon || s.input !== undefined) throw new Error(`stepScript: step ${formatStep(s)} cannot run inside a script`);
+    const argv = s.ns ? ['ip', 'netns', 'exec', s.ns, ...s.argv] : s.argv;
+    lines.push(`echo ${i} >&3`, shJoin(argv));
+  });
+  return `${lines.join('\n')}\n`;
+}
+
+/** The step a failed `stepScript` stopped at: the last index it wrote (its stdout). */
+export function failedStepIndex(stdout: string): number | null {
+  const last = stdout.trim().split('\n').at(-1);
+  return last !== undefined && /^\d+$/.test(last) ? Number(last) : null;
+}
+
+/** Splits steps into runs that can share one script (plain steps) and steps that run alone. */
+export function stepBatches(steps: readonly Step[]): Step[][] {
+  const out: Step[][] = [];
+  for (const s of steps) {
+    const alone = !!s.daemon || s.input !== undefined;
+    const last = out.at(-1);
+    if (!alone && last && !last[0].daemon && last[0].input === undefined) last.push(s);
+    else out.push([s]);
+  }
+  return out;
 }

@@ -28,10 +28,12 @@ const COMMANDS: Record<string, () => Promise<CommandModule[]>> = {
   ),
 };
 
-/** The modules for this command line: its command's, or all of them (help, a typo: yargs lists every command). */
+/** The modules for this command line: its command's, none for --version, or all of them (help, a typo: yargs lists every command). */
 async function commandsFor(args: string[]): Promise<CommandModule[]> {
-  const load = COMMANDS[args.find((a) => !a.startsWith('-')) ?? ''];
+  const word = args.find((a) => !a.startsWith('-'));
+  const load = COMMANDS[word ?? ''];
   if (load) return load();
+  if (word === undefined && args.includes('--version') && !args.includes('--help')) return [];
   const all = await Promise.all([...new Set(Object.values(COMMANDS))].map((l) => l()));
   return [...new Set(all.flat())];
 }

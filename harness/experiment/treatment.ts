@@ -66,7 +66,7 @@ class Started {
   async stop(): Promise<void> {
     for (const cl of this.clients.splice(0)) await cl.stop().catch(() => undefined);
     for (const p of this.probes.splice(0)) await p.stop().catch(() => undefined);
-    for (const vm of this.placed.values()) await releaseVm(this.env, vm);
+    for (const vm of this.placed.values()) await releaseVm(this.env, vm.host, vm.index, vm.proc);
     this.placed.clear();
   }
 }

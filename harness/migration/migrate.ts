@@ -5,7 +5,7 @@ import type { VmProcess } from '../hypervisor/qemu.ts';
 import type { QmpEvent } from '../hypervisor/qmp.ts';
 import { expectedPath, pathBetween, type HostNode } from '../testbed/topology.ts';
 import { errorMessage } from '../util/errors.ts';
-import { destinationTap, startIncoming, workloadLabel, type PlacedVm, type VmEnv } from './placement.ts';
+import { startIncoming, tapName, workloadLabel, type PlacedVm, type VmEnv } from './placement.ts';
 import type { ProbeStream } from './probe-stream.ts';
 import {
   answeredSince,
@@ -198,7 +198,6 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     ctx.emit([{ t: iso(tMs)!, measurement: 'migration_control', tags, fields: { action, detail } }]);
   ctx.probe?.setTags(tags);
   const src = vm.proc;
-  const dstTap = destinationTap(vm, dst.name);
   let dstProc: VmProcess | null = null;
   // QMP event times come from each host's clock: put them on the controller's (ssh driver; 0 locally)
   const offsets = { src: env.driver.clockOffset(vm.host.name), dst: env.driver.clockOffset(dst.name) };
@@ -247,17 +246,14 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
       () => null,
       (e: unknown) => e,
     );
-    // a disk of the guest's own is prepared on the destination where the last move's source may still remove its copy
-    if (vm.spec.disk) await vm.leaving?.done;
-    // destination: paused, listening, with the same devices, on the tap the last move's source (maybe still quitting) does not hold
-    dstProc = await startIncoming(env, vm, dst, `${vm.spec.name}.${dst.name}.r${ctx.rep}`, dstTap).catch(async (e: unknown) => {
+    // destination: paused, listening, with the same devices
+    dstProc = await startIncoming(env, vm, dst, `${vm.spec.name}.${dst.name}.r${ctx.rep}`).catch(async (e: unknown) => {
       await srcSetUp;
       throw e;
     });
     dstProc.qmp.on('event', dstListener);
     const srcError = await srcSetUp;
     if (srcError) throw srcError;
-    await vm.leaving?.done; // nothing of the last move may still run inside this one's window
     await dstProc.qmp.execute('migrate-set-capabilities', { capabilities: capabilityList(m, 'dst') });
     const dstParams = featureParams(m, 'dst');
     if (Object.keys(dstParams).length) await dstProc.qmp.execute('migrate-set-parameters', dstParams);
@@ -432,23 +428,18 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     // record's health is final when `settling` resolves. Whoever ends the guest awaits that first.
     const heartbeat = new HeartbeatCheck(moved, !!vm.workload);
     vm.heartbeat?.movedOn(heartbeat); // the last move's check, if still open, is decided on the new console from here
-    // the source quits while the caller goes on (the next move's destination starts meanwhile; its migrate command waits for this)
-    const done = src
+    await src
       .quit(10_000)
       .catch(() => src.kill())
-      .then(async () => {
-        await env.driver.releaseGuest(vm.host, vm.tap);
-        if (blockObs) removeDisk(env, vm.spec, vm.host); // the guest's disk is the destination's copy now
-      })
-      .catch((e: unknown) => ctx.log(`  ${vm.spec.name}: ending the source on ${vm.host.name}: ${errorMessage(e)}`));
+      .then(() => env.driver.releaseGuest(vm.host, tapName(vm.index)));
+    if (blockObs) removeDisk(env, vm.spec, vm.host); // the guest's disk is the destination's copy now
     const settling = heartbeat.verdict.then((running) => settleHealth(rec, moved, running));
-    const leaving = { host: vm.host.name, tap: vm.tap, done };
-    return { record: rec, vm: { ...vm, host: dst, proc: dstProc, tap: dstTap, heartbeat, settling, leaving } };
+    return { record: rec, vm: { ...vm, host: dst, proc: dstProc, heartbeat, settling } };
   }
   // failed: remove the destination, check the source guest still runs
   if (blockObs?.mirrorStartMs) await abandonMirror(src.qmp); // the source keeps its own disk
   if (dstProc && !dstProc.hasExited()) await dstProc.kill().catch(() => undefined);
-  if (dstProc) await env.driver.releaseGuest(dst, dstTap);
+  if (dstProc) await env.driver.releaseGuest(dst, tapName(vm.index));
   if (blockObs) removeDisk(env, vm.spec, dst);
   rec.source_running = await sourceRunning(src);
   rec.health.problems = src

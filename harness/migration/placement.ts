@@ -22,8 +22,6 @@ export interface PlacedVm {
   ip: string;
   host: HostNode;
   proc: VmProcess;
-  /** Its NIC (a tap on `host`'s bridge); a move's destination takes the other of the VM's two names (otherTap). */
-  tap: string;
   memoryMiB: number;
   workload: string | undefined;
   /** How its guest came up for the treatment (restored or cold-booted) and how long until MB-READY. */
@@ -32,11 +30,6 @@ export interface PlacedVm {
   heartbeat?: HeartbeatCheck;
   /** After a move: resolves when that move's record has its final health (the heartbeat check settled). */
   settling?: Promise<void>;
-  /**
-   * After a move: its source QEMU quitting on `host` and then its `tap` going, which overlaps the next move's
-   * destination start (never a migration window: the next migrate command awaits it). `done` never rejects.
-   */
-  leaving?: { host: string; tap: string; done: Promise<void> };
 }
 
 export function vmMac(index: number): string {
@@ -45,16 +38,6 @@ export function vmMac(index: number): string {
 
 export function tapName(index: number): string {
   return `mb-t${index}`;
-}
-
-/**
- * The tap a move's destination uses on `dst`: the VM's two names alternate so that it is never the tap of the
- * last move's source, whose QEMU may still be quitting there (ping-pong goes straight back to that host).
- */
-export function destinationTap(vm: Pick<PlacedVm, 'index' | 'tap' | 'leaving'>, dst: string): string {
-  const busy = vm.leaving?.host === dst ? vm.leaving.tap : null;
-  if (vm.tap !== busy) return vm.tap;
-  return busy === tapName(vm.index) ? `${tapName(vm.index)}b` : tapName(vm.index);
 }
 
 /** The guest's `mb.workload=` string for a spec workload (undefined when idle). */
@@ -67,7 +50,7 @@ export function workloadLabel(w: WorkloadSpec): string {
   return guestWorkloadLabel(w);
 }
 
-function vmOptions(env: VmEnv, vm: VmSpecT, index: number, tap = tapName(index)) {
+function vmOptions(env: VmEnv, vm: VmSpecT, index: number) {
   return {
     name: vm.name,
     memoryMiB: Math.round(vm.memory.bytes / 2 ** 20),
@@ -77,7 +60,7 @@ function vmOptions(env: VmEnv, vm: VmSpecT, index: number, tap = tapName(index))
     ip: `${guestIp(index)}/${env.topo.prefixLen}`,
     workload: workloadString(vm.workload),
     httpd: vm.httpd,
-    tap: { ifname: tap, mac: vmMac(index) },
+    tap: { ifname: tapName(index), mac: vmMac(index) },
     runDir: env.dir,
   };
 }
@@ -103,31 +86,19 @@ export async function bootVm(env: VmEnv, vm: VmSpecT, index: number, host: HostN
   }
   const how = proc.boot ?? { mode: 'cold' as const, from: null, reason: `the ${env.driver.kind} driver boots guests`, made_ms: null };
   const start = { ...how, ready_ms: readyMs };
-  return {
-    spec: vm,
-    index,
-    mac: o.tap.mac,
-    ip: guestIp(index),
-    host,
-    proc,
-    tap: o.tap.ifname,
-    memoryMiB: o.memoryMiB,
-    workload: o.workload,
-    start,
-  };
+  return { spec: vm, index, mac: o.tap.mac, ip: guestIp(index), host, proc, memoryMiB: o.memoryMiB, workload: o.workload, start };
 }
 
-/** Starts the paused destination QEMU of a migration (same devices, `-incoming defer`) on `tap`. */
-export async function startIncoming(env: VmEnv, vm: PlacedVm, dst: HostNode, stem: string, tap: string): Promise<VmProcess> {
+/** Starts the paused destination QEMU of a migration (same devices, `-incoming defer`). */
+export async function startIncoming(env: VmEnv, vm: PlacedVm, dst: HostNode, stem: string): Promise<VmProcess> {
   const disk = await prepareDisk(env, vm.spec, dst, 'incoming');
-  const o: GuestStart = { ...vmOptions(env, vm.spec, vm.index, tap), incoming: 'defer', fileStem: stem };
+  const o: GuestStart = { ...vmOptions(env, vm.spec, vm.index), incoming: 'defer', fileStem: stem };
   if (disk) o.disk = disk;
   return env.driver.startGuest(dst, o);
 }
 
-/** Stops a guest's QEMU (if still running) and removes its NIC, after its last move's source is gone. */
-export async function releaseVm(env: VmEnv, vm: Pick<PlacedVm, 'host' | 'tap' | 'proc' | 'leaving'>): Promise<void> {
-  await vm.leaving?.done;
-  if (!vm.proc.hasExited()) await vm.proc.kill().catch(() => undefined);
-  await env.driver.releaseGuest(vm.host, vm.tap);
+/** Stops a guest's QEMU (if still running) and removes its NIC on the host it ran on. */
+export async function releaseVm(env: VmEnv, host: HostNode, index: number, proc?: VmProcess): Promise<void> {
+  if (proc && !proc.hasExited()) await proc.kill().catch(() => undefined);
+  await env.driver.releaseGuest(host, tapName(index));
 }

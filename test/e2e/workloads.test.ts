@@ -49,7 +49,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  for (const vm of live) await releaseVm(env(), vm);
+  for (const vm of live) await releaseVm(env(), vm.host, vm.index, vm.proc);
   await down(ID);
   rmSync(dir, { recursive: true, force: true });
 }, 120_000);
@@ -74,7 +74,7 @@ async function boot(name: string): Promise<PlacedVm> {
 
 async function retire(vm: PlacedVm): Promise<void> {
   await vm.proc.kill();
-  await releaseVm(env(), vm);
+  await releaseVm(env(), vm.host, vm.index);
   live.splice(live.indexOf(vm), 1);
 }
 

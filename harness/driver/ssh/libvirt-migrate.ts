@@ -26,7 +26,7 @@ import {
   type QueryMigrateAnswer,
 } from '../../migration/derive.ts';
 import { derivedRecord, type MigrationContext, type MigrationRecord } from '../../migration/migrate.ts';
-import type { PlacedVm } from '../../migration/placement.ts';
+import { tapName, type PlacedVm } from '../../migration/placement.ts';
 import type { RemoteProcess } from '../../ssh/connection.ts';
 import type { Sample } from '../../store/sample.ts';
 import { expectedPath, pathBetween, type HostNode } from '../../testbed/topology.ts';
@@ -350,7 +350,7 @@ export async function migrateViaLibvirt(
     rec.healthy = rec.health.answers !== false && rec.health.workload_running !== false && rec.health.problems.length === 0;
     // libvirt ended the source QEMU; its definition (kept for the completed statistics) goes now
     await src.kill().catch((e: unknown) => ctx.log(`  ${vm.spec.name}: ${errorMessage(e)}`));
-    await env.driver.releaseGuest(vm.host, vm.tap);
+    await env.driver.releaseGuest(vm.host, tapName(vm.index));
     return { record: rec, vm: { ...vm, host: dst, proc: dstProc } };
   }
   // failed: nothing of the guest stays on the destination; the source guest should still run

@@ -18,37 +18,49 @@ export function iso(ms: number | null | undefined): string | null {
  * the result is always Date.parse's.
  */
 export function parseIsoMs(s: string): number {
-  if (s.length === 24 && s.charCodeAt(23) === 0x5a) {
-    const y = digits(s, 0, 4),
-      mo = digits(s, 5, 2),
-      d = digits(s, 8, 2),
-      h = digits(s, 11, 2),
-      mi = digits(s, 14, 2),
-      sec = digits(s, 17, 2),
-      ms = digits(s, 20, 3);
-    if (
-      s.charCodeAt(4) === 0x2d &&
-      s.charCodeAt(7) === 0x2d &&
-      s.charCodeAt(10) === 0x54 &&
-      s.charCodeAt(13) === 0x3a &&
-      s.charCodeAt(16) === 0x3a &&
-      s.charCodeAt(19) === 0x2e &&
-      y >= 1970 &&
-      mo >= 1 &&
-      mo <= 12 &&
-      d >= 1 &&
-      d <= 28 &&
-      h >= 0 &&
-      h <= 23 &&
-      mi >= 0 &&
-      mi <= 59 &&
-      sec >= 0 &&
-      sec <= 59 &&
-      ms >= 0
-    )
-      return Date.UTC(y, mo - 1, d, h, mi, sec, ms);
+  const within = isoMinuteOffsetMs(s);
+  if (within >= 0) {
+    const minute = isoMinuteMs(s);
+    // Date.UTC of the minute plus its seconds and ms is Date.UTC of all the fields: integers far below 2^53
+    if (minute !== null) return minute + within;
   }
   return Date.parse(s);
+}
+
+/**
+ * seconds * 1000 + ms of a time in the harness's form ("...:SS.sssZ", 24 characters), the part after its minute;
+ * -1 for any other text.
+ */
+export function isoMinuteOffsetMs(s: string): number {
+  if (s.length !== 24 || s.charCodeAt(23) !== 0x5a || s.charCodeAt(19) !== 0x2e) return -1;
+  const sec = digits(s, 17, 2),
+    ms = digits(s, 20, 3);
+  return sec >= 0 && sec <= 59 && ms >= 0 ? sec * 1000 + ms : -1;
+}
+
+/** Date.UTC of the "YYYY-MM-DDTHH:MM:" that starts `s`, when parseIsoMs computes it itself (days up to the 28th), else null. */
+export function isoMinuteMs(s: string): number | null {
+  const y = digits(s, 0, 4),
+    mo = digits(s, 5, 2),
+    d = digits(s, 8, 2),
+    h = digits(s, 11, 2),
+    mi = digits(s, 14, 2);
+  const ok =
+    s.charCodeAt(4) === 0x2d &&
+    s.charCodeAt(7) === 0x2d &&
+    s.charCodeAt(10) === 0x54 &&
+    s.charCodeAt(13) === 0x3a &&
+    s.charCodeAt(16) === 0x3a &&
+    y >= 1970 &&
+    mo >= 1 &&
+    mo <= 12 &&
+    d >= 1 &&
+    d <= 28 &&
+    h >= 0 &&
+    h <= 23 &&
+    mi >= 0 &&
+    mi <= 59;
+  return ok ? Date.UTC(y, mo - 1, d, h, mi, 0, 0) : null;
 }
 
 /** The decimal number in s[from, from+n), -1 unless all n characters are digits. */

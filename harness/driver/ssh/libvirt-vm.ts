@@ -6,7 +6,7 @@
  * QMP is the domain's second monitor, reached through ssh2's unix-socket forwarding. Ending a
  * guest is `virsh destroy` + `virsh undefine` of exactly its domain.
  */
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StartVmOptions, VmExit, VmProcess } from '../../hypervisor/qemu.ts';
 import { QmpClient } from '../../hypervisor/qmp.ts';
@@ -17,6 +17,7 @@ import { sleep } from '../../util/time.ts';
 import { domainXml, assertDomainName } from './libvirt-domain.ts';
 import { shScript } from './remote-host.ts';
 import { serialTailArgv } from './remote-vm.ts';
+import { SerialCopy } from './serial-copy.ts';
 
 export const LIBVIRT_URI = 'qemu:///system';
 
@@ -140,8 +141,7 @@ export async function attachLibvirtGuest(
   mkdirSync(o.localDir, { recursive: true });
   const stem = `${o.name}.${host}`;
   const localPath = join(o.localDir, `${stem}.serial.log`);
-  const localLog: WriteStream = createWriteStream(localPath, { flags: 'a' });
-  localLog.on('error', () => undefined);
+  const localLog = new SerialCopy(localPath, 'a');
   const serial = new SerialConsole(o.name);
   let exitInfo: VmExit | null = null;
   let ending: 'destroy' | null = null;

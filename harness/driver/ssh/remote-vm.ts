@@ -11,7 +11,7 @@
  * read the file to the end) is how the end of QEMU is observed. A connection
  * loss restarts the tail at the byte where it stopped; it never counts as an exit.
  */
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { qemuArgs, type StartVmOptions, type VmExit, type VmProcess } from '../../hypervisor/qemu.ts';
 import { QmpClient } from '../../hypervisor/qmp.ts';
@@ -21,6 +21,7 @@ import type { SshConnection } from '../../ssh/connection.ts';
 import { UserError, errorMessage } from '../../util/errors.ts';
 import { sleep } from '../../util/time.ts';
 import { createRemoteTap, deleteRemoteTap, shScript } from './remote-host.ts';
+import { SerialCopy } from './serial-copy.ts';
 
 export interface RemoteVmOptions extends Omit<StartVmOptions, 'netns' | 'dieWithHarness' | 'runDir'> {
   /** `image` has the server's kernel/initrd paths (ensureImage). */
@@ -139,8 +140,7 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
   };
 
   mkdirSync(o.localDir, { recursive: true });
-  const localLog: WriteStream = createWriteStream(join(o.localDir, `${stem}.serial.log`), { flags: 'w' });
-  localLog.on('error', () => undefined); // a full controller disk must not take the guest down; the console parser still runs
+  const localLog = new SerialCopy(join(o.localDir, `${stem}.serial.log`));
   const serial = new SerialConsole(o.name);
 
   let exitInfo: VmExit | null = null;

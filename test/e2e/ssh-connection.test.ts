@@ -87,6 +87,17 @@ function procsWithArgv(argv: string[]): number[] {
     .map(Number);
 }
 
+/** Sends `sig` to `pid`; false when that process is gone already (ESRCH). */
+function signalIfThere(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw e;
+  }
+}
+
 describe('ssh connection (real sshd on loopback)', () => {
   it('runs an argv with hostile arguments unchanged, and reports exit status, signal, stdin, env', async () => {
     const c = pool().connection(target(a));
@@ -183,9 +194,9 @@ describe('ssh connection (real sshd on loopback)', () => {
   it('reconnects once when the connection was killed', async () => {
     const c = pool().connection(target(a, { name: 'srv-kill' }));
     await c.exec(['true']);
-    const before = a.sessionPids();
-    expect(before.length).toBeGreaterThan(0);
-    for (const pid of before) process.kill(pid, 'SIGKILL'); // the sshd processes serving our connection
+    // the sshd processes serving our connection (one of an earlier test's may be ending by itself: ESRCH)
+    const killed = a.sessionPids().filter((pid) => signalIfThere(pid, 'SIGKILL'));
+    expect(killed.length).toBeGreaterThan(0);
     for (let i = 0; i < 100 && c.connected; i++) await sleep(10);
     expect((await c.exec(['echo', 'again'])).stdout).toBe('again\n');
     expect(c.reconnects).toBe(1);
@@ -194,8 +205,8 @@ describe('ssh connection (real sshd on loopback)', () => {
   it('notices a silent peer through keepalive, then reconnects', async () => {
     const c = pool({}, { keepaliveIntervalMs: 200, keepaliveCountMax: 2 }).connection(target(a, { name: 'srv-ka' }));
     await c.exec(['true']);
-    const stopped = a.sessionPids();
-    for (const pid of stopped) process.kill(pid, 'SIGSTOP');
+    // a session process may end by itself meanwhile (ESRCH): only the ones stopped here matter
+    const stopped = a.sessionPids().filter((pid) => signalIfThere(pid, 'SIGSTOP'));
     try {
       const t0 = performance.now();
       while (c.connected && performance.now() - t0 < 5000) await sleep(20);
@@ -204,8 +215,8 @@ describe('ssh connection (real sshd on loopback)', () => {
       expect((await c.exec(['echo', 'back'])).stdout).toBe('back\n');
     } finally {
       for (const pid of stopped) {
-        process.kill(pid, 'SIGKILL');
-        process.kill(pid, 'SIGCONT');
+        signalIfThere(pid, 'SIGKILL');
+        signalIfThere(pid, 'SIGCONT'); // sshd may have reaped it already
       }
     }
   });

@@ -8,17 +8,13 @@ import type { CurvePoint } from './models/hotcold.ts';
 import { analyzePlans, type PlanAnalysis } from './plans.ts';
 import { planEnergy, planWindows } from './plan-energy.ts';
 import { DEFAULT_GOODPUT, predictMigrations, workloadParams, type DurationReport } from './prediction.ts';
+import { PeakAccumulator } from '../harness/experiment/peak-power.ts';
 import type { PowerPoint as EnergyPoint } from '../harness/power/energy.ts';
-import { setTimelinePower, timelinePowerFilter } from './timeline.ts';
-import { deferSampleProblems, observations, reportSampleProblems, type Migration, type RunDir } from './rundir.ts';
-import {
-  planPowerPoints,
-  powerPass,
-  startPowerPassWorker,
-  type PowerPassInput,
-  type PowerPassResult,
-  type PowerPassWorker,
-} from './power-pass.ts';
+import { IsoMsStream } from './iso-ms.ts';
+import { timelinePowerTap } from './timeline.ts';
+import { observations, streamSampleLines, type Migration, type RunDir } from './rundir.ts';
+import { numberSample } from './load-sample-line.ts';
+import type { Sample } from '../harness/store/schema/index.ts';
 import { calibrationRunOf } from './calibration/io.ts';
 import { runFlags, type FlagsReport } from './flags.ts';
 import { twoFactorViews, type TwoFactorView } from './twofactor.ts';
@@ -87,20 +83,6 @@ export interface AnalyzeOptions {
   seed?: number;
   /** How many migrations the power timeline covers. */
   powerWindowMigrations?: number;
-  /**
-   * Where the pass over the dirty_trace and power samples runs (power-pass.ts):
-   * 'inline' on this thread; 'worker' in a worker thread (powerWorker, else
-   * one started and closed here) while this thread computes the analyses
-   * that do not need the samples, failing if the worker fails; 'auto'
-   * (default) in powerWorker when one is given, going on inline if it
-   * fails, else inline. 'auto' starts no worker of its own: on the 2-core
-   * machine here, starting one inside analyzeRun (~0.5-0.8 s of CPU for tsx
-   * and the modules) made a campaign's analyze slower (1.8-2.4 s against
-   * 1.4-1.7 s inline). The results are the same in every mode.
-   */
-  powerPass?: 'inline' | 'worker' | 'auto';
-  /** A worker started by the caller (startPowerPassWorker, before loading the run: it takes ~0.5 s); never closed here. */
-  powerWorker?: PowerPassWorker;
 }
 
 export function countRun(run: RunDir): RunCounts {
@@ -127,99 +109,114 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
     .sort((a, b) => a.start - b.start);
   const inWindow = spans.slice(0, opts.powerWindowMigrations ?? 20);
   const window = inWindow.length ? { start: inWindow[0].start - 30_000, end: Math.max(...inWindow.map((s) => s.end)) + 30_000 } : null;
-  // the report's timeline takes its power readings from the pass
-  const timeline = timelinePowerFilter(run);
-  const input: PowerPassInput = {
-    sampleFiles: run.sampleFiles,
-    window,
-    planPower: run.plans.length > 0 || run.migrations.some((m) => m.plan),
-    tap: timeline?.filter ?? null,
-  };
 
-  /** What does not need the samples' pass (calibrationRunOf streams other files; see deferSampleProblems). */
-  const independent = async () => {
-    const forEnergy = energyMigrations(run);
-    // parameters fitted inside an analysis are dated by the run, so analysing a run twice gives the same output
-    const started = run.manifest.started_at ? new Date(run.manifest.started_at) : new Date(0);
-    const pooled = fitEnergy(forEnergy.migrations, 'pooled', opts.seed);
-    const validation = validateRun(await calibrationRunOf(run), {
-      goodput,
-      now: Number.isNaN(started.getTime()) ? new Date(0) : started,
-      // the display fit's energy model is the pooled fit over the same points (seed 42): not bootstrapped twice
-      energyFit: (opts.seed ?? 42) === 42 ? pooled.fits[0] : undefined,
-    });
-    return {
-      counts: countRun(run),
-      energy: {
-        pooled,
-        perWorkload: fitEnergy(forEnergy.migrations, 'per-workload', opts.seed),
-        lowCoverage: forEnergy.lowCoverage,
-      },
-      validation,
-      flags: runFlags(run.migrations),
-      twoFactor: twoFactorViews(run),
-      variability: VARIABILITY_METRICS.map((m) => variabilityTable(run, m)).filter((t): t is VariabilityTable => t !== null),
-    };
+  const curves = new Map<string, CurvePoint[]>();
+  const points: PowerPoint[] = [];
+  // Peak power per treatment, defined once (harness/experiment/peak-power.ts) for the harness and analysis.
+  const peaks = new Map<string, PeakAccumulator>();
+  let powerSamples = 0;
+  let lastT = '';
+  let lastMs = NaN;
+  const times = new IsoMsStream();
+  // a plan's energy integrates its hosts' readings over its window: kept per host for runs with plans (1 Hz per host)
+  const planPower = run.plans.length || run.migrations.some((m) => m.plan) ? new Map<string, EnergyPoint[]>() : null;
+  // the report's timeline takes its power readings from this pass
+  const tap = timelinePowerTap(run);
+  const onDirty = (s: Sample) => {
+    const w = s.tags.workload ?? '';
+    const t = Number(s.fields.window_s),
+      d = Number(s.fields.dirtied_mib);
+    if (!Number.isFinite(t) || !Number.isFinite(d)) return;
+    let arr = curves.get(w);
+    if (!arr) curves.set(w, (arr = []));
+    arr.push({ t, d });
   };
-
-  /** The rest, from the pass's result. */
-  const finish = (pass: PowerPassResult, ind: Awaited<ReturnType<typeof independent>>): AnalysisResult => {
-    if (timeline && pass.tapPower) setTimelinePower(run, timeline.m, pass.tapPower);
-    const { curves, peak } = pass;
-    const treatments = treatmentEnergy(run, peak);
-    // plans without power samples in the run directory still get the harness's per-treatment peak
-    for (const t of treatments) if (!peak.has(t.treatment) && t.peakPowerW !== null) peak.set(t.treatment, t.peakPowerW);
-    const params = workloadParams(run.migrations, curves, goodput);
-    return {
-      counts: ind.counts,
-      energy: ind.energy,
-      treatments,
-      duration: predictMigrations(run.migrations, params, goodput),
-      validation: ind.validation,
-      flags: ind.flags,
-      twoFactor: ind.twoFactor,
-      curves,
-      variability: ind.variability,
-      plans: analyzePlans(run, peak, planEnergyByRep(run, planPowerPoints(pass.planPower))),
-      power: { window, points: pass.points, samples: pass.samples },
-      powerWindowMigrations: window ? inWindow : [],
-    };
-  };
-
-  const mode = opts.powerPass ?? 'auto';
-  let own: PowerPassWorker | null = null;
-  const worker = mode === 'inline' ? null : (opts.powerWorker ?? (mode === 'worker' ? (own = startPowerPassWorker()) : null));
-  if (!worker) {
-    // the pass first, its bad lines then, as when it streamed the run itself
-    const pass = await powerPass(input);
-    reportSampleProblems(run, pass.problems);
-    return finish(pass, await independent());
-  }
-  try {
-    // posted first: the worker streams while this thread computes the rest
-    const posted = worker.run(input);
-    posted.catch(() => undefined); // awaited below, unless the rest fails first
-    // the bad lines this thread's passes find are added after the worker's, in the order inline gives
-    const hold = deferSampleProblems(run);
-    let pass: PowerPassResult | null = null;
-    try {
-      const ind = await independent();
-      try {
-        pass = await posted;
-      } catch (e) {
-        const why = e instanceof Error ? e.message : String(e);
-        if (mode === 'worker') throw new Error(`the pass over the power samples failed in its worker thread: ${why}`);
-        // 'auto': the same pass here (a slower analysis, the same results); a damaged file fails here as it would inline
-        process.emitWarning(`the power-pass worker failed (${why}); streaming the samples on the main thread`);
-        pass = await powerPass(input);
-      }
-      return finish(pass, ind);
-    } finally {
-      hold.release(pass?.problems ?? []);
+  /** A power reading: its t text, tags and Number(fields.watts). */
+  const onPower = (tText: string, tags: Readonly<Record<string, string>>, watts: number) => {
+    if (!Number.isFinite(watts)) return;
+    powerSamples++;
+    // the two hosts' readings of one poll share their timestamp text: parse it once (from its minute's ms when that is the last one's)
+    if (tText !== lastT) {
+      lastT = tText;
+      lastMs = times.ms(tText);
     }
-  } finally {
-    await own?.close();
+    const t = lastMs;
+    const host = tags.host ?? '';
+    if (window && t >= window.start && t <= window.end) points.push({ t, host, watts });
+    if (planPower && Number.isFinite(t)) {
+      let arr = planPower.get(host);
+      if (!arr) planPower.set(host, (arr = []));
+      arr.push({ tMs: t, watts });
+    }
+    const tr = tags.treatment;
+    if (tr) {
+      let acc = peaks.get(tr);
+      if (!acc) peaks.set(tr, (acc = new PeakAccumulator()));
+      acc.add(t, host, watts);
+    }
+  };
+  // the power poller's lines (one number) are read without making a sample each (streamSampleLines)
+  await streamSampleLines(
+    run,
+    {
+      onSample: (s, file) => {
+        tap?.onSample(s, file);
+        if (s.measurement === 'dirty_trace') onDirty(s);
+        else onPower(s.t, s.tags, Number(s.fields.watts));
+      },
+      onNumber: (r, file) => {
+        if (r.measurement === 'dirty_trace') {
+          const s = numberSample(r);
+          tap?.onSample(s, file);
+          onDirty(s);
+          return;
+        }
+        tap?.onNumber(r, file);
+        // Number(fields.watts) of fields that are one number under r.key
+        onPower(r.t, r.tags, r.key === 'watts' ? r.value : NaN);
+      },
+    },
+    ['dirty_trace', 'power'],
+  );
+  tap?.done();
+  const peak = new Map<string, number>();
+  for (const [tr, acc] of peaks) {
+    const total = acc.result().total;
+    if (total !== null) peak.set(tr, total);
   }
+  const treatments = treatmentEnergy(run, peak);
+  // plans without power samples in the run directory still get the harness's per-treatment peak
+  for (const t of treatments) if (!peak.has(t.treatment) && t.peakPowerW !== null) peak.set(t.treatment, t.peakPowerW);
+
+  const params = workloadParams(run.migrations, curves, goodput);
+  const forEnergy = energyMigrations(run);
+  // parameters fitted inside an analysis are dated by the run, so analysing a run twice gives the same output
+  const started = run.manifest.started_at ? new Date(run.manifest.started_at) : new Date(0);
+  const pooled = fitEnergy(forEnergy.migrations, 'pooled', opts.seed);
+  const validation = validateRun(await calibrationRunOf(run), {
+    goodput,
+    now: Number.isNaN(started.getTime()) ? new Date(0) : started,
+    // the display fit's energy model is the pooled fit over the same points (seed 42): not bootstrapped twice
+    energyFit: (opts.seed ?? 42) === 42 ? pooled.fits[0] : undefined,
+  });
+  return {
+    counts: countRun(run),
+    energy: {
+      pooled,
+      perWorkload: fitEnergy(forEnergy.migrations, 'per-workload', opts.seed),
+      lowCoverage: forEnergy.lowCoverage,
+    },
+    treatments,
+    duration: predictMigrations(run.migrations, params, goodput),
+    validation,
+    flags: runFlags(run.migrations),
+    twoFactor: twoFactorViews(run),
+    curves,
+    variability: VARIABILITY_METRICS.map((m) => variabilityTable(run, m)).filter((t): t is VariabilityTable => t !== null),
+    plans: analyzePlans(run, peak, planEnergyByRep(run, planPower)),
+    power: { window, points, samples: powerSamples },
+    powerWindowMigrations: window ? inWindow : [],
+  };
 }
 
 /** Each executed plan's energy (J, null where readings or idle power are missing), keyed "treatment|rep". */

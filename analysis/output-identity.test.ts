@@ -18,7 +18,6 @@ import { compareRuns } from './compare.ts';
 import { exportCsv } from './export.ts';
 import { writeReport } from './report/write.ts';
 import { loadRunDir } from './rundir.ts';
-import { collectTimelineSamples, representativeMigration } from './timeline.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'migbench-output-identity-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -61,25 +60,19 @@ function canonical(v: unknown): string {
   );
 }
 
-/** The fixed campaign, with the odd lines and a torn last line appended to its power file. */
-function campaign(name: string): string {
-  const dir = generateSyntheticRun(join(root, name), {
-    seed: 1,
-    reps: 5,
-    vmSizesMiB: [256],
-    wsetsMiB: [16, 64],
-    ratesMbit: [100, 200, 400],
-    planVms: 4,
-    failRate: 0.02,
-    powerSamples: 20_000,
-  });
-  appendFileSync(join(dir, 'samples', 'power.jsonl'), ODD_LINES.join('\n') + '\n' + '{"t":"2026-11-20T00:00:03');
-  return dir;
-}
-
 describe('analysis output of a fixed synthetic campaign', () => {
   it('is identical to the snapshot taken before the speed work', async () => {
-    const dir = campaign('run');
+    const dir = generateSyntheticRun(join(root, 'run'), {
+      seed: 1,
+      reps: 5,
+      vmSizesMiB: [256],
+      wsetsMiB: [16, 64],
+      ratesMbit: [100, 200, 400],
+      planVms: 4,
+      failRate: 0.02,
+      powerSamples: 20_000,
+    });
+    appendFileSync(join(dir, 'samples', 'power.jsonl'), ODD_LINES.join('\n') + '\n' + '{"t":"2026-11-20T00:00:03');
     const run = loadRunDir(dir);
     const a = await analyzeRun(run);
     const report = await writeReport(run, undefined, { analysis: a });
@@ -110,23 +103,5 @@ describe('analysis output of a fixed synthetic campaign', () => {
       if (process.env.MIGBENCH_WRITE_SNAPSHOT === '1' || !existsSync(path)) writeFileSync(path, text);
       expect(text, f).toBe(readFileSync(path, 'utf8'));
     }
-  });
-
-  it('is the same with the sample pass in a worker thread', async () => {
-    const dir = campaign('run-worker');
-    const analyse = async (powerPass: 'inline' | 'worker') => {
-      const run = loadRunDir(dir);
-      const a = await analyzeRun(run, { powerPass });
-      // the timeline's power comes from the pass (timelinePowerTap)
-      const timeline = await collectTimelineSamples(run, representativeMigration(run)!);
-      const problems = run.problems.map((p) => ({ ...p, file: relative(dir, p.file) }));
-      return { json: canonical({ analysis: a, problems }), power: canonical(timeline.power), problems: problems.length };
-    };
-    const inline = await analyse('inline');
-    const worker = await analyse('worker');
-    expect(inline.problems).toBeGreaterThan(0);
-    expect(JSON.parse(inline.power).length).toBeGreaterThan(0);
-    expect(worker.power).toBe(inline.power);
-    expect(worker.json).toBe(inline.json);
   });
 });

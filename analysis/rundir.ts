@@ -283,15 +283,7 @@ export function observations(migrations: readonly Migration[]): Migration[] {
 /** Bad sample lines already reported per run (files are streamed more than once, e.g. by export). */
 const seen = new WeakMap<RunDir, { keys: Set<string>; perFile: Map<string, number> }>();
 
-/** Runs whose sample problems are held back (deferSampleProblems): the problems in the order they were reported. */
-const deferred = new WeakMap<RunDir, Problem[]>();
-
 function reportSampleProblem(run: RunDir, p: Problem): void {
-  const held = deferred.get(run);
-  if (held) {
-    held.push(p);
-    return;
-  }
   let s = seen.get(run);
   if (!s) seen.set(run, (s = { keys: new Set(), perFile: new Map() }));
   const key = `${p.file}:${p.line}`;
@@ -308,41 +300,6 @@ function reportSampleProblem(run: RunDir, p: Problem): void {
   const summary: Problem = { file: p.file, line: null, kind: 'invalid', message: more };
   if (i >= 0) run.problems[i] = summary;
   else run.problems.push(summary);
-}
-
-/**
- * Adds bad sample lines found by a pass that collected them instead of
- * adding them (streamSampleLines with `onProblem`, e.g. in a worker thread),
- * in the order found: `run.problems` ends as if that pass had streamed `run`
- * itself (the same listing limit per file, a line reported before is not
- * listed again).
- */
-export function reportSampleProblems(run: RunDir, problems: readonly Problem[]): void {
-  for (const p of problems) reportSampleProblem(run, p);
-}
-
-/**
- * Holds back the bad sample lines other passes over `run` report from now
- * on, until `release(first)` adds `first` (what a pass that ran elsewhere
- * collected, see reportSampleProblems) and then the held ones, in their
- * order. analyzeRun streams some files while a worker streams others: the
- * problems end in the order they have when the worker's pass runs first.
- * Release also on failure (with what there is), or the run keeps holding.
- */
-export function deferSampleProblems(run: RunDir): { release: (first: readonly Problem[]) => void } {
-  if (deferred.has(run)) throw new Error(`sample problems of ${run.dir} are already held back`);
-  const held: Problem[] = [];
-  deferred.set(run, held);
-  let done = false;
-  return {
-    release: (first) => {
-      if (done) return;
-      done = true;
-      deferred.delete(run);
-      reportSampleProblems(run, first);
-      reportSampleProblems(run, held);
-    },
-  };
 }
 
 /**
@@ -372,22 +329,15 @@ export function streamSamples(
  * number goes to `onNumber` without a sample being made (see fastNumber;
  * numberSample(r) is the sample onSample would have had), every other line
  * to `onSample` as streamSamples gives it. `r` is overwritten by the next line.
- * `onProblem`, when given, gets each bad line instead of `run.problems`
- * (a pass in a worker thread collects them; see reportSampleProblems).
  */
 export async function streamSampleLines(
   run: RunDir,
-  on: {
-    onSample: (s: Sample, file: string) => void;
-    onNumber?: (r: Readonly<NumberLine>, file: string) => void;
-    onProblem?: (p: Problem) => void;
-  },
+  on: { onSample: (s: Sample, file: string) => void; onNumber?: (r: Readonly<NumberLine>, file: string) => void },
   measurements?: readonly string[],
   afterChunk?: () => Promise<void> | void,
   keepLine?: (text: string) => boolean,
 ): Promise<number> {
   const { onSample, onNumber } = on;
-  const problem = on.onProblem ?? ((p: Problem) => reportSampleProblem(run, p));
   let count = 0;
   const lineCache = new SampleLineCache();
   const needles = measurements?.map((m) => `"${m}"`);
@@ -417,7 +367,7 @@ export async function streamSampleLines(
         const r = parseJsonlLine(text, unterminated);
         if (r === null) return;
         if (!r.ok) {
-          problem({ file, line, kind: r.kind, message: r.message });
+          reportSampleProblem(run, { file, line, kind: r.kind, message: r.message });
           return;
         }
         let s: Sample;
@@ -427,7 +377,7 @@ export async function streamSampleLines(
         } else {
           const p = SampleSchema.safeParse(r.value);
           if (!p.success) {
-            problem({ file, line, kind: 'invalid', message: `${issueText(p.error)}; skipped` });
+            reportSampleProblem(run, { file, line, kind: 'invalid', message: `${issueText(p.error)}; skipped` });
             return;
           }
           s = p.data;

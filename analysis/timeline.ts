@@ -7,15 +7,14 @@
  * is the only part that reads the run directory; rendering is in
  * report/timeline-plot.ts.
  */
+import { basename } from 'node:path';
 import { computeOutages, type ProbeRecord } from '../harness/native/programs.ts';
 import { isoToMicros } from '../harness/store/influx.ts';
 import { parseIsoMs } from '../harness/util/time.ts';
 import type { Sample } from '../harness/store/schema/index.ts';
 import { median } from './stats/descriptive.ts';
 import { observations, streamSamples, type Migration, type RunDir } from './rundir.ts';
-import { lineTime } from './load-sample-line.ts';
-// the tap and its filter live with the pass (power-pass.ts), which a worker loads without this module's imports
-import { powerKept, type TimelinePowerFilter } from './power-pass.ts';
+import { lineTime, numberSample, type NumberLine } from './load-sample-line.ts';
 
 /** QEMU's dirty-pages-rate is in pages/s; x86 guests (all migbench runs) use 4 KiB pages. */
 export const PAGE_BYTES = 4096;
@@ -112,24 +111,43 @@ export function collectSpan(m: Migration): { fromMs: number; toMs: number } | nu
 const sameAttempt = (s: Sample, m: Migration) =>
   m.attempt === undefined || s.tags.attempt === undefined || s.tags.attempt === String(m.attempt);
 
+/** Power of the migration's two hosts in its span, tagged with its treatment or none (readings carry the treatment running then). */
+function powerKept(s: Pick<Sample, 't' | 'tags'>, m: Migration, span: { fromMs: number; toMs: number }): boolean {
+  if (s.tags.host !== m.src && s.tags.host !== m.dst) return false;
+  if (s.tags.treatment && s.tags.treatment !== m.treatment) return false;
+  const t = parseIsoMs(s.t);
+  return t >= span.fromMs && t <= span.toMs;
+}
+
 /** Power readings of a timeline gathered by another pass over power.jsonl (see timelinePowerTap). */
 const tapped = new WeakMap<RunDir, { m: Migration; power: Sample[] }>();
 
 /**
- * The migration of the report's timeline (representativeMigration) and the
- * filter of its power readings, for a pass over the samples that reads
- * power.jsonl anyway (analyzeRun's): null when it gets no timeline.
+ * For a pass over the samples that reads power.jsonl anyway (analyzeRun's):
+ * `onSample` keeps the power readings the timeline of the report's migration
+ * (representativeMigration) needs and `done` hands them to
+ * collectTimelineSamples, so the report does not read the run's largest file
+ * again. The same readings, in the same order, as its own pass would keep.
  */
-export function timelinePowerFilter(run: RunDir): { m: Migration; filter: TimelinePowerFilter } | null {
+export function timelinePowerTap(run: RunDir): {
+  onSample: (s: Sample, file: string) => void;
+  /** The same for a line streamSampleLines read as a NumberLine (a sample is made only for a kept reading). */
+  onNumber: (r: Readonly<NumberLine>, file: string) => void;
+  done: () => void;
+} | null {
   const m = representativeMigration(run);
   const span = m && collectSpan(m);
   if (!m || !span) return null;
-  return { m, filter: { src: m.src, dst: m.dst, treatment: m.treatment, span } };
-}
-
-/** Registers the power readings a timelinePowerTap of `m`'s filter gathered: collectTimelineSamples(run, m) uses them. */
-export function setTimelinePower(run: RunDir, m: Migration, power: Sample[]): void {
-  tapped.set(run, { m, power });
+  const power: Sample[] = [];
+  return {
+    onSample: (s, file) => {
+      if (s.measurement === 'power' && powerKept(s, m, span) && basename(file) === 'power.jsonl') power.push(s);
+    },
+    onNumber: (r, file) => {
+      if (r.measurement === 'power' && powerKept(r, m, span) && basename(file) === 'power.jsonl') power.push(numberSample(r));
+    },
+    done: () => tapped.set(run, { m, power }),
+  };
 }
 
 /**

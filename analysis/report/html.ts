@@ -52,35 +52,15 @@ export function reportHtml(
   detailTables: readonly Table[],
   timeline?: TimelineSection,
 ): string {
-  return assembleReportHtml(reportHtmlParts(title, summaryTables, detailTables), figures, timeline);
-}
-
-/** The report's HTML without its figures: built while they render (see assembleReportHtml). */
-export interface ReportHtmlParts {
-  head: string;
-  summary: string;
-  detail: string;
-}
-
-export function reportHtmlParts(title: string, summaryTables: readonly Table[], detailTables: readonly Table[]): ReportHtmlParts {
-  return {
-    head: `<!doctype html>
+  return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${STYLE}</style></head>
 <body>
-<h1>${esc(title)}</h1>`,
-    summary: summaryTables.map(tableHtml).join('\n'),
-    detail: detailTables.map((t) => `<details open><summary>${esc(t.title)}</summary>${tableHtml(t)}</details>`).join('\n'),
-  };
-}
-
-/** reportHtml from its parts and the rendered figures. */
-export function assembleReportHtml(parts: ReportHtmlParts, figures: readonly RenderedFigure[], timeline?: TimelineSection): string {
-  return `${parts.head}
-${parts.summary}
+<h1>${esc(title)}</h1>
+${summaryTables.map(tableHtml).join('\n')}
 ${timeline ? timelineHtml(timeline) : ''}
 <h2>Figures</h2>
 ${figures.map(figureHtml).join('\n')}
-${parts.detail}
+${detailTables.map((t) => `<details open><summary>${esc(t.title)}</summary>${tableHtml(t)}</details>`).join('\n')}
 </body></html>
 `;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { excessEnergy } from './energy.ts';
 import { jitterStats } from './jitter.ts';
+import { seededRng } from '../util/rng.ts';
 
 describe('excessEnergy', () => {
   it('integrates (P - idle) by trapezoids, matching a hand computation', () => {
@@ -31,6 +32,24 @@ describe('excessEnergy', () => {
     expect(e.joules).toBeCloseTo(30, 9);
     expect(e.coveredMs).toBe(2000);
     expect(e.coveredFraction).toBeCloseTo(2 / 9, 9);
+  });
+
+  // the harness computes a migration's energy once each host has one reading at or past its end
+  // (harness/experiment/treatment.ts): readings in time order, so later ones must not change it
+  it('is final once there is a reading at or past the end: later readings change neither energy nor coverage', () => {
+    const rng = seededRng(7);
+    for (let k = 0; k < 200; k++) {
+      const pts: { tMs: number; watts: number | null }[] = [];
+      for (let t = rng.next() * 1000; pts.length < 40; t += 200 + rng.next() * 2400)
+        pts.push({ tMs: Math.round(t), watts: rng.next() < 0.1 ? null : 100 + rng.next() * 60 });
+      const from = pts[3].tMs + rng.next() * 5000;
+      const to = from + rng.next() * 20_000;
+      const first = pts.findIndex((p) => p.tMs >= to);
+      if (first < 0) continue;
+      const all = excessEnergy(pts, 110, from, to, { maxGapMs: 2500 });
+      const then = excessEnergy(pts.slice(0, first + 1), 110, from, to, { maxGapMs: 2500 });
+      expect(then).toEqual(all);
+    }
   });
 });
 

@@ -64,7 +64,8 @@ export interface MigrationContext {
 }
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-const SERIOUS = new Set(['panic', 'oops', 'bug', 'gpf']);
+/** Console problems that make a guest unhealthy (the kinds of serial.ts's SerialProblem). */
+export const SERIOUS = new Set(['panic', 'oops', 'bug', 'gpf']);
 
 function capabilityList(m: MigrationSpecT, side: 'src' | 'dst'): Array<{ capability: string; state: boolean }> {
   const caps = [{ capability: 'events', state: true }];
@@ -458,7 +459,8 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
 }
 
 /** The moved guest's health once its heartbeat check settled (`running`: null without a workload). */
-function settleHealth(rec: MigrationRecord, moved: VmProcess, running: boolean | null): void {
+/** A completed move's final health once its heartbeat check settled (null: no workload to check); shared with the libvirt path. */
+export function settleHealth(rec: MigrationRecord, moved: Pick<VmProcess, 'serialProblems'>, running: boolean | null): void {
   if (running !== null) rec.health.workload_running = running;
   rec.health.problems = moved
     .serialProblems()

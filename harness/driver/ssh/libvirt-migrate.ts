@@ -25,20 +25,18 @@ import {
   type MigrationObservation,
   type QueryMigrateAnswer,
 } from '../../migration/derive.ts';
-import { derivedRecord, type MigrationContext, type MigrationRecord } from '../../migration/migrate.ts';
+import { HeartbeatCheck } from '../../migration/heartbeat-check.ts';
+import { derivedRecord, SERIOUS, settleHealth, type MigrationContext, type MigrationRecord } from '../../migration/migrate.ts';
 import { tapName, type PlacedVm } from '../../migration/placement.ts';
 import type { RemoteProcess } from '../../ssh/connection.ts';
 import type { Sample } from '../../store/sample.ts';
 import { expectedPath, pathBetween, type HostNode } from '../../testbed/topology.ts';
 import { UserError, errorMessage } from '../../util/errors.ts';
 import { iso, sleep } from '../../util/time.ts';
-import { WORKLOAD_HEARTBEAT } from '../../workloads/guest-reports.ts';
 import { SshDriver } from './driver.ts';
 import { VirshShell } from './libvirt-shell.ts';
 import { answerFromStats, lineSplitter, parseJobStats, parseMonitorEvent, type JobStats } from './libvirt-stats.ts';
 import { endDomain, noSuchDomain, virsh, type LibvirtVmProcess } from './libvirt-vm.ts';
-
-const SERIOUS = new Set(['panic', 'oops', 'bug', 'gpf']);
 
 /** virsh migrate's options for the spec's migration (what libvirt cannot do is refused before anything runs). */
 export function migrateArgs(
@@ -338,20 +336,16 @@ export async function migrateViaLibvirt(
 
   if (rec.status === 'completed' && dstProc) {
     rec.health.answers = answeredAfterResume;
-    if (vm.workload)
-      rec.health.workload_running = await dstProc.waitForSerial(WORKLOAD_HEARTBEAT, 10_000, { since: 0 }).then(
-        () => true,
-        () => false,
-      );
-    rec.health.problems = dstProc
-      .serialProblems()
-      .filter((p) => SERIOUS.has(p.kind))
-      .map((p) => `${p.kind}: ${p.line}`);
-    rec.healthy = rec.health.answers !== false && rec.health.workload_running !== false && rec.health.problems.length === 0;
+    const moved = dstProc;
+    // as under the qemu back end (migrate.ts): the workload's heartbeat on the destination's console settles while
+    // the caller goes on; the record's health is final when `settling` resolves (it blocked here, ~0.5 s per move)
+    const heartbeat = new HeartbeatCheck(moved, !!vm.workload);
+    vm.heartbeat?.movedOn(heartbeat); // the last move's check, if still open, is decided on the new console from here
     // libvirt ended the source QEMU; its definition (kept for the completed statistics) goes now
     await src.kill().catch((e: unknown) => ctx.log(`  ${vm.spec.name}: ${errorMessage(e)}`));
     await env.driver.releaseGuest(vm.host, tapName(vm.index));
-    return { record: rec, vm: { ...vm, host: dst, proc: dstProc } };
+    const settling = heartbeat.verdict.then((running) => settleHealth(rec, moved, running));
+    return { record: rec, vm: { ...vm, host: dst, proc: dstProc, heartbeat, settling } };
   }
   // failed: nothing of the guest stays on the destination; the source guest should still run
   if (dstProc && !dstProc.hasExited()) await dstProc.kill().catch(() => undefined);

@@ -31,16 +31,34 @@ export interface MigrationConditions {
 export type DurationPrediction =
   { converges: true; d: number; dmin: number; dCP: number; dHP: number } | { converges: false; reason: string };
 
+const parts = new Float64Array(4);
 export function predictDuration(p: HotColdParams, c: MigrationConditions): DurationPrediction {
+  const out = parts;
+  if (predictInto(p.HPs, p.HPd, p.CPr, c.bw, c.mu, c.D, out)) return { converges: true, d: out[3], dmin: out[0], dCP: out[1], dHP: out[2] };
   const HPr = hotRate(p);
   if (!(c.bw > 0)) return { converges: false, reason: 'no bandwidth' };
   if (c.bw <= HPr) return { converges: false, reason: `bw ${c.bw.toFixed(1)} MiB/s <= HPr ${HPr.toFixed(1)} MiB/s` };
-  if (c.bw <= p.CPr) return { converges: false, reason: `bw ${c.bw.toFixed(1)} MiB/s <= CPr ${p.CPr.toFixed(1)} MiB/s` };
-  const dmin = c.mu / c.bw;
-  const CPs = Math.max(0, (dmin - p.HPd) * p.CPr);
-  const dCP = (p.HPs + CPs) / (c.bw - p.CPr);
-  const dHP = (p.HPs / c.bw) * (HPr / (c.bw - HPr));
-  return { converges: true, d: dmin + dCP + dHP + c.D, dmin, dCP, dHP };
+  return { converges: false, reason: `bw ${c.bw.toFixed(1)} MiB/s <= CPr ${p.CPr.toFixed(1)} MiB/s` };
+}
+
+/**
+ * The model on plain numbers, without objects or texts, for fits that
+ * evaluate it millions of times: false when it does not converge
+ * (predictDuration says why), else true with dmin, dCP, dHP and d in
+ * out[0..3]. predictDuration is this.
+ */
+export function predictInto(HPs: number, HPd: number, CPr: number, bw: number, mu: number, D: number, out: Float64Array): boolean {
+  const HPr = HPd > 0 ? HPs / HPd : Infinity; // hotRate
+  if (!(bw > 0) || bw <= HPr || bw <= CPr) return false;
+  const dmin = mu / bw;
+  const CPs = Math.max(0, (dmin - HPd) * CPr);
+  const dCP = (HPs + CPs) / (bw - CPr);
+  const dHP = (HPs / bw) * (HPr / (bw - HPr));
+  out[0] = dmin;
+  out[1] = dCP;
+  out[2] = dHP;
+  out[3] = dmin + dCP + dHP + D;
+  return true;
 }
 
 /** Nominal link rate (Mbit/s, decimal) to MiB/s, times a goodput efficiency. */

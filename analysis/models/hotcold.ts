@@ -116,12 +116,6 @@ export interface DurationObservation extends MigrationConditions {
   d: number;
 }
 
-/**
- * Fits (HPs, HPd, CPr) to observed durations by minimising squared relative
- * error. Parameters are searched in log space (they are positive); a
- * prediction of non-convergence for a migration that did complete is
- * penalised heavily. Several starts guard against local minima.
- */
 const predictOut = new Float64Array(4);
 /** Per condition k: whether the model converges under it, and its duration (0 where not). */
 function predictConditions(
@@ -175,6 +169,12 @@ function distinctConditions(obs: readonly MigrationConditions[]): { conditions: 
   return { conditions, of };
 }
 
+/**
+ * Fits (HPs, HPd, CPr) to observed durations by minimising squared relative
+ * error. Parameters are searched in log space (they are positive); a
+ * prediction of non-convergence for a migration that did complete is
+ * penalised heavily. Several starts guard against local minima.
+ */
 export function fitHotColdFromDurations(obs: readonly DurationObservation[]): HotColdFit | null {
   const usable = obs.filter((o) => o.d > 0 && o.bw > 0 && o.mu > 0);
   if (usable.length < 3 || new Set(usable.map((o) => o.bw)).size < 2) return null;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { loadSpec } from '../../harness/spec/load.ts';
-import { concurrentTcpRates, endpoint, GOODPUT_CEILING, median, pingRtts, tcpRate, udpLoss } from '../../harness/testbed/probe.ts';
+import { concurrentRxRates, endpoint, GOODPUT_CEILING, median, pingRtts, tcpRate, udpLoss } from '../../harness/testbed/probe.ts';
 import { statePath } from '../../harness/testbed/state.ts';
 import { buildTopology } from '../../harness/testbed/topology.ts';
 import { linksNamedMb, migbench, netnsList, ROOT, waitFor } from '../support/cli.ts';
@@ -45,8 +45,8 @@ describe('local testbed with real shaping', () => {
   });
 
   it('two flows crossing the interlink together share it', async () => {
-    // the second flow enters rack r2 through the same 20 Mbit/s uplink; both start together, first second omitted
-    const [a, b] = await concurrentTcpRates(
+    // the second flow enters rack r2 through the same 20 Mbit/s uplink; both are measured over one window in which both run
+    const [a, b] = await concurrentRxRates(
       [
         [ep('r1-h1'), ep('r2-h1')],
         [ep('client'), ep('r2-h2')],
@@ -54,13 +54,14 @@ describe('local testbed with real shaping', () => {
       8,
       1,
     );
-    const total = a + b;
-    // Bounds from 40 runs here: 20 of this method (8 with a core kept busy): total deviation mean -0.016, sd 0.022,
-    // max |dev| 0.069; Jain's index min 0.923 (smaller share min 0.355: TCP flows in one FIFO never split exactly).
-    // 20 runs of the old method (each flow started as soon as its own server listened, no omit) broke the old 0.10 / 0.35 bounds 7 times.
-    expect(Math.abs(total / (20e6 * GOODPUT_CEILING) - 1)).toBeLessThan(0.12);
-    const jain = total ** 2 / (2 * (a * a + b * b));
-    expect(jain, `a ${(a / 1e6).toFixed(2)} Mbit/s, b ${(b / 1e6).toFixed(2)} Mbit/s`).toBeGreaterThan(0.8); // i.e. the smaller flow gets > 25 %
+    const ab = `a ${(a / 1e6).toFixed(2)} Mbit/s, b ${(b / 1e6).toFixed(2)} Mbit/s`;
+    // Bounds from 40 runs here (20 with 2 busy loops, all with other CPU work at nice 19): total vs the goodput ceiling
+    // mean -0.016, sd 0.004, range -0.025..-0.008; smaller flow's share mean 0.43, sd 0.06, min 0.27 (b ends on the
+    // 5 % loss NIC, and TCP flows in one FIFO never split exactly). Each flow's own iperf3 average, used before, let a
+    // flow run alone while the other started: the sum came out 16 % and 36 % off the link rate in two CI runs.
+    expect((a + b) / (20e6 * GOODPUT_CEILING) - 1, ab).toBeGreaterThan(-0.06);
+    expect((a + b) / (20e6 * GOODPUT_CEILING) - 1, ab).toBeLessThan(0.06);
+    expect(Math.min(a, b) / (a + b), ab).toBeGreaterThan(0.15); // neither flow is starved
   });
 
   it('25 ms one-way delay each way shows as 50 ms RTT within 5 ms at the median', async () => {

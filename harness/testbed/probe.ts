@@ -128,7 +128,17 @@ export async function concurrentRxRates(pairs: Array<[Endpoint, Endpoint]>, seco
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     const servers = started.map((r) => (r as PromiseFulfilledResult<{ proc: ResultPromise }>).value.proc);
-    const counters = () => servers.map((s, i) => rxBytes(readFileSync(`/proc/${s.pid}/net/dev`, 'utf8'), ifnames[i]));
+    const counters = () =>
+      servers.map((s, i) => {
+        let text: string;
+        try {
+          text = readFileSync(`/proc/${s.pid}/net/dev`, 'utf8');
+        } catch {
+          // the server (iperf3 -s -1) ends when its client does
+          throw new Error(`iperf3 server in ${pairs[i][1].ns} ended before the measuring window closed`);
+        }
+        return rxBytes(text, ifnames[i]);
+      });
     const base = counters();
     // the clients outlive the window; they are stopped below once it closes
     for (const [s, d] of pairs) {

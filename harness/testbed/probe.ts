@@ -2,6 +2,7 @@ import { execa, type ResultPromise } from 'execa';
 import { readFileSync } from 'node:fs';
 import { errorMessage, UserError } from '../util/errors.ts';
 import { run } from '../util/exec.ts';
+import { sleep } from '../util/time.ts';
 import { formatRate } from '../spec/units.ts';
 import { expectedPath, pathBetween, type Link, type Network, type Topology } from './topology.ts';
 
@@ -221,8 +222,6 @@ export function rxBytes(procNetDev: string, ifname: string): number {
   }
   throw new Error(`interface ${ifname} not in /proc/net/dev`);
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** UDP loss in percent from src to dst at a given send rate. */
 export async function udpLoss(

@@ -55,7 +55,7 @@ describe('local testbed with real shaping', () => {
       1,
     );
     const ab = `a ${(a / 1e6).toFixed(2)} Mbit/s, b ${(b / 1e6).toFixed(2)} Mbit/s`;
-    // Bounds from 40 runs here (20 with 2 busy loops, all with other CPU work at nice 19): total vs the goodput ceiling
+    // Bounds from 40 runs here (20 with 2 busy loops; most with other CPU work at nice 19 too): total vs the goodput ceiling
     // mean -0.016, sd 0.004, range -0.025..-0.008; smaller flow's share mean 0.43, sd 0.06, min 0.27 (b ends on the
     // 5 % loss NIC, and TCP flows in one FIFO never split exactly). Each flow's own iperf3 average, used before, let a
     // flow run alone while the other started: the sum came out 16 % and 36 % off the link rate in two CI runs.

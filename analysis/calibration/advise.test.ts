@@ -1,6 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { migbench, ROOT } from '../../test/support/cli.ts';
 import { writeParams } from './params.ts';
@@ -12,6 +10,7 @@ import { advise, candidatePlans, forecastPlan, maxMinShares, pickPlan, type Advi
 import { adviseInputFromSpec } from './advise-spec.ts';
 import { adviceTable } from './advise-table.ts';
 import type { ParamsT } from './params.ts';
+import { testScratchDir } from '../../test/support/scratch.ts';
 
 const IDLE = { HPs: 0, HPd: 0, CPr: 0 };
 const plan = (raw: object) => PlanSpec.parse(raw);
@@ -253,7 +252,7 @@ describe('migbench plan advise', () => {
     'prints the advice for a spec as JSON, and refuses a workload the params do not know (exit 2, one line)',
     { timeout: 60_000 },
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'mb-advise-'));
+      const dir = testScratchDir('mb-advise-');
       const p = join(dir, 'params.json');
       const workload = 'dirty wset=8MiB period=10ms bpc=1 fill=100%';
       writeParams(p, {

@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { seededRng } from '../../harness/util/rng.ts';
@@ -11,6 +10,7 @@ import { readParams, writeParams } from './params.ts';
 import { checkEnergy, predictAll } from './predict.ts';
 import { predictionTables } from './commands.ts';
 import { MVM_ENERGY } from '../models/energy.ts';
+import { testScratchDir } from '../../test/support/scratch.ts';
 
 const HC = { HPs: 6, HPd: 1, CPr: 0.4 };
 const W = 'dirty wset=40MiB hot=6MiB';
@@ -102,7 +102,7 @@ describe('calibration apart from validation', () => {
 
   it('round-trips through params.json and refuses a broken one clearly', () => {
     const { params } = fitParams([run('/runs/a', [100, 150, 200], true)]);
-    const dir = mkdtempSync(join(tmpdir(), 'mb-params-'));
+    const dir = testScratchDir('mb-params-');
     writeParams(join(dir, 'params.json'), params);
     expect(readParams(join(dir, 'params.json'))).toEqual(params);
     writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...params, goodput: 3 }));

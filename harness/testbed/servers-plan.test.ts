@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadInventory } from '../inventory/load.ts';
@@ -15,6 +14,7 @@ import {
   sshdConfig,
 } from './servers-plan.ts';
 import { buildTopology } from './topology.ts';
+import { testScratchDir } from '../../test/support/scratch.ts';
 
 const SPEC = `
 name: t
@@ -143,7 +143,7 @@ describe('emulated cluster plan', () => {
   });
 
   it('prints an inventory the inventory loader accepts', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mb-servers-'));
+    const dir = testScratchDir('mb-servers-');
     const { state } = plan(dir);
     writeFileSync(state.clientKey, 'not a real key\n');
     const file = join(dir, 'inv.yaml');
@@ -229,7 +229,7 @@ describe('emulated cluster plan', () => {
   });
 
   it('prints the client in the inventory; the loader resolves it', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mb-servers-'));
+    const dir = testScratchDir('mb-servers-');
     const { state } = plan(dir);
     writeFileSync(state.clientKey, 'not a real key\n');
     const file = join(dir, 'inv.yaml');
@@ -240,7 +240,7 @@ describe('emulated cluster plan', () => {
   });
 
   it('omits the migration interface on a shared migration network', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mb-servers-'));
+    const dir = testScratchDir('mb-servers-');
     const { state } = plan(dir, SPEC.replace('testbed:\n', 'testbed:\n  migration_network: shared\n'));
     expect(serversInventory('tb', state)).not.toContain('mb-mig');
   });

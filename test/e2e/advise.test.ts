@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { appendFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { advise } from '../../analysis/calibration/advise.ts';
 import { adviseInputFromSpec } from '../../analysis/calibration/advise-spec.ts';
@@ -11,6 +10,7 @@ import { runExperiment } from '../../harness/experiment/runner.ts';
 import { loadSpec } from '../../harness/spec/load.ts';
 import { down } from '../../harness/testbed/local.ts';
 import { ROOT } from '../support/cli.ts';
+import { testScratchDir } from '../support/scratch.ts';
 
 /**
  * The plan advisor against measured plans. Calibration, in its own run
@@ -41,7 +41,7 @@ const log = (l: string) => process.stderr.write(`${l}\n`);
 
 describe('plan advisor vs measured plans', () => {
   it('predicts completion and mean migration time of each plan and ranks them as measured', async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'mb-e2e-advise-'));
+    const tmp = testScratchDir('mb-e2e-advise-');
     const cal = await runExperiment({ specFile: `${ROOT}test/e2e/specs/advise-trace.yaml`, outDir: join(tmp, 'runs'), log });
     const { params } = await fitToFile([cal.dir], join(tmp, 'params.json'));
     expect(params.hotcold).toMatchObject([{ method: 'curve' }]);

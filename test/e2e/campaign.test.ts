@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CampaignState } from '../../harness/experiment/campaign-state.ts';
 import type { MigrationRecord } from '../../harness/migration/migrate.ts';
@@ -9,8 +8,9 @@ import type { Sample } from '../../harness/store/sample.ts';
 import { down } from '../../harness/testbed/local.ts';
 import { migbench, netnsList, ROOT, waitFor } from '../support/cli.ts';
 import { qemuPidsMentioning } from '../support/procs.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
-const out = mkdtempSync(join(tmpdir(), 'mb-e2e-campaign-'));
+const out = fileScratchDir('mb-e2e-campaign-');
 afterAll(async () => {
   await down('mbcmp');
 });

@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runExperiment } from '../../harness/experiment/runner.ts';
 import type { MigrationRecord } from '../../harness/migration/migrate.ts';
@@ -8,6 +7,7 @@ import { readJsonl } from '../../harness/store/jsonl.ts';
 import { down } from '../../harness/testbed/local.ts';
 import { ROOT } from '../support/cli.ts';
 import { qemuPidsMentioning } from '../support/procs.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
 /**
  * Block migration and the migration features shown engaging, each on one migration of a real
@@ -15,7 +15,7 @@ import { qemuPidsMentioning } from '../support/procs.ts';
  * the runs): the evidence is QEMU's own (query-migrate, query-block-jobs, events) as the record
  * carries it, and the guest is healthy on the destination afterwards.
  */
-const out = mkdtempSync(join(tmpdir(), 'mb-e2e-features-'));
+const out = fileScratchDir('mb-e2e-features-');
 const log = (l: string) => process.stderr.write(`${l}\n`);
 const spec = (f: string) => `${ROOT}test/e2e/specs/features-${f}.yaml`;
 

@@ -1,6 +1,4 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { runExperiment } from '../../harness/experiment/runner.ts';
@@ -9,6 +7,7 @@ import type { MigrationRecord } from '../../harness/migration/migrate.ts';
 import { readJsonl } from '../../harness/store/jsonl.ts';
 import { down } from '../../harness/testbed/local.ts';
 import { migbench, netnsList, ROOT } from '../support/cli.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
 /**
  * A deliberately impossible record: the spec declares a 20 Mbit/s migration
@@ -19,7 +18,7 @@ import { migbench, netnsList, ROOT } from '../support/cli.ts';
  */
 const SPEC = `${ROOT}test/e2e/specs/flags-link.yaml`;
 const ID = 'h2f';
-const out = mkdtempSync(join(tmpdir(), 'mb-e2e-flags-'));
+const out = fileScratchDir('mb-e2e-flags-');
 const log = (l: string) => process.stderr.write(`${l}\n`);
 
 afterAll(async () => {

@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runExperiment } from '../../harness/experiment/runner.ts';
 import type { MigrationRecord } from '../../harness/migration/migrate.ts';
@@ -8,12 +7,13 @@ import { readJsonl } from '../../harness/store/jsonl.ts';
 import { down } from '../../harness/testbed/local.ts';
 import { netnsList, ROOT, waitFor } from '../support/cli.ts';
 import { cmdlineOf, qemuPidsMentioning } from '../support/procs.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
 /**
  * Real guests, real shaped links, real migrations. Assertions compare the
  * independent measurements with each other and with physical bounds.
  */
-const out = mkdtempSync(join(tmpdir(), 'mb-e2e-runs-'));
+const out = fileScratchDir('mb-e2e-runs-');
 const log = (l: string) => process.stderr.write(`${l}\n`);
 
 async function leftovers(dir: string) {

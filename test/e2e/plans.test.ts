@@ -1,12 +1,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runExperiment } from '../../harness/experiment/runner.ts';
 import type { MigrationRecord } from '../../harness/migration/migrate.ts';
 import { readJsonl } from '../../harness/store/jsonl.ts';
 import { down } from '../../harness/testbed/local.ts';
 import { ROOT } from '../support/cli.ts';
+import { testScratchDir } from '../support/scratch.ts';
 
 interface PlanLine {
   treatment: string;
@@ -40,7 +39,7 @@ describe('migration plans on a shaped interlink', () => {
   it('sequential, parallel and capped-2 plans keep their concurrency rules; parallel migrations take longer', async () => {
     const res = await runExperiment({
       specFile: `${ROOT}test/e2e/specs/plans.yaml`,
-      outDir: mkdtempSync(join(tmpdir(), 'mb-e2e-plans-')),
+      outDir: testScratchDir('mb-e2e-plans-'),
       log: (l) => process.stderr.write(`${l}\n`),
     });
     const plans = readJsonl<PlanLine>(join(res.dir, 'plans.jsonl'));

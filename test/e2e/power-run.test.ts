@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InfluxDB } from 'influx';
 import { runExperiment } from '../../harness/experiment/runner.ts';
@@ -12,12 +11,13 @@ import { down } from '../../harness/testbed/local.ts';
 import { stateDir } from '../../harness/util/paths.ts';
 import { startInfluxd, type TestInfluxd } from '../support/influxd.ts';
 import { netnsList, ROOT, waitFor } from '../support/cli.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
 /**
  * Power through real IPMI (3 ipmi_sim BMCs, ipmitool sessions) during real
  * migrations, streamed to a real influxd that is down for 30 s mid-run.
  */
-const out = mkdtempSync(join(tmpdir(), 'mb-e2e-power-'));
+const out = fileScratchDir('mb-e2e-power-');
 let influxd: TestInfluxd | null = null;
 
 afterAll(async () => {

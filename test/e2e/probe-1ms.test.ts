@@ -1,6 +1,4 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runExperiment } from '../../harness/experiment/runner.ts';
 import { firstReplySince } from '../../harness/migration/derive.ts';
@@ -10,6 +8,7 @@ import { readJsonl } from '../../harness/store/jsonl.ts';
 import type { Sample } from '../../harness/store/sample.ts';
 import { down } from '../../harness/testbed/local.ts';
 import { ROOT } from '../support/cli.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
 /**
  * Millisecond downtime resolution: a 1 ms probe during real migrations over a
@@ -21,7 +20,7 @@ import { ROOT } from '../support/cli.ts';
  * probe stays cheap (its CPU is recorded), loses nothing on its own, and
  * writes thinned samples from which the outage still re-derives exactly.
  */
-const out = mkdtempSync(join(tmpdir(), 'mb-e2e-probe1ms-'));
+const out = fileScratchDir('mb-e2e-probe1ms-');
 const log = (l: string) => process.stderr.write(`${l}\n`);
 
 afterAll(async () => {

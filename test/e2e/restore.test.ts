@@ -1,6 +1,4 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runExperiment } from '../../harness/experiment/runner.ts';
 import { readJsonl } from '../../harness/store/jsonl.ts';
@@ -8,6 +6,7 @@ import type { MigrationRecord } from '../../harness/store/schema/index.ts';
 import { down } from '../../harness/testbed/local.ts';
 import { netnsList, ROOT } from '../support/cli.ts';
 import { qemuPidsMentioning } from '../support/procs.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
 /**
  * Restored guests measure the same as cold-booted ones: the same migration
@@ -16,7 +15,7 @@ import { qemuPidsMentioning } from '../support/procs.ts';
  * Means may differ by no more than the spread seen within each group
  * (3 x the larger standard deviation) plus a floor for near-constant metrics.
  */
-const out = mkdtempSync(join(tmpdir(), 'mb-e2e-restore-'));
+const out = fileScratchDir('mb-e2e-restore-');
 const log = (l: string) => process.stderr.write(`${l}\n`);
 
 afterAll(async () => {

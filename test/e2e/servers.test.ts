@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadInventory, type Inventory } from '../../harness/inventory/load.ts';
 import { statePath, type TestbedState } from '../../harness/testbed/state.ts';
 import { isProcessAlive, ownProcess, type OwnedProcess } from '../../harness/util/procs.ts';
 import { stateDir } from '../../harness/util/paths.ts';
 import { linksNamedMb, migbench, netnsList, ROOT } from '../support/cli.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
 /**
  * The emulated cluster: `testbed up --servers` on 2 hosts, then only plain OpenSSH from the
@@ -56,6 +56,7 @@ async function guestImage(): Promise<{ kernel: string; initrd: string }> {
 describe('emulated cluster (testbed up --servers)', () => {
   let recorded: OwnedProcess[] = [];
   let qemu: OwnedProcess | null = null;
+  const invDir = fileScratchDir('mb-h7-');
 
   beforeAll(async () => {
     await migbench(['testbed', 'down', 'mbh7']);
@@ -66,7 +67,7 @@ describe('emulated cluster (testbed up --servers)', () => {
     state = JSON.parse(readFileSync(statePath('mbh7'), 'utf8')) as TestbedState;
     const out = await migbench(['testbed', 'inventory', 'mbh7']);
     expect(out.exitCode, String(out.stderr)).toBe(0);
-    const file = join(mkdtempSync(join(tmpdir(), 'mbh7-')), 'inventory.yaml');
+    const file = join(invDir, 'inventory.yaml');
     writeFileSync(file, String(out.stdout));
     // the inventory loader of the ssh driver accepts exactly what we print
     inv = loadInventory(file, { env: {} });

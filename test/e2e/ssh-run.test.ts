@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { readSshState, sshStatePath } from '../../harness/driver/ssh/session.ts';
@@ -11,6 +10,7 @@ import { loadInventory, type Inventory } from '../../harness/inventory/load.ts';
 import type { MigrationRecord } from '../../harness/store/schema/index.ts';
 import { migbench, ROOT, waitFor } from '../support/cli.ts';
 import { readRecords, runDirOf, serverLeftovers } from '../support/ssh-cluster.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
 /**
  * The ssh driver end to end against the emulated cluster (`testbed up --servers`, 2 servers
@@ -25,7 +25,7 @@ const QUICKSTART = `${ROOT}experiments/quickstart.yaml`;
 const PLAN = `${ROOT}test/e2e/specs/ssh-plan.yaml`;
 const CUT = `${ROOT}test/e2e/specs/ssh-cut.yaml`;
 const ID = 'mbsr';
-const out = mkdtempSync(join(tmpdir(), 'mb-ssh-run-'));
+const out = fileScratchDir('mb-ssh-run-');
 let invFile: string;
 let lvInvFile: string;
 let inv: Inventory;

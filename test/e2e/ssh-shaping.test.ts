@@ -1,5 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +23,7 @@ import { buildTopology } from '../../harness/testbed/topology.ts';
 import { startClients } from '../../harness/workloads/clients.ts';
 import { PhaseClock } from '../../harness/workloads/phases.ts';
 import { migbench, ROOT, waitFor } from '../support/cli.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
 /**
  * Shaping on a server's real NIC over SSH (harness/driver/ssh/shaping.ts), measured with iperf3
@@ -36,7 +36,7 @@ const RATE_MBIT = 40;
 
 let inv: Inventory;
 let pool: SshPool;
-let dir: string;
+const dir = fileScratchDir('mb-h6sh-');
 const host = (n: string) => inv.hosts.find((h) => h.specHost === n)!;
 const conn = (n: string): SshConnection => pool.connection(host(n).ssh);
 
@@ -75,7 +75,6 @@ beforeAll(async () => {
   expect(up.exitCode, String(up.stderr) + String(up.stdout)).toBe(0);
   const out = await migbench(['testbed', 'inventory', 'h6sh', '--hypervisor', 'qemu']);
   expect(out.exitCode, String(out.stderr)).toBe(0);
-  dir = mkdtempSync(join(tmpdir(), 'h6sh-'));
   writeFileSync(join(dir, 'inventory.yaml'), String(out.stdout));
   inv = loadInventory(join(dir, 'inventory.yaml'), { env: {} });
   pool = new SshPool({ hostKeys: inv.hostKeys });

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { migbench, netnsList } from '../support/cli.ts';
+import { fileScratchDir } from '../support/scratch.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'mb-spec-'));
+const dir = fileScratchDir('mb-spec-');
 const spec = (name: string, testbed: string) => {
   const p = join(dir, `${name}.yaml`);
   writeFileSync(p, `name: bad\ntestbed:\n${testbed}`);

@@ -1,12 +1,12 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SerialCopy } from './serial-copy.ts';
+import { testScratchDir } from '../../../test/support/scratch.ts';
 
 describe('SerialCopy (the controller copy of a remote serial console)', () => {
   it('has each chunk in the file as soon as write returns', () => {
-    const f = join(mkdtempSync(join(tmpdir(), 'mb-serial-copy-')), 'vm.serial.log');
+    const f = join(testScratchDir('mb-serial-copy-'), 'vm.serial.log');
     const c = new SerialCopy(f);
     c.write('MB-READY vm=a\n');
     expect(readFileSync(f, 'utf8')).toBe('MB-READY vm=a\n');
@@ -18,7 +18,7 @@ describe('SerialCopy (the controller copy of a remote serial console)', () => {
   });
 
   it('appends with "a" (a guest that moved back keeps one log)', () => {
-    const f = join(mkdtempSync(join(tmpdir(), 'mb-serial-copy-')), 'vm.serial.log');
+    const f = join(testScratchDir('mb-serial-copy-'), 'vm.serial.log');
     writeFileSync(f, 'before\n');
     const c = new SerialCopy(f, 'a');
     c.write('after\n');

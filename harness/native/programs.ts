@@ -1,9 +1,10 @@
 /**
- * The testbed's two native helpers and the pure logic around their output:
+ * The testbed's native helpers and the pure logic around their output:
  *  - mb-delayfwd (delayfwd.c): adds delay/jitter/loss between two veths,
  *    because the host kernel has no netem;
  *  - mb-probe (probe.c): fixed-rate ICMP probe whose per-probe send/receive
- *    times give the observed downtime of a migrating guest.
+ *    times give the observed downtime of a migrating guest;
+ *  - mb-reaper (reaper.c): runs an emulated server's sshd as a child subreaper.
  */
 import { fileURLToPath } from 'node:url';
 import { compileC } from '../util/compile.ts';
@@ -18,6 +19,11 @@ export function delayForwarderPath(): Promise<string> {
 /** Path of the compiled mb-probe (built once per source change, cached). */
 export function probePath(): Promise<string> {
   return compileC({ name: 'mb-probe', sources: [`${SOURCE_DIR}probe.c`], headers: [`${SOURCE_DIR}common.h`], flags: ['-pthread'] });
+}
+
+/** Path of the compiled mb-reaper (built once per source change, cached). */
+export function reaperPath(): Promise<string> {
+  return compileC({ name: 'mb-reaper', sources: [`${SOURCE_DIR}reaper.c`] });
 }
 
 // ---------------------------------------------------------------- arguments

@@ -66,7 +66,7 @@ describe('emulated cluster plan', () => {
     expect(lines.slice(-4)).toEqual(
       ['r1-h1', 'r1-h2', 'r2-h1', 'client'].map(
         (h) =>
-          `ip netns exec mb-tb-${h} unshare --mount --uts --propagation private sh /run/migbench/tb-servers/${h}/boot.sh ` +
+          `mb-reaper ip netns exec mb-tb-${h} unshare --mount --uts --propagation private sh /run/migbench/tb-servers/${h}/boot.sh ` +
           `> /run/migbench/tb-servers/${h}/server.log  [server-${h}]`,
       ),
     );
@@ -205,7 +205,7 @@ describe('emulated cluster plan', () => {
       'cp /run/migbench/tb-servers/id_ed25519.pub /run/migbench/tb-servers/client/root/.ssh/authorized_keys (mode 600)',
       expect.stringMatching(/^write \/run\/migbench\/tb-servers\/client\/boot\.sh \(mode 700/),
       expect.stringMatching(/^write \/run\/migbench\/tb-servers\/client\/pids /),
-      'ip netns exec mb-tb-client unshare --mount --uts --propagation private sh /run/migbench/tb-servers/client/boot.sh ' +
+      'mb-reaper ip netns exec mb-tb-client unshare --mount --uts --propagation private sh /run/migbench/tb-servers/client/boot.sh ' +
         '> /run/migbench/tb-servers/client/server.log  [server-client]',
     ]);
     // the controller's key never lands on the client (it logs into no server)

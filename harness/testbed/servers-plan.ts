@@ -81,7 +81,10 @@ export type ServerStep =
   | { kind: 'known-hosts'; path: string; entries: { names: string[]; pubFile: string }[] }
   /** A command; `rootIf` marks the one that creates the controller interface in the root namespace. */
   | { kind: 'run'; argv: string[]; rootIf?: string }
-  /** A long-running server launcher, recorded by PID as it starts. */
+  /**
+   * A long-running server launcher, recorded by PID as it starts. It runs through mb-reaper (harness/native/reaper.c),
+   * so the sshd it ends as reaps the QEMUs daemonized in its sessions at once, as a real server's init does.
+   */
   | { kind: 'server'; tag: string; argv: string[]; log: string };
 
 export interface ServersPlan {
@@ -312,7 +315,7 @@ export function formatServerStep(s: ServerStep): string {
     case 'run':
       return s.argv.join(' ');
     case 'server':
-      return `${s.argv.join(' ')} > ${s.log}  [${s.tag}]`;
+      return `mb-reaper ${s.argv.join(' ')} > ${s.log}  [${s.tag}]`;
   }
 }
 

@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
+import { reaperPath } from '../native/programs.ts';
 import { bmcReadyPath, bmcSecretsPath, SERVER_BMC_USER } from './server-bmcs.ts';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { UserError } from '../util/errors.ts';
@@ -99,9 +100,10 @@ async function applyStep(step: ServerStep, state: TestbedState, save: (s: Testbe
       await run(step.argv[0], step.argv.slice(1));
       return;
     case 'server': {
+      const reaper = await reaperPath();
       const log = openSync(step.log, 'a');
       // detached: the server outlives this harness process; `down` ends it by PID
-      const child = spawn(step.argv[0], step.argv.slice(1), { detached: true, stdio: ['ignore', log, log] });
+      const child = spawn(reaper, step.argv, { detached: true, stdio: ['ignore', log, log] });
       closeSync(log);
       if (!child.pid) throw new Error(`could not start ${formatServerStep(step)}`);
       state.processes.push(ownProcess(child.pid, step.tag));

@@ -26,8 +26,9 @@ export interface TestbedDriver {
   /** Hypervisor back end (the manifest names it). */
   readonly backend: 'qemu' | 'libvirt';
   /**
-   * Whether a treatment's guests may start at once. Local: each guest has its own tap, QMP socket and saved state.
-   * Over SSH not (yet): guests on one server share the image upload and the server's per-host state.
+   * Whether a treatment's guests may start at once. Both drivers allow it: each guest has its own tap, QMP socket,
+   * files and (libvirt) domain; over SSH the image upload is shared per server (one promise) and the session
+   * records every guest synchronously.
    */
   readonly concurrentGuestStart: boolean;
   /**

@@ -500,7 +500,12 @@ export class SshConnection {
     for (const part of remoteDir.split('/').filter(Boolean)) {
       dir = dir === '' ? `/${part}` : `${dir}/${part}`;
       const st = await p<{ isDirectory(): boolean }>((cb) => s.stat(dir, cb as never)).catch(() => null);
-      if (!st) await p<void>((cb) => s.mkdir(dir, cb)).catch((e: Error) => Promise.reject(this.fail(`cannot create ${dir}: ${e.message}`)));
+      // another upload (a sibling guest's, or another server sharing this filesystem) may create it meanwhile
+      if (!st)
+        await p<void>((cb) => s.mkdir(dir, cb)).catch(async (e: Error) => {
+          if (!(await p<unknown>((cb) => s.stat(dir, cb as never)).catch(() => null)))
+            throw this.fail(`cannot create ${dir}: ${e.message}`);
+        });
     }
     const tmp = `${remotePath}.part-${randomBytes(4).toString('hex')}`;
     try {

@@ -49,7 +49,7 @@ export interface SshDriverOptions {
 export class SshDriver implements TestbedDriver {
   readonly kind = 'ssh' as const;
   readonly backend: 'qemu' | 'libvirt';
-  readonly concurrentGuestStart = false;
+  readonly concurrentGuestStart = true;
   private images = new Map<string, Promise<RemoteImage>>();
 
   constructor(private readonly o: SshDriverOptions) {

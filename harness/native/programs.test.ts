@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { execa } from 'execa';
 import {
   computeOutages,
   cpuMsFromStat,
@@ -8,6 +9,7 @@ import {
   parseProbeSummary,
   probeArgs,
   probeLoss,
+  reaperPath,
   type ProbeRecord,
 } from './programs.ts';
 
@@ -213,5 +215,42 @@ describe('mb-probe summary and CPU time', () => {
     const stat = '4242 (mb (pro) be) S 1 4242 4242 0 -1 4194560 120 0 0 0 37 205 0 0 -51 0 2 0 974005 5767168 300';
     expect(cpuMsFromStat(stat)).toBe(2420);
     expect(cpuMsFromStat('garbage')).toBeNull();
+  });
+});
+
+describe('mb-reaper', () => {
+  // OUTER (the command mb-reaper becomes) starts a subshell that starts GRAND and exits at once. GRAND waits until
+  // it is orphaned (its parent is no longer that subshell, whose parent is OUTER), then writes its new parent's PID
+  // to a file that OUTER waits for and prints after its own PID.
+  const GRAND = [
+    'o=$1',
+    'while :; do',
+    "  p=$(cut -d' ' -f4 /proc/$$/stat)",
+    '  [ "$p" = "$o" ] && break',
+    '  [ "$(cut -d\' \' -f4 /proc/$p/stat 2>/dev/null)" = "$o" ] || break',
+    '  sleep 0.02',
+    'done',
+    'echo "$p" > "$2.tmp" && mv "$2.tmp" "$2"',
+  ].join('\n');
+  const OUTER =
+    'echo $$; f=$(mktemp); ( sh -c "$0" _ $$ "$f" & ); i=0; until [ -s "$f" ] || [ $i -ge 3000 ]; do sleep 0.01; i=$((i+1)); done; cat "$f"; rm -f "$f"';
+  const parents = (stdout: string) => stdout.trim().split('\n').map(Number);
+
+  it('runs its command as a child subreaper: an orphaned grandchild is re-parented to the command', async () => {
+    const [self, parentOfOrphan] = parents((await execa(await reaperPath(), ['sh', '-c', OUTER, GRAND])).stdout);
+    expect(parentOfOrphan).toBe(self);
+    // without it the orphan goes elsewhere (PID 1 or another subreaper): the check above can fail
+    const [plainSelf, plainParent] = parents((await execa('sh', ['-c', OUTER, GRAND])).stdout);
+    expect(plainParent).toBeGreaterThan(0);
+    expect(plainParent).not.toBe(plainSelf);
+  });
+
+  it('says what is wrong without a command or with one that does not exist', async () => {
+    const none = await execa(await reaperPath(), [], { reject: false });
+    expect(none.exitCode).toBe(2);
+    expect(none.stderr).toMatch(/^usage: mb-reaper PROGRAM/);
+    const missing = await execa(await reaperPath(), ['/nonexistent/mb-x'], { reject: false });
+    expect(missing.exitCode).toBe(127);
+    expect(missing.stderr).toBe('mb-reaper: cannot run /nonexistent/mb-x: No such file or directory');
   });
 });

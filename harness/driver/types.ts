@@ -51,7 +51,7 @@ export interface TestbedDriver {
 
 /** What a guest start needs beyond where it runs (the driver adds the host side). */
 export type GuestStart = Omit<StartVmOptions, 'netns' | 'dieWithHarness'> & {
-  /** auto: the driver may restore a saved booted guest (local driver); cold: always boot (vms[].boot). */
+  /** auto: the driver may restore a saved booted guest (local driver, ssh driver's qemu back end); cold: always boot (vms[].boot). */
   boot?: 'auto' | 'cold';
 };
 

@@ -53,6 +53,13 @@ describe('QEMU launcher arguments', () => {
     expect(a.join(' ')).not.toContain('stdio');
   });
 
+  it('logs the console and listens for input on a unix socket when asked (a restored remote guest)', () => {
+    const a = qemuArgs(base, { ...paths, serial: 'socket', serialSocket: '/tmp/x,y/vm1.serial.sock' });
+    expect(opt(a, '-chardev')).toEqual(['socket,id=ser0,path=/tmp/x,,y/vm1.serial.sock,server=on,wait=off,logfile=/tmp/x/vm1.serial.log']);
+    expect(opt(a, '-serial')).toEqual(['chardev:ser0']);
+    expect(() => qemuArgs(base, { ...paths, serial: 'socket' })).toThrow(/serialSocket/);
+  });
+
   it('escapes commas in option values', () => {
     const a = qemuArgs(base, { qmp: '/tmp/a,b/q', serialLog: '/tmp/a,b/s' });
     expect(opt(a, '-qmp')).toEqual(['unix:/tmp/a,,b/q,server=on,wait=off']);

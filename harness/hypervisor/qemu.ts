@@ -137,12 +137,29 @@ export function guestCmdline(o: Pick<StartVmOptions, 'name' | 'ip' | 'gw' | 'wor
   return words.join(' ');
 }
 
+function serialChardev(p: { serialLog: string; serial?: 'stdio' | 'file' | 'socket'; serialSocket?: string }): string {
+  const log = optEscape(p.serialLog);
+  if (p.serial === 'file') return `file,id=ser0,path=${log}`;
+  if (p.serial === 'socket') {
+    if (!p.serialSocket) throw new Error('serial: socket needs a serialSocket path');
+    return `socket,id=ser0,path=${optEscape(p.serialSocket)},server=on,wait=off,logfile=${log}`;
+  }
+  return `stdio,id=ser0,signal=off,logfile=${log}`;
+}
+
 /**
  * QEMU's argv (without the binary) for these options. The serial console goes to
  * stdio (and the log file) by default; `serial: 'file'` writes it only to the log
- * file, for a daemonized QEMU on a remote server whose log is followed over SSH.
+ * file, for a daemonized QEMU on a remote server whose log is followed over SSH;
+ * `serial: 'socket'` logs it the same way and also listens on `serialSocket` for
+ * input (a restored remote guest reads its configuration there). With no client
+ * connected, QEMU's socket chardev fails each write and logs the whole buffer
+ * (qemu_chr_write_buffer), so the log stays complete.
  */
-export function qemuArgs(o: StartVmOptions, paths: { qmp: string; serialLog: string; serial?: 'stdio' | 'file' }): string[] {
+export function qemuArgs(
+  o: StartVmOptions,
+  paths: { qmp: string; serialLog: string; serial?: 'stdio' | 'file' | 'socket'; serialSocket?: string },
+): string[] {
   if (!Number.isInteger(o.memoryMiB) || o.memoryMiB < 32)
     throw new UserError(`VM ${o.name}: memory must be an integer >= 32 MiB (got ${o.memoryMiB})`);
   const vcpus = o.vcpus ?? 1;
@@ -173,9 +190,7 @@ export function qemuArgs(o: StartVmOptions, paths: { qmp: string; serialLog: str
     guestCmdline(o),
     // stdio so we parse it live; logfile so it survives us
     '-chardev',
-    paths.serial === 'file'
-      ? `file,id=ser0,path=${optEscape(paths.serialLog)}`
-      : `stdio,id=ser0,signal=off,logfile=${optEscape(paths.serialLog)}`,
+    serialChardev(paths),
     '-serial',
     'chardev:ser0',
     '-qmp',

@@ -55,7 +55,10 @@ export function configLine(o: Pick<StartVmOptions, 'name' | 'ip' | 'gw' | 'workl
 }
 
 /** Why `o` must cold-boot (null: it can be restored). `force` comes from vms[].boot or MIGBENCH_GUEST_BOOT. */
-export function coldBootReason(o: StartVmOptions, force?: 'auto' | 'cold'): string | null {
+export function coldBootReason(
+  o: Pick<StartVmOptions, 'incoming' | 'disk' | 'cmdlineExtra' | 'qemuArgs'>,
+  force?: 'auto' | 'cold',
+): string | null {
   const env = process.env.MIGBENCH_GUEST_BOOT;
   if (env && env !== 'auto' && env !== 'cold') throw new UserError(`MIGBENCH_GUEST_BOOT must be "auto" or "cold" (got "${env}")`);
   if (force === 'cold') return 'vms[].boot is cold';
@@ -67,18 +70,28 @@ export function coldBootReason(o: StartVmOptions, force?: 'auto' | 'cold'): stri
   return null;
 }
 
+/** Host kernel and CPU model, as a saved guest's key records them (`release|model`). */
+export function hostIdentityOf(kernelRelease: string, cpuinfo: string): string {
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? '';
+  return `${kernelRelease.trim()}|${model}`;
+}
+
 function hostIdentity(): string {
-  let model = '';
+  let cpuinfo = '';
   try {
-    model = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+    cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   } catch {
     /* no /proc: the kernel release alone */
   }
-  return `${release()}|${model}`;
+  return hostIdentityOf(release(), cpuinfo);
 }
 
-export async function keyFor(o: StartVmOptions): Promise<SavedGuestKey> {
-  const v = await qemuVersion();
+/** The key of `o`'s saved guest on a machine with this QEMU (first line of --version) and host identity. */
+export function keyOf(
+  o: Pick<StartVmOptions, 'image' | 'memoryMiB' | 'vcpus' | 'machine' | 'cpu' | 'accel' | 'tap'>,
+  qemu: string,
+  host: string,
+): SavedGuestKey {
   return {
     imageHash: o.image.hash,
     memoryMiB: o.memoryMiB,
@@ -87,9 +100,13 @@ export async function keyFor(o: StartVmOptions): Promise<SavedGuestKey> {
     cpu: o.cpu ?? (o.accel === 'kvm' ? 'host' : 'max'),
     accel: o.accel,
     mac: o.tap?.mac.toLowerCase() ?? null,
-    qemu: v.raw,
-    host: hostIdentity(),
+    qemu,
+    host,
   };
+}
+
+export async function keyFor(o: StartVmOptions): Promise<SavedGuestKey> {
+  return keyOf(o, (await qemuVersion()).raw, hostIdentity());
 }
 
 export function savedGuestRoot(): string {
@@ -103,7 +120,7 @@ export function savedGuestFile(id: string): string | null {
 }
 
 /** Polls query-migrate until the migration ended; throws on failure, timeout, or QEMU exiting. */
-async function migrationEnd(vm: VmProcess, timeoutMs: number, what: string): Promise<void> {
+async function migrationEnd(vm: Pick<VmProcess, 'qmp' | 'hasExited'>, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (vm.hasExited()) throw new Error(`${what}: QEMU exited`);
@@ -116,8 +133,49 @@ async function migrationEnd(vm: VmProcess, timeoutMs: number, what: string): Pro
 }
 
 /** The QEMU options a saved guest is made and restored with: no workload, no address, /init waiting. */
-function waitingOptions(o: StartVmOptions): StartVmOptions {
+export function waitingOptions<T extends Pick<StartVmOptions, 'ip' | 'gw' | 'workload' | 'httpd' | 'cmdlineExtra'>>(o: T): T {
   return { ...o, ip: undefined, gw: undefined, workload: undefined, httpd: undefined, cmdlineExtra: [WAIT_WORD] };
+}
+
+/** Waits for a guest started with waitingOptions to stop in /init, then saves it paused to `uri` (QEMU `file:`); returns when /init stopped (epoch ms). */
+export async function saveWaitingGuest(
+  vm: Pick<VmProcess, 'qmp' | 'waitForSerial' | 'hasExited'>,
+  uri: string,
+  what: string,
+  bootTimeoutMs: number,
+): Promise<number> {
+  await vm.waitForSerial(/^MB-WAIT-CONFIG/, bootTimeoutMs);
+  const waiting = Date.now();
+  await vm.qmp.execute('stop');
+  // a stopped guest: one pass, as fast as the disk takes it
+  await vm.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 40 });
+  await vm.qmp.execute('migrate', { uri });
+  await migrationEnd(vm, 120_000, what);
+  return waiting;
+}
+
+/**
+ * Loads saved guest `id` from `uri` into a QEMU started with waitingOptions and `incoming: 'defer'`,
+ * and runs it (it was saved stopped, so it comes back paused). Throws SavedGuestLoadError when QEMU cannot load it.
+ */
+export async function loadSavedGuest(vm: Pick<VmProcess, 'qmp' | 'hasExited'>, uri: string, id: string, timeoutMs: number): Promise<void> {
+  await vm.qmp.execute('migrate-incoming', { uri });
+  // the stream is in when QEMU leaves 'inmigrate'; it exits when the stream does not load
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const st = await vm.qmp.execute<{ status: string }>('query-status').catch((e: unknown) => {
+      if (vm.hasExited()) throw new SavedGuestLoadError(id, 'QEMU exited while loading it');
+      throw e;
+    });
+    if (st.status === 'running') return;
+    if (st.status === 'paused') {
+      await vm.qmp.execute('cont');
+      continue;
+    }
+    if (st.status !== 'inmigrate' && st.status !== 'prelaunch') throw new SavedGuestLoadError(id, `QEMU is ${st.status}`);
+    if (Date.now() > end) throw new Error(`restoring saved guest ${id}: not running within ${timeoutMs} ms`);
+    await sleep(10);
+  }
 }
 
 export interface SavedGuest {
@@ -140,7 +198,8 @@ export interface EnsureOptions {
  * temporary directory; the first rename wins, the others discard theirs.
  */
 export async function ensureSavedGuest(o: StartVmOptions, opts: EnsureOptions = {}): Promise<SavedGuest> {
-  const id = savedGuestId(await keyFor(o));
+  const key = await keyFor(o);
+  const id = savedGuestId(key);
   const found = savedGuestFile(id);
   if (found) return { id, file: found, madeMs: null };
 
@@ -152,16 +211,11 @@ export async function ensureSavedGuest(o: StartVmOptions, opts: EnsureOptions = 
   let vm: VmProcess | undefined;
   try {
     vm = await startVm({ ...waitingOptions(o), fileStem: `${o.fileStem ?? o.name}.save` });
-    await vm.waitForSerial(/^MB-WAIT-CONFIG/, opts.bootTimeoutMs ?? 180_000);
-    const bootMs = Date.now() - t0;
-    await vm.qmp.execute('stop');
-    // a stopped guest: one pass, as fast as the disk takes it
-    await vm.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 40 });
-    await vm.qmp.execute('migrate', { uri: `file:${join(tmp, 'guest.mig')}` });
-    await migrationEnd(vm, 120_000, `saving guest ${id}`);
+    const waiting = await saveWaitingGuest(vm, `file:${join(tmp, 'guest.mig')}`, `saving guest ${id}`, opts.bootTimeoutMs ?? 180_000);
+    const bootMs = waiting - t0;
     const meta = {
       id,
-      key: await keyFor(o),
+      key,
       boot_ms: bootMs,
       save_ms: Date.now() - t0 - bootMs,
       bytes: statSync(join(tmp, 'guest.mig')).size,
@@ -193,24 +247,7 @@ export async function ensureSavedGuest(o: StartVmOptions, opts: EnsureOptions = 
 export async function restoreGuest(o: StartVmOptions, saved: SavedGuest, timeoutMs = 60_000): Promise<VmProcess> {
   const vm = await startVm({ ...waitingOptions(o), incoming: 'defer', fileStem: o.fileStem ?? o.name });
   try {
-    await vm.qmp.execute('migrate-incoming', { uri: `file:${saved.file}` });
-    // the stream is in when QEMU leaves 'inmigrate'; it exits when the stream does not load
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const st = await vm.qmp.execute<{ status: string }>('query-status').catch((e: unknown) => {
-        if (vm.hasExited()) throw new SavedGuestLoadError(saved.id, 'QEMU exited while loading it');
-        throw e;
-      });
-      if (st.status === 'running') break;
-      // the guest was saved stopped, so it comes back stopped
-      if (st.status === 'paused') {
-        await vm.qmp.execute('cont');
-        continue;
-      }
-      if (st.status !== 'inmigrate' && st.status !== 'prelaunch') throw new SavedGuestLoadError(saved.id, `QEMU is ${st.status}`);
-      if (Date.now() > end) throw new Error(`restoring saved guest ${saved.id}: not running within ${timeoutMs} ms`);
-      await sleep(10);
-    }
+    await loadSavedGuest(vm, `file:${saved.file}`, saved.id, timeoutMs);
     vm.writeSerial(`${configLine(o, Date.now())}\n`);
   } catch (e) {
     await vm.kill(2000);

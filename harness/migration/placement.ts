@@ -84,7 +84,8 @@ export async function bootVm(env: VmEnv, vm: VmSpecT, index: number, host: HostN
     const hint = bootFailureHint(o.memoryMiB, msg);
     throw new Error(`VM ${vm.name} on ${host.name} did not become ready: ${msg}${hint ? `\n${hint}` : ''}`);
   }
-  const how = proc.boot ?? { mode: 'cold' as const, from: null, reason: `the ${env.driver.kind} driver boots guests`, made_ms: null };
+  const why = env.driver.backend === 'libvirt' ? 'the libvirt back end boots guests' : `the ${env.driver.kind} driver boots guests`;
+  const how = proc.boot ?? { mode: 'cold' as const, from: null, reason: why, made_ms: null };
   const start = { ...how, ready_ms: readyMs };
   return { spec: vm, index, mac: o.tap.mac, ip: guestIp(index), host, proc, memoryMiB: o.memoryMiB, workload: o.workload, start };
 }

@@ -115,6 +115,11 @@ describe('ssh driver on an emulated cluster', () => {
     for (const h of ['r1-h1', 'r1-h2']) expect(idle[h], `idle baseline of ${h}`).toBeGreaterThan(0);
     sshRecs = records(dir);
     expect(sshRecs.length).toBeGreaterThanOrEqual(4);
+    // the qemu back end restores a saved booted guest on the server (made there by the first start when not cached)
+    for (const rec of sshRecs) expect(rec.guest_start, `${rec.id} guest start`).toMatchObject({ mode: 'restored', reason: null });
+    console.log(
+      `guest ready: ${[...new Set(sshRecs.map((x) => `${x.guest_start!.ready_ms} ms (made ${x.guest_start!.made_ms ?? '-'})`))].join(', ')}`,
+    );
     for (const rec of sshRecs) {
       expect(rec.status, `${rec.id}: ${rec.reason}`).toBe('completed');
       for (const k of [
@@ -174,6 +179,8 @@ describe('ssh driver on an emulated cluster', () => {
     for (const s of Object.values(manifest.driver.servers)) expect(s.libvirt).toMatch(/^\d+\.\d+\.\d+$/);
     lvRecs = records(dir);
     expect(lvRecs.length).toBeGreaterThanOrEqual(4);
+    for (const rec of lvRecs)
+      expect(rec.guest_start, `${rec.id} guest start`).toMatchObject({ mode: 'cold', reason: 'the libvirt back end boots guests' });
     for (const rec of lvRecs) {
       expect(rec.status, `${rec.id}: ${rec.reason}`).toBe('completed');
       expect(rec.backend).toBe('libvirt');

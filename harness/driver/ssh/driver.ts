@@ -12,6 +12,7 @@ import { LocalLauncher, SshLauncher, type Launcher } from '../launch.ts';
 import type { GuestStart, TestbedDriver } from '../types.ts';
 import { deleteRemoteTap, ensureImage, type RemoteImage } from './remote-host.ts';
 import { startRemoteGuest } from './remote-vm.ts';
+import { RemoteSavedGuests } from './remote-saved-guest.ts';
 import { attachLibvirtGuest, domainName, libvirtPaths, startLibvirtGuest, type LibvirtVmProcess } from './libvirt-vm.ts';
 import type { SshConnection } from '../../ssh/connection.ts';
 import type { Accel } from '../../hypervisor/version.ts';
@@ -43,7 +44,8 @@ export interface SshDriverOptions {
 
 /**
  * The ssh driver: every host is a server reached over SSH (harness/ssh), the
- * `qemu` back end starts guests there (remote-vm.ts), their NIC is a tap on
+ * `qemu` back end starts guests there (remote-vm.ts; restored from a saved
+ * booted guest when it can, remote-saved-guest.ts), their NIC is a tap on
  * the inventory's bridge, probes and clients run from the client host.
  */
 export class SshDriver implements TestbedDriver {
@@ -51,6 +53,8 @@ export class SshDriver implements TestbedDriver {
   readonly backend: 'qemu' | 'libvirt';
   readonly concurrentGuestStart = true;
   private images = new Map<string, Promise<RemoteImage>>();
+  /** qemu back end: saved booted guests on the servers, restored instead of booting (remote-saved-guest.ts). */
+  private saved = new RemoteSavedGuests();
 
   constructor(private readonly o: SshDriverOptions) {
     this.backend = o.backend ?? 'qemu';
@@ -100,9 +104,17 @@ export class SshDriver implements TestbedDriver {
       });
     }
     if (o.tap) this.o.onTap?.(server.name, o.tap.ifname);
-    const vm = await startRemoteGuest(conn, { bridge, remoteDir: this.o.remoteRunDir, image }, o);
-    this.o.onGuest?.(server.name, vm.pid, vm.remote.pidFile);
-    void vm.exited.then(() => this.o.onGuestGone?.(server.name, vm.pid));
+    // every QEMU started on the server is recorded for teardown after a crash, the one saving a guest too
+    const hooks = {
+      onGuest: (pid: number, pidFile: string) => this.o.onGuest?.(server.name, pid, pidFile),
+      onGuestGone: (pid: number) => this.o.onGuestGone?.(server.name, pid),
+    };
+    const { boot, ...rest } = o;
+    const vm = await startRemoteGuest(conn, { bridge, remoteDir: this.o.remoteRunDir, image }, rest, (c, ro) =>
+      this.saved.start(c, ro, boot, hooks),
+    );
+    hooks.onGuest(vm.pid, vm.remote.pidFile);
+    void vm.exited.then(() => hooks.onGuestGone(vm.pid));
     return vm;
   }
 

@@ -39,6 +39,7 @@ describe('remote QEMU files and commands', () => {
       qmp: '/run/migbench/r1/vm1.h1.qmp',
       pidFile: '/run/migbench/r1/vm1.h1.pid',
       serialLog: '/run/migbench/r1/vm1.h1.serial.log',
+      serialSock: '/run/migbench/r1/vm1.h1.serial.sock',
     });
     expect(serialTailArgv('/d/s.log', 42, 0)).toEqual(['tail', '-c', '+1', '-F', '--pid=42', '-s', '0.1', '/d/s.log']);
     expect(serialTailArgv('/d/s.log', 42, 1000)[2]).toBe('+1001');

@@ -14,6 +14,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { qemuArgs, type StartVmOptions, type VmExit, type VmProcess } from '../../hypervisor/qemu.ts';
+import type { GuestBoot } from '../../store/schema/guest-start.ts';
 import { QmpClient } from '../../hypervisor/qmp.ts';
 import { SerialConsole } from '../../hypervisor/serial.ts';
 import { QEMU_BINARY } from '../../hypervisor/version.ts';
@@ -29,12 +30,18 @@ export interface RemoteVmOptions extends Omit<StartVmOptions, 'netns' | 'dieWith
   remoteDir: string;
   /** Directory on the controller where a copy of the serial log is written as it arrives. */
   localDir: string;
+  /** The console also takes input (sendSerial), on a unix socket next to the log: a restored guest reads its configuration there. */
+  serialInput?: boolean;
+  /** How the guest came up (a restored guest; see remote-saved-guest.ts). */
+  boot?: GuestBoot;
 }
 
 export interface RemoteVmPaths {
   qmp: string;
   pidFile: string;
   serialLog: string;
+  /** The console's input socket (with serialInput). */
+  serialSock: string;
 }
 
 /** A guest on a server. `qmp` is the current QMP client (see reopenQmp). */
@@ -49,13 +56,20 @@ export interface RemoteVmProcess extends VmProcess {
    * (events in between are lost; listeners on the old client do not move over).
    */
   reopenQmp(): Promise<QmpClient>;
+  /** Writes to the guest console through its input socket (started with serialInput); resolves once QEMU took it. */
+  sendSerial(text: string): Promise<void>;
 }
 
 const MAX_UNIX_PATH = 107;
 
 export function remoteVmPaths(remoteDir: string, stem: string): RemoteVmPaths {
   const d = remoteDir.replace(/\/+$/, '');
-  return { qmp: `${d}/${stem}.qmp`, pidFile: `${d}/${stem}.pid`, serialLog: `${d}/${stem}.serial.log` };
+  return {
+    qmp: `${d}/${stem}.qmp`,
+    pidFile: `${d}/${stem}.pid`,
+    serialLog: `${d}/${stem}.serial.log`,
+    serialSock: `${d}/${stem}.serial.sock`,
+  };
 }
 
 /**
@@ -95,11 +109,17 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
     throw new UserError(`VM ${o.name} on ${host}: remote directory must be absolute (got "${o.remoteDir}")`);
   const stem = o.fileStem ?? (o.incoming ? `${o.name}.in` : o.name);
   const paths = remoteVmPaths(o.remoteDir, stem);
-  if (paths.qmp.length > MAX_UNIX_PATH)
-    throw new UserError(`QMP socket path ${paths.qmp} on ${host} is longer than ${MAX_UNIX_PATH} bytes; use a shorter remote directory`);
+  for (const sock of o.serialInput ? [paths.qmp, paths.serialSock] : [paths.qmp])
+    if (sock.length > MAX_UNIX_PATH)
+      throw new UserError(`socket path ${sock} on ${host} is longer than ${MAX_UNIX_PATH} bytes; use a shorter remote directory`);
   const startTimeoutMs = o.startTimeoutMs ?? 60_000;
   const args = [
-    ...qemuArgs({ ...o, runDir: o.remoteDir }, { qmp: paths.qmp, serialLog: paths.serialLog, serial: 'file' }),
+    ...qemuArgs(
+      { ...o, runDir: o.remoteDir },
+      o.serialInput
+        ? { qmp: paths.qmp, serialLog: paths.serialLog, serial: 'socket', serialSocket: paths.serialSock }
+        : { qmp: paths.qmp, serialLog: paths.serialLog, serial: 'file' },
+    ),
     '-daemonize',
     '-pidfile',
     paths.pidFile,
@@ -230,6 +250,29 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
   }
   void follow();
 
+  const sendSerial = async (text: string): Promise<void> => {
+    if (!o.serialInput) throw new Error(`VM ${o.name} on ${host}: its console takes no input (started without serialInput)`);
+    const stream = await conn.openUnixSocket(paths.serialSock);
+    // QEMU also sends the console's output to a connected client: it is in the log already, so it is read and dropped.
+    // QEMU closes the connection once it read the text and our end of input, i.e. once the guest's UART took it all.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stream.destroy();
+        reject(conn.error(`VM ${o.name}: the guest did not read ${Buffer.byteLength(text)} bytes from its console within 15 s`));
+      }, 15_000);
+      stream.on('data', () => undefined);
+      stream.on('error', (e: Error) => {
+        clearTimeout(timer);
+        reject(conn.error(`VM ${o.name}: writing to its console failed: ${e.message}`));
+      });
+      stream.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      stream.end(text);
+    });
+  };
+
   const kill = async (graceMs = 10_000): Promise<VmExit> => {
     if (exitInfo) return exitInfo;
     lastSignal = 'SIGTERM';
@@ -256,6 +299,7 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
     qmpSocketPath: paths.qmp,
     serialLogPath: join(o.localDir, `${stem}.serial.log`),
     remote: { ...paths, dir: o.remoteDir },
+    ...(o.boot ? { boot: o.boot } : {}),
     argv,
     exited,
     hasExited: () => exitInfo !== null,
@@ -270,6 +314,7 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
         `VM ${o.name} on ${host}: writing to the serial console is not supported for a remote QEMU (its console is a file there)`,
       );
     },
+    sendSerial,
     reopenQmp: async () => {
       if (exitInfo) throw new Error(`VM ${o.name} on ${host}: QEMU has exited`);
       if (qmp.isOpen) await qmp.close();
@@ -298,19 +343,20 @@ export interface RemoteGuestPlace {
 }
 
 /**
- * The driver's startGuest on a server: the tap on the bridge, then QEMU; on
- * failure the tap is removed again. `o.runDir` is the controller directory for
+ * The driver's startGuest on a server: the tap on the bridge, then QEMU (`start`: booting, or restoring a
+ * saved guest, remote-saved-guest.ts); on failure the tap is removed again. `o.runDir` is the controller directory for
  * the serial log copy; `o.image` is replaced by the server's copy.
  */
 export async function startRemoteGuest(
   conn: SshConnection,
   place: RemoteGuestPlace,
   o: Omit<StartVmOptions, 'netns' | 'dieWithHarness'>,
+  start: (conn: SshConnection, o: RemoteVmOptions) => Promise<RemoteVmProcess> = startRemoteVm,
 ): Promise<RemoteVmProcess> {
   const { runDir, ...rest } = o;
   if (o.tap) await createRemoteTap(conn, o.tap.ifname, place.bridge);
   try {
-    return await startRemoteVm(conn, { ...rest, image: place.image, remoteDir: place.remoteDir, localDir: runDir });
+    return await start(conn, { ...rest, image: place.image, remoteDir: place.remoteDir, localDir: runDir });
   } catch (e) {
     if (o.tap) await deleteRemoteTap(conn, o.tap.ifname);
     throw e;

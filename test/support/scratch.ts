@@ -14,7 +14,7 @@ import type { RunnerTask } from 'vitest';
 export function fileScratchDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   afterAll((suite) => {
-    if (anyFailed(suite.tasks)) console.log(`kept ${dir} (a test in this file failed)`);
+    if (keepAll || anyFailed(suite.tasks)) console.log(`kept ${dir} (${keepAll ? 'MB_KEEP_SCRATCH=1' : 'a test in this file failed'})`);
     else rmSync(dir, { recursive: true, force: true });
   });
   return dir;
@@ -24,11 +24,14 @@ export function fileScratchDir(prefix: string): string {
 export function testScratchDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   onTestFinished(({ task }) => {
-    if (task.result?.state === 'fail') console.log(`kept ${dir} (this test failed)`);
+    if (keepAll || task.result?.state === 'fail') console.log(`kept ${dir} (${keepAll ? 'MB_KEEP_SCRATCH=1' : 'this test failed'})`);
     else rmSync(dir, { recursive: true, force: true });
   });
   return dir;
 }
+
+/** MB_KEEP_SCRATCH=1 keeps every directory (e.g. to read the run directories' timing.jsonl after a passing run). */
+const keepAll = process.env.MB_KEEP_SCRATCH === '1';
 
 function anyFailed(tasks: readonly RunnerTask[]): boolean {
   return tasks.some((t) => t.result?.state === 'fail' || (t.type === 'suite' && anyFailed(t.tasks)));

@@ -6,13 +6,14 @@
  *   ssh:      preflight + connect against 32 emulated servers (testbed up --servers; builds a testbed)
  *   duty:     campaign duty cycle (time migrating / wall time) of a small fixed campaign (builds a testbed; takes the testbed lock)
  *   restore:  guest ready time, cold boot vs restore from a saved guest (3 each; boots guests)
+ *   restore-ssh: the same over SSH, on a server of an emulated cluster (3 each; builds a testbed, boots guests)
  *   cli:      start-up time of migbench commands that end at once (help, status, a spec error)
  * Pass names to run a subset: npm run bench -- analysis
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const ALL = ['analysis', 'cli', 'power', 'ssh', 'restore', 'duty'];
+const ALL = ['analysis', 'cli', 'power', 'ssh', 'restore', 'restore-ssh', 'duty'];
 const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const runner = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
 let failed = 0;

@@ -155,8 +155,9 @@ export class RemoteSavedGuests {
     return { id, file, madeMs: Date.now() - t0 };
   }
 
-  /** Removes a saved guest QEMU could not load, so the next start makes a new one. */
+  /** Removes a saved guest QEMU could not load (and forgets it was made), so the next start makes a new one. */
   async discard(conn: SshConnection, id: string): Promise<void> {
+    this.making.delete(`${conn.name}|${id}`);
     await conn.exec(['rm', '-rf', '--', `${this.root}/${id}`], { timeoutMs: 30_000 }).catch(() => undefined);
   }
 

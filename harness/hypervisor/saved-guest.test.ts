@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { coldBootReason, configLine, savedGuestId, type SavedGuestKey } from './saved-guest.ts';
+import { coldBootReason, configLine, restoreOrBoot, SavedGuestLoadError, savedGuestId, type SavedGuestKey } from './saved-guest.ts';
+import type { GuestBoot } from '../store/schema/guest-start.ts';
 import type { StartVmOptions } from './qemu.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -68,5 +69,76 @@ describe('saved guests', () => {
     expect(coldBootReason(vm)).toMatch(/MIGBENCH_GUEST_BOOT/);
     process.env.MIGBENCH_GUEST_BOOT = 'warm';
     expect(() => coldBootReason(vm)).toThrow(UserError);
+  });
+});
+
+describe('restore or boot (the decision both drivers share)', () => {
+  /** A starter that records what was asked of it; `restore` does what the test says. */
+  function starter(restore: () => Promise<string>, fatal?: (e: unknown) => boolean) {
+    const calls: string[] = [];
+    const boots: (GuestBoot | null)[] = [];
+    return {
+      calls,
+      boots,
+      how: {
+        boot: async (b: GuestBoot | null) => {
+          calls.push('boot');
+          boots.push(b);
+          return 'booted';
+        },
+        restore: async () => {
+          calls.push('restore');
+          return restore();
+        },
+        discard: (id: string) => void calls.push(`discard ${id}`),
+        fatal,
+      },
+    };
+  }
+
+  it('starts a destination as asked, with no boot record and no restore', async () => {
+    const s = starter(async () => 'restored');
+    expect(await restoreOrBoot({ ...vm, incoming: 'defer' }, 'auto', s.how)).toBe('booted');
+    expect(s.calls).toEqual(['boot']);
+    expect(s.boots).toEqual([null]);
+  });
+
+  it('cold-boots what must, saying why, without trying a restore', async () => {
+    const s = starter(async () => 'restored');
+    expect(await restoreOrBoot(vm, 'cold', s.how)).toBe('booted');
+    expect(s.calls).toEqual(['boot']);
+    expect(s.boots).toEqual([{ mode: 'cold', from: null, reason: 'vms[].boot is cold', made_ms: null }]);
+  });
+
+  it('restores when it can', async () => {
+    const s = starter(async () => 'restored');
+    expect(await restoreOrBoot(vm, 'auto', s.how)).toBe('restored');
+    expect(s.calls).toEqual(['restore']);
+  });
+
+  it('removes a saved guest QEMU could not load, then cold-boots saying so', async () => {
+    const s = starter(async () => {
+      throw new SavedGuestLoadError('0123456789abcdef', 'QEMU exited while loading it');
+    });
+    expect(await restoreOrBoot(vm, 'auto', s.how)).toBe('booted');
+    expect(s.calls).toEqual(['restore', 'discard 0123456789abcdef', 'boot']);
+    expect(s.boots[0]?.reason).toBe('no restore (restoring saved guest 0123456789abcdef: QEMU exited while loading it)');
+  });
+
+  it('any other failure costs a cold boot (first line of its message), unless the driver calls it fatal', async () => {
+    const s = starter(async () => {
+      throw new Error('saving guest x: disk full\nmore detail');
+    });
+    expect(await restoreOrBoot(vm, 'auto', s.how)).toBe('booted');
+    expect(s.calls).toEqual(['restore', 'boot']);
+    expect(s.boots[0]?.reason).toBe('no restore (saving guest x: disk full)');
+    const f = starter(
+      async () => {
+        throw new UserError('bad');
+      },
+      (e) => e instanceof UserError,
+    );
+    await expect(restoreOrBoot(vm, 'auto', f.how)).rejects.toThrow('bad');
+    expect(f.calls).toEqual(['restore']);
   });
 });

@@ -271,22 +271,52 @@ export function discardSavedGuest(id: string): void {
   rmSync(join(savedGuestRoot(), id), { recursive: true, force: true });
 }
 
+/** How a driver starts a guest, for restoreOrBoot. */
+export interface GuestStarter<V> {
+  /** Boots it (with `boot` recorded on the result; null for a migration destination, which records none). */
+  boot(boot: GuestBoot | null): Promise<V>;
+  /** Finds or makes its saved guest and restores it. */
+  restore(): Promise<V>;
+  /** Removes saved guest `id` after QEMU could not load it. */
+  discard(id: string): Promise<void> | void;
+  /** Errors that end the start instead of costing a cold boot (default: none). */
+  fatal?(e: unknown): boolean;
+}
+
 /**
- * The local driver's guest start: restored when `o` allows it (see
- * coldBootReason), cold-booted otherwise or when restoring fails (the
- * returned process says which, and why). A migration destination starts as asked.
+ * The restore-or-boot decision both drivers share: a migration destination starts as asked; a
+ * guest that must cold-boot (coldBootReason) boots, saying why; otherwise it is restored, and a
+ * failure on the way costs a cold boot whose reason says what failed (a saved guest QEMU could
+ * not load is removed first, so the next start makes a new one).
  */
-export async function startGuestFast(o: StartVmOptions, force?: 'auto' | 'cold'): Promise<VmProcess> {
-  if (o.incoming) return startVm(o);
+export async function restoreOrBoot<V>(
+  o: Pick<StartVmOptions, 'incoming' | 'disk' | 'cmdlineExtra' | 'qemuArgs'>,
+  force: 'auto' | 'cold' | undefined,
+  how: GuestStarter<V>,
+): Promise<V> {
+  if (o.incoming) return how.boot(null);
   const why = coldBootReason(o, force);
-  if (why !== null) return { ...(await startVm(o)), boot: { mode: 'cold', from: null, reason: why, made_ms: null } };
+  if (why !== null) return how.boot({ mode: 'cold', from: null, reason: why, made_ms: null });
   let failure: string;
   try {
-    return await restoreGuest(o, await ensureSavedGuest(o));
+    return await how.restore();
   } catch (e) {
-    if (e instanceof UserError) throw e;
-    if (e instanceof SavedGuestLoadError) discardSavedGuest(e.id);
+    if (how.fatal?.(e)) throw e;
+    if (e instanceof SavedGuestLoadError) await how.discard(e.id);
     failure = `no restore (${errorMessage(e).split('\n')[0]})`;
   }
-  return { ...(await startVm(o)), boot: { mode: 'cold', from: null, reason: failure, made_ms: null } };
+  return how.boot({ mode: 'cold', from: null, reason: failure, made_ms: null });
+}
+
+/** The local driver's guest start: restoreOrBoot with this machine's cache and QEMU. */
+export function startGuestFast(o: StartVmOptions, force?: 'auto' | 'cold'): Promise<VmProcess> {
+  return restoreOrBoot<VmProcess>(o, force, {
+    boot: async (boot) => {
+      const vm = await startVm(o);
+      return boot ? { ...vm, boot } : vm;
+    },
+    restore: async () => restoreGuest(o, await ensureSavedGuest(o)),
+    discard: discardSavedGuest,
+    fatal: (e) => e instanceof UserError,
+  });
 }

@@ -10,20 +10,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  coldBootReason,
   configLine,
   hostIdentityOf,
   keyOf,
   loadSavedGuest,
+  restoreOrBoot,
   savedGuestId,
-  SavedGuestLoadError,
   saveWaitingGuest,
   waitingOptions,
   type SavedGuest,
 } from '../../hypervisor/saved-guest.ts';
 import { QEMU_BINARY } from '../../hypervisor/version.ts';
 import type { SshConnection } from '../../ssh/connection.ts';
-import { errorMessage } from '../../util/errors.ts';
 import { isOwnRemoteDir, shScript } from './remote-host.ts';
 import { startRemoteVm, type RemoteVmOptions, type RemoteVmProcess } from './remote-vm.ts';
 
@@ -165,20 +163,13 @@ export class RemoteSavedGuests {
    * Starts `o` on the server: restored from its saved guest when `o` allows it (coldBootReason), cold-booted
    * otherwise or when making or loading the saved guest fails (the guest's `boot` says which, and why).
    */
-  async start(conn: SshConnection, o: RemoteVmOptions, force: 'auto' | 'cold' | undefined, hooks: GuestHooks): Promise<RemoteVmProcess> {
-    if (o.incoming) return startRemoteVm(conn, o);
-    const why = coldBootReason(o, force);
-    if (why !== null) return startRemoteVm(conn, { ...o, boot: { mode: 'cold', from: null, reason: why, made_ms: null } });
-    let failure: string;
-    try {
-      const saved = await this.ensure(conn, o, hooks);
-      return await this.restore(conn, o, saved);
-    } catch (e) {
-      // any failure here (a full cache disk, a stream QEMU cannot load) costs a cold boot, not the treatment
-      if (e instanceof SavedGuestLoadError) await this.discard(conn, e.id);
-      failure = `no restore (${errorMessage(e).split('\n')[0]})`;
-    }
-    return startRemoteVm(conn, { ...o, boot: { mode: 'cold', from: null, reason: failure, made_ms: null } });
+  start(conn: SshConnection, o: RemoteVmOptions, force: 'auto' | 'cold' | undefined, hooks: GuestHooks): Promise<RemoteVmProcess> {
+    // any failure on the way (a full cache disk, a stream QEMU cannot load, a lost connection) costs a cold boot
+    return restoreOrBoot<RemoteVmProcess>(o, force, {
+      boot: (boot) => startRemoteVm(conn, boot ? { ...o, boot } : o),
+      restore: async () => this.restore(conn, o, await this.ensure(conn, o, hooks)),
+      discard: (id) => this.discard(conn, id),
+    });
   }
 
   private async restore(conn: SshConnection, o: RemoteVmOptions, saved: SavedGuest): Promise<RemoteVmProcess> {

@@ -14,9 +14,9 @@ import { UserError, errorMessage } from '../util/errors.ts';
 import { cacheDir } from '../util/paths.ts';
 import { KVM_START_ARGV, KVM_START_QMP_INPUT, kvmStartVerdict } from '../driver/ssh/kvm-probe.ts';
 import { run, withPdeathsig } from '../util/exec.ts';
-import { sleep } from '../util/time.ts';
 import { startVm, type VmProcess } from './qemu.ts';
 import { qemuVersion, type Accel } from './version.ts';
+import { within } from '../util/timers.ts';
 
 export { qemuVersion, assertQemuUsable, checkQemuUsable, parseQemuVersion, type Accel, type QemuVersionInfo } from './version.ts';
 
@@ -117,7 +117,7 @@ async function waitWhileProgressing(vm: VmProcess, marker: RegExp, stallMs: numb
   seen.catch(() => undefined);
   try {
     while (!ready) {
-      await Promise.race([seen, sleep(250)]);
+      await within(seen, 250);
       if (ready) return;
       const now = Date.now();
       if (now - last > stallMs) {

@@ -44,6 +44,7 @@ import { migrateViaLibvirt } from '../driver/ssh/libvirt-migrate.ts';
  */
 export type { MigrationRecord } from '../store/schema/migration.ts';
 import type { MigrationRecord } from '../store/schema/migration.ts';
+import { within } from '../util/timers.ts';
 
 export interface MigrationContext {
   env: VmEnv;
@@ -269,7 +270,7 @@ export async function migrateVm(ctx: MigrationContext, vm: PlacedVm, dst: HostNo
     // QMP to the destination closing without its QEMU exiting: the connection to it was cut (ssh driver)
     dstProc.qmp.once('close', () => {
       if (!measuring || obs.control.dstLost) return;
-      void Promise.race([dstProc!.exited, sleep(1000)]).then(() => {
+      void within(dstProc!.exited, 1000).then(() => {
         if (!measuring || obs.control.dstExit || dstProc!.hasExited()) return;
         const description = `lost the connection to the destination ${dst.name} (its QMP closed while its QEMU still ran)`;
         obs.control.dstLost = { tMs: Date.now(), description };

@@ -21,7 +21,7 @@ import { endProcess, isSameProcess, ownProcess, type OwnedProcess } from '../uti
 import type { LaunchedProcess, Launcher } from '../driver/launch.ts';
 import type { Readable } from 'node:stream';
 import { sleep } from '../util/time.ts';
-import { safeInterval } from '../util/timers.ts';
+import { safeInterval, within } from '../util/timers.ts';
 import { pendingSeqs, settleGraceMs } from './outage-settle.ts';
 
 export interface ProbeStreamOptions {
@@ -440,9 +440,7 @@ export class ProbeStream {
     // SIGINT: mb-probe prints its summary (sent, lost, CPU) on stderr as it ends
     const launched = this.launched;
     if (launched)
-      await launched
-        .signal('SIGINT')
-        .then(() => Promise.all([Promise.race([this.exited, sleep(3000)]), this.hurry(() => launched.signal('SIGINT'))]));
+      await launched.signal('SIGINT').then(() => Promise.all([within(this.exited, 3000), this.hurry(() => launched.signal('SIGINT'))]));
     if (this.launched) await this.launched.stop(3000);
     await this.exited;
     this.decide(true);

@@ -13,6 +13,7 @@ import { UserError, errorMessage } from '../util/errors.ts';
 import { algorithmsForKeyType, wireKeyType, type KnownHosts } from './known-hosts.ts';
 import { shJoin } from './quote.ts';
 import { describeTarget, type ExecResult, type HostKeyMode, type SshTarget } from './types.ts';
+import { within } from '../util/timers.ts';
 
 /** An SSH failure the user can act on; `host` is the inventory name. */
 export class SshError extends UserError {
@@ -437,10 +438,14 @@ export class SshConnection {
         () => null,
       );
       await this.killGroup(pgid, 'TERM');
-      const first = await Promise.race([ended, new Promise<'wait'>((r) => setTimeout(() => r('wait'), graceMs))]);
-      if (first !== 'wait') return first;
+      // ended gives null for a failed channel too: that is an end as well, so the timeout is told apart by a marker
+      const first = await within(
+        ended.then((r) => ({ r })),
+        graceMs,
+      );
+      if (first) return first.r;
       await this.killGroup(pgid, 'KILL');
-      return Promise.race([ended, new Promise<null>((r) => setTimeout(() => r(null), graceMs))]);
+      return within(ended, graceMs);
     };
     const handleDone = done.then((r) => ({ stdout: '', stderr: '', ...r }));
     handleDone.catch(() => undefined); // a caller that never awaits done must not crash the process

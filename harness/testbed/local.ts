@@ -11,6 +11,7 @@ import type { KernelCaps, Step } from './shaping.ts';
 import { listStates, loadState, namespacesClaimedByOthers, removeState, saveState, type TestbedState } from './state.ts';
 import type { Topology } from './topology.ts';
 import { checkServersFree, teardownServers, upServers } from './servers.ts';
+import { within } from '../util/timers.ts';
 
 /** The local driver: builds a topology out of namespaces, veths, bridges, tc. */
 
@@ -71,7 +72,7 @@ async function runStep(step: Step, logDir: string, state: TestbedState): Promise
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code ?? -1)));
     child.unref();
     // give it a moment to fail on bad arguments (missing interface, not root)
-    const early = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 300))]);
+    const early = await within(exited, 300);
     if (early !== null) throw new Error(`${step.daemon.tag} exited at start (exit ${early}); see its log in ${logDir}`);
     return;
   }

@@ -13,7 +13,7 @@ import type { ClientSpecT } from '../spec/schema.ts';
 import type { Sample } from '../store/sample.ts';
 import { UserError } from '../util/errors.ts';
 import { errorMessage } from '../util/errors.ts';
-import { safeInterval } from '../util/timers.ts';
+import { safeInterval, within } from '../util/timers.ts';
 import { PACKAGE_ROOT } from '../util/paths.ts';
 import type { AgentClient, AgentConfig, AgentResult } from './http-agent.ts';
 import { httperfArgs, parseHttperf } from './httperf.ts';
@@ -211,12 +211,13 @@ class AgentProcess {
         this.flushFailing = true;
       },
     );
-    await Promise.race([
-      ready,
-      new Promise((_, rej) =>
-        setTimeout(() => rej(new Error(`HTTP client agent (${this.o.launcher.where}) not ready after 30 s: ${stderr.trim()}`)), 30_000),
-      ),
-    ]);
+    if (
+      (await within(
+        ready.then(() => true),
+        30_000,
+      )) === null
+    )
+      throw new Error(`HTTP client agent (${this.o.launcher.where}) not ready after 30 s: ${stderr.trim()}`);
   }
 
   private record(r: AgentResult): void {

@@ -8,7 +8,7 @@ import { readSshState, sshStatePath } from '../../harness/driver/ssh/session.ts'
 import { loadState } from '../../harness/testbed/state.ts';
 import { loadInventory, type Inventory } from '../../harness/inventory/load.ts';
 import type { MigrationRecord } from '../../harness/store/schema/index.ts';
-import { migbench, ROOT, waitFor } from '../support/cli.ts';
+import { migbench, migbenchRun, ROOT, waitFor } from '../support/cli.ts';
 import { readRecords, runDirOf, serverLeftovers } from '../support/ssh-cluster.ts';
 import { fileScratchDir } from '../support/scratch.ts';
 
@@ -46,6 +46,15 @@ function variant(name: string, edit: (doc: Record<string, unknown>) => void): st
   const f = join(out, `${name}.yaml`);
   writeFileSync(f, stringify(doc));
   return f;
+}
+
+/** A run through the ssh driver, which must end as soon as it printed its run directory (nothing left waiting). */
+async function sshRun(args: string[]) {
+  const { r, lingerMs } = await migbenchRun(args);
+  expect(r.exitCode, String(r.stderr).slice(-3000)).toBe(0);
+  // ~10 ms here; a timer left pending in a guest's teardown used to hold the process 9-30 s
+  expect(lingerMs, 'ms the process lived after printing its run directory').toBeLessThan(5000);
+  return r;
 }
 
 /** What the harness leaves on a server: its run directories, guest taps and libvirt domains. */
@@ -104,8 +113,7 @@ describe('ssh driver on an emulated cluster', () => {
 
   let sshRecs: LibvirtRecord[] = [];
   it('runs the quickstart spec via --inventory: every migration completes with every field, within physics', async () => {
-    const r = await migbench(['run', QUICKSTART, '--inventory', invFile, '--out', out, '--no-report']);
-    expect(r.exitCode, String(r.stderr).slice(-3000)).toBe(0);
+    const r = await sshRun(['run', QUICKSTART, '--inventory', invFile, '--out', out, '--no-report']);
     const dir = runDirOf(String(r.stdout), String(r.stderr));
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
     expect((manifest.driver as { kind: string }).kind).toBe('ssh');
@@ -168,8 +176,7 @@ describe('ssh driver on an emulated cluster', () => {
 
   let lvRecs: LibvirtRecord[] = [];
   it('runs the quickstart spec via --inventory through libvirt: every migration completes with every field, within physics', async () => {
-    const r = await migbench(['run', QUICKSTART, '--inventory', lvInvFile, '--out', out, '--no-report']);
-    expect(r.exitCode, String(r.stderr).slice(-3000)).toBe(0);
+    const r = await sshRun(['run', QUICKSTART, '--inventory', lvInvFile, '--out', out, '--no-report']);
     const dir = runDirOf(String(r.stdout), String(r.stderr));
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
       driver: { kind: string; backend: string; servers: Record<string, { libvirt?: string | null }> };
@@ -242,8 +249,7 @@ describe('ssh driver on an emulated cluster', () => {
   for (const backend of ['qemu', 'libvirt'] as const)
     it(`runs a 4-VM plan (capped, k=2) through the ${backend} back end`, async () => {
       const f = backend === 'qemu' ? invFile : lvInvFile;
-      const r = await migbench(['run', PLAN, '--inventory', f, '--out', out, '--no-report']);
-      expect(r.exitCode, String(r.stderr).slice(-3000)).toBe(0);
+      const r = await sshRun(['run', PLAN, '--inventory', f, '--out', out, '--no-report']);
       const dir = runDirOf(String(r.stdout), String(r.stderr));
       const recs = records(dir);
       expect(recs.length).toBe(4);
@@ -278,7 +284,14 @@ describe('ssh driver on an emulated cluster', () => {
       cut = sessions();
       for (const pid of cut) process.kill(pid, 'SIGKILL');
     });
+    let printed = 0;
+    child.stdout!.on('data', (d: Buffer) => {
+      if (!printed && String(d).includes('run directory: ')) printed = Date.now();
+    });
     const r = await child;
+    // a failed migration's teardown leaves nothing waiting either (see sshRun)
+    expect(printed, r.all).toBeGreaterThan(0);
+    expect(Date.now() - printed, 'ms the process lived after printing its run directory').toBeLessThan(5000);
     expect(cut, r.all).not.toBeNull();
     expect(cut!.length).toBeGreaterThan(0);
     const recs = records(runDirOf(String(r.stdout), String(r.stderr)));

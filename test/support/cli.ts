@@ -11,6 +11,21 @@ export function migbench(args: string[], opts: { env?: Record<string, string> } 
   }>;
 }
 
+/**
+ * `migbench run ...` as migbench() does, plus how long the process lived after printing its run
+ * directory on stdout (its last line): a finished command ends at once, and a pending timer left
+ * in its teardown held `run --inventory` open for up to 30 s. null when no such line came.
+ */
+export async function migbenchRun(args: string[]): Promise<{ r: Awaited<ReturnType<typeof migbench>>; lingerMs: number | null }> {
+  const child = migbench(args);
+  let printed: number | null = null;
+  child.stdout?.on('data', (d: Buffer) => {
+    if (printed === null && String(d).includes('run directory: ')) printed = Date.now();
+  });
+  const r = await child;
+  return { r, lingerMs: printed === null ? null : Date.now() - printed };
+}
+
 export async function netnsList(): Promise<string[]> {
   const r = await execa('ip', ['netns', 'list'], { reject: false });
   return String(r.stdout)

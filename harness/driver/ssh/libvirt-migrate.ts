@@ -37,6 +37,7 @@ import { SshDriver } from './driver.ts';
 import { VirshShell } from './libvirt-shell.ts';
 import { answerFromStats, lineSplitter, parseJobStats, parseMonitorEvent, type JobStats } from './libvirt-stats.ts';
 import { endDomain, noSuchDomain, virsh, type LibvirtVmProcess } from './libvirt-vm.ts';
+import { within } from '../../util/timers.ts';
 
 /** virsh migrate's options for the spec's migration (what libvirt cannot do is refused before anything runs). */
 export function migrateArgs(
@@ -268,7 +269,12 @@ export async function migrateViaLibvirt(
       await sleep(Math.max(0, ctx.progressIntervalMs / 2 - (Date.now() - tq)));
     }
     pollEndMs = Date.now();
-    const r = ended ?? (await Promise.race([mig.done.catch(() => null), sleep(5_000).then(() => null)]));
+    const r =
+      ended ??
+      (await within(
+        mig.done.catch(() => null),
+        5_000,
+      ));
     if (lost) throw new Error(`lost the SSH connection to ${vm.host.name} running virsh migrate: ${lost}`);
     const ok = r?.code === 0;
     // the source domain stays defined (inactive) after the move: its completed job is read there

@@ -7,6 +7,7 @@
  */
 import type { RemoteProcess, SshConnection } from '../../ssh/connection.ts';
 import { LIBVIRT_URI } from './libvirt-vm.ts';
+import { within } from '../../util/timers.ts';
 
 /** A virsh command line word that needs no quoting. */
 const WORD = /^[A-Za-z0-9._:/=+-]+$/;
@@ -101,7 +102,10 @@ export class VirshShell {
     const p = this.proc;
     this.proc = null;
     if (!this.ended) p.write('quit\n');
-    await Promise.race([p.done.catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
+    await within(
+      p.done.catch(() => undefined),
+      2000,
+    );
     if (!this.ended) await p.stop(1000).catch(() => undefined);
   }
 }

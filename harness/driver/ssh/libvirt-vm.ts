@@ -18,6 +18,7 @@ import { domainXml, assertDomainName } from './libvirt-domain.ts';
 import { shScript } from './remote-host.ts';
 import { serialTailArgv } from './remote-vm.ts';
 import { SerialCopy } from './serial-copy.ts';
+import { within } from '../../util/timers.ts';
 
 export const LIBVIRT_URI = 'qemu:///system';
 
@@ -207,7 +208,7 @@ export async function attachLibvirtGuest(
   const end = async (graceful: boolean): Promise<VmExit> => {
     if (!exitInfo) ending = 'destroy';
     await endDomain(conn, o.domain, graceful);
-    const r = await Promise.race([exited, sleep(30_000).then(() => null)]);
+    const r = await within(exited, 30_000);
     if (r) return r;
     throw conn.error(`domain ${o.domain} (QEMU ${pid}) was destroyed but its end was not observed within 30 s; check the connection`);
   };

@@ -23,6 +23,7 @@ import { UserError, errorMessage } from '../../util/errors.ts';
 import { sleep } from '../../util/time.ts';
 import { createRemoteTap, deleteRemoteTap, shScript } from './remote-host.ts';
 import { SerialCopy } from './serial-copy.ts';
+import { within } from '../../util/timers.ts';
 
 export interface RemoteVmOptions extends Omit<StartVmOptions, 'netns' | 'dieWithHarness' | 'runDir'> {
   /** `image` has the server's kernel/initrd paths (ensureImage). */
@@ -277,13 +278,13 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
     if (exitInfo) return exitInfo;
     lastSignal = 'SIGTERM';
     if (await signal('TERM')) {
-      const first = await Promise.race([exited, sleep(graceMs).then(() => null)]);
+      const first = await within(exited, graceMs);
       if (first) return first;
       lastSignal = 'SIGKILL';
       await signal('KILL');
     }
     // gone (or killed): the follower observes the end within its poll interval unless SSH is down
-    const r = await Promise.race([exited, sleep(30_000).then(() => null)]);
+    const r = await within(exited, 30_000);
     if (r) return r;
     throw conn.error(`QEMU PID ${pid} of VM ${o.name} was signalled but its end was not observed within 30 s; check the connection`);
   };
@@ -326,7 +327,7 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
       if (exitInfo) return exitInfo;
       quitSent = true;
       await qmp.execute('quit', {}, { timeoutMs }).catch(() => undefined); // the reply may race the exit
-      const r = await Promise.race([exited, sleep(timeoutMs).then(() => null)]);
+      const r = await within(exited, timeoutMs);
       return r ?? kill();
     },
   };

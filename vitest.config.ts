@@ -1,7 +1,14 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` is pure logic (no root, no network, seconds);
-// `e2e` builds real namespaces, links and guests.
+/**
+ * e2e files that build no testbed, boot no guest and time nothing against a quiet machine: they only
+ * wait (the InfluxDB outage test holds influxd down for ~30 s). `npm test` runs them beside the other
+ * e2e files instead of between them (scripts/test.mjs).
+ */
+const BESIDE = ['test/e2e/influx.test.ts'];
+
+// Three projects: `unit` is pure logic (no root, no network, seconds); `e2e` builds real namespaces,
+// links and guests; `beside` holds the e2e files above.
 export default defineConfig({
   test: {
     // e2e files share the machine's two cores and the kernel's network state;
@@ -20,6 +27,15 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          exclude: BESIDE,
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
+        test: {
+          name: 'beside',
+          include: BESIDE,
           testTimeout: 600_000,
           hookTimeout: 600_000,
         },

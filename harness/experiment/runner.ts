@@ -354,7 +354,12 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
       throw new UserError(`cannot save ${rd.path}/state.json (${errorMessage(e)}); free space and run 'migbench resume ${rd.path}'`);
     }
   };
+  // a treatment's totals wait for each host's first power reading past its end (up to a poll interval):
+  // they are made while the next treatment starts, in order, and always before the poller stops
+  let totalsPending: Promise<void> = Promise.resolve();
+  const totalsDone = () => totalsPending;
   const stopPower = async () => {
+    await totalsDone();
     if (!power) return;
     const report = await power.it.stop();
     manifest.power_poller = { ...(manifest.power_poller ?? {}), [power.testbed]: report };
@@ -447,26 +452,23 @@ async function campaign(o: CampaignOptions): Promise<RunResult> {
       const hostNames = driver.topology.hosts.map((h) => h.name);
       const tEnd = Date.now();
       const meter = power?.it ?? null;
-      const totals = await clock.time(
-        'treatment-totals',
-        () =>
-          treatmentSummary(
-            t.id,
-            tStart,
-            tEnd,
-            records.filter((r) => r.treatment === t.id),
-            hostNames,
-            meter,
-          ),
-        { treatment: t.id },
+      const recsOfT = records.filter((r) => r.treatment === t.id);
+      totalsPending = totalsPending.then(() =>
+        treatmentSummary(t.id, tStart, tEnd, recsOfT, hostNames, meter).then(
+          (totals) => {
+            try {
+              rd.appendTreatment(totals);
+            } catch (e) {
+              // derivable again from the samples and migrations; not worth stopping the campaign for
+              log(`treatment totals of ${t.id} not recorded: ${errorMessage(e)}`);
+            }
+          },
+          (e: unknown) => log(`treatment totals of ${t.id} not recorded: ${errorMessage(e)}`),
+        ),
       );
-      try {
-        rd.appendTreatment(totals);
-      } catch (e) {
-        // derivable again from the samples and migrations; not worth stopping the campaign for
-        log(`treatment totals of ${t.id} not recorded: ${errorMessage(e)}`);
-      }
     }
+    // only the last treatment's totals are still waited for here
+    await clock.time('treatment-totals', totalsDone);
   } finally {
     unregister();
     progress.end();
@@ -533,7 +535,7 @@ async function treatmentSummary(
     await power.readingsAfter(to, hosts);
     const inside = hosts.flatMap((h) =>
       power
-        .pointsOf(h)
+        .pointsAround(h, from, to)
         .filter((p) => p.tMs >= from && p.tMs <= to)
         .map((p) => ({ tMs: p.tMs, host: h, watts: p.watts })),
     );

@@ -7,7 +7,7 @@ import { parse, stringify } from 'yaml';
 import { readSshState, sshStatePath } from '../../harness/driver/ssh/session.ts';
 import { loadState } from '../../harness/testbed/state.ts';
 import { loadInventory, type Inventory } from '../../harness/inventory/load.ts';
-import type { MigrationRecord } from '../../harness/store/schema/index.ts';
+import { TreatmentLineSchema, type MigrationRecord } from '../../harness/store/schema/index.ts';
 import { migbench, migbenchRun, ROOT, waitFor } from '../support/cli.ts';
 import { readRecords, runDirOf, serverLeftovers } from '../support/ssh-cluster.ts';
 import { fileScratchDir } from '../support/scratch.ts';
@@ -157,7 +157,21 @@ describe('ssh driver on an emulated cluster', () => {
     expect(sshRecs.length).toBeGreaterThan(0);
     const r = await migbench(['run', QUICKSTART, '--out', out, '--no-report']);
     expect(r.exitCode, String(r.stderr).slice(-3000)).toBe(0);
-    const local = records(runDirOf(String(r.stdout), String(r.stderr)));
+    const localDir = runDirOf(String(r.stdout), String(r.stderr));
+    const local = records(localDir);
+    // each treatment's totals (made while the next treatment starts): one line each, in the manifest's order, covered by readings
+    const manifest = JSON.parse(readFileSync(join(localDir, 'manifest.json'), 'utf8')) as { treatments: { id: string }[] };
+    const totals = readFileSync(join(localDir, 'treatments.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => TreatmentLineSchema.parse(JSON.parse(l)));
+    expect(totals.map((x) => x.treatment)).toEqual(manifest.treatments.map((x) => x.id));
+    for (const x of totals) {
+      expect(x.completed, x.treatment).toBe(local.filter((m) => m.treatment === x.treatment).length);
+      expect(x.energy_j, x.treatment).not.toBeNull();
+      expect(x.peak_w!, x.treatment).toBeGreaterThan(0);
+      for (const [h, v] of Object.entries(x.hosts)) expect(v.coverage!, `${x.treatment} ${h}`).toBeGreaterThan(0.8);
+    }
     for (const level of [...new Set(local.map((x) => x.workload))]) {
       const a = local.filter((x) => x.workload === level);
       const b = sshRecs.filter((x) => x.workload === level);

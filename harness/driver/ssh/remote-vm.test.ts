@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isOwnRemoteDir, shScript, TAP_SCRIPT } from './remote-host.ts';
-import { parsePid, PREPARE_SCRIPT, remoteVmPaths, serialTailArgv, SIGNAL_SCRIPT, START_SCRIPT } from './remote-vm.ts';
+import { GONE_SCRIPT, parsePid, PREPARE_SCRIPT, remoteVmPaths, serialTailArgv, SIGNAL_SCRIPT, START_SCRIPT } from './remote-vm.ts';
 
 /**
  * The remote side of the qemu back end is fixed shell text taking its values as
@@ -98,6 +98,25 @@ describe('remote QEMU files and commands', () => {
       await new Promise((r) => setTimeout(r, 20));
     expect((await sh(shScript(SIGNAL_SCRIPT, String(ours.pid), p.pidFile, ''))).exitCode).toBe(3);
     expect((await sh(shScript(SIGNAL_SCRIPT, '999999999', p.pidFile, 'KILL'))).exitCode).toBe(3);
+  });
+
+  it('gone: exit 0 and nothing removed while our QEMU runs; once it is gone (or its PID is another process) exit 3, pidfile and socket removed', async () => {
+    const d = hostileDir();
+    mkdirSync(d, { recursive: true });
+    const p = remoteVmPaths(d, 'vm1');
+    const ours = processWithArg(p.pidFile);
+    const other = processWithArg(`${p.pidFile}.other`);
+    const files = () => [p.pidFile, p.qmp, p.serialLog].map((f) => existsSync(f));
+    for (const f of [p.pidFile, p.qmp, p.serialLog]) writeFileSync(f, 'x');
+    expect((await sh(shScript(GONE_SCRIPT, String(ours.pid), p.pidFile, p.qmp))).exitCode).toBe(0);
+    expect(files()).toEqual([true, true, true]);
+    expect((await sh(shScript(GONE_SCRIPT, String(other.pid), p.pidFile, p.qmp))).exitCode).toBe(3);
+    expect(files()).toEqual([false, false, true]); // the serial log stays: it is read to its end after QEMU's
+    for (const f of [p.pidFile, p.qmp]) writeFileSync(f, 'x');
+    ours.stop();
+    for (let i = 0; i < 100 && existsSync(`/proc/${ours.pid}`); i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await sh(shScript(GONE_SCRIPT, String(ours.pid), p.pidFile, p.qmp))).exitCode).toBe(3);
+    expect(files()).toEqual([false, false, true]);
   });
 
   it('start: runs the program from its argv unchanged, then prints the pidfile; a failing program reports its status', async () => {

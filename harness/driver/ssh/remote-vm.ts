@@ -35,6 +35,8 @@ export interface RemoteVmOptions extends Omit<StartVmOptions, 'netns' | 'dieWith
   serialInput?: boolean;
   /** How the guest came up (a restored guest; see remote-saved-guest.ts). */
   boot?: GuestBoot;
+  /** Settles once the guest's tap exists (startRemoteGuest creates it meanwhile); awaited just before QEMU starts. */
+  tapReady?: Promise<void>;
 }
 
 export interface RemoteVmPaths {
@@ -92,6 +94,13 @@ export const START_SCRIPT = 'p=$1; shift; "$@" || exit $?; exec cat -- "$p"';
 export const SIGNAL_SCRIPT =
   'tr "\\000" "\\n" < "/proc/$1/cmdline" 2>/dev/null | grep -qxF -- "$2" || exit 3; [ -z "$3" ] || kill -s "$3" "$1"';
 
+/**
+ * Exit 0 while PID $1 is still our QEMU (argv holds the pidfile $2); once it is not, removes the
+ * pidfile and the QMP socket $3 (QEMU removes its pidfile, not a socket left by SIGKILL) and exits 3:
+ * noticing the end and clearing after it is one round trip, at the end of every migration's source.
+ */
+export const GONE_SCRIPT = 'tr "\\000" "\\n" < "/proc/$1/cmdline" 2>/dev/null | grep -qxF -- "$2" && exit 0; rm -f -- "$2" "$3"; exit 3';
+
 /** Follows the serial log from byte `fromByte` (0-based) until QEMU `pid` has ended and the file is read to its end. */
 export function serialTailArgv(serialLog: string, pid: number, fromByte: number): string[] {
   return ['tail', '-c', `+${fromByte + 1}`, '-F', `--pid=${pid}`, '-s', '0.1', serialLog];
@@ -136,6 +145,7 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
     );
   if (prep.code !== 0) throw conn.error(`cannot prepare ${o.remoteDir} for VM ${o.name}: ${prep.stderr.trim() || prep.stdout.trim()}`);
 
+  await o.tapReady;
   const started = await conn.exec(shScript(START_SCRIPT, paths.pidFile, ...argv), {
     label: `starting QEMU for VM ${o.name}`,
     timeoutMs: startTimeoutMs,
@@ -173,15 +183,26 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
   let reconnects = 0;
   let following = true;
 
-  const onGone = async () => {
+  /** True once this QEMU is gone (its pidfile and socket removed then); an SSH failure counts as still running. */
+  const gone = () =>
+    conn
+      .exec(shScript(GONE_SCRIPT, String(pid), paths.pidFile, paths.qmp), {
+        label: `checking QEMU ${pid} of VM ${o.name}`,
+        timeoutMs: 15_000,
+      })
+      .then(
+        (r) => r.code === 3,
+        () => false,
+      );
+
+  /** QEMU is gone and GONE_SCRIPT cleared after it. */
+  const onGone = () => {
     if (exitInfo) return;
     following = false;
     exitInfo = lastSignal ? { code: null, signal: lastSignal } : quitSent ? { code: 0, signal: null } : { code: null, signal: null };
     const why = lastSignal ? `QEMU was killed by ${lastSignal}` : quitSent ? 'QEMU quit' : 'QEMU exited';
     serial.end(`${why} (on ${host})`);
     localLog.end();
-    // QEMU removes its pidfile, not a socket left by SIGKILL
-    await conn.exec(['rm', '-f', '--', paths.pidFile, paths.qmp], { timeoutMs: 10_000 }).catch(() => undefined);
     resolveExited(exitInfo);
   };
 
@@ -203,7 +224,7 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
         });
         backoff = 200;
         const r = await tail.done;
-        if (!(await signal('').catch(() => true))) return await onGone();
+        if (await gone()) return onGone();
         // tail ended while QEMU runs (killed by someone, or a tail without -F/--pid): a few times, then only watch the PID
         if (r.code !== 0 && ++failures >= 3) {
           serial.end(
@@ -230,7 +251,7 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
   const pollExit = async () => {
     while (following) {
       await sleep(1000);
-      if (!(await signal('').catch(() => true))) return await onGone();
+      if (await gone()) return onGone();
     }
   };
 
@@ -355,11 +376,17 @@ export async function startRemoteGuest(
   start: (conn: SshConnection, o: RemoteVmOptions) => Promise<RemoteVmProcess> = startRemoteVm,
 ): Promise<RemoteVmProcess> {
   const { runDir, ...rest } = o;
-  if (o.tap) await createRemoteTap(conn, o.tap.ifname, place.bridge);
+  // the tap is created while the server's directory is prepared (and a saved guest looked up): a round trip less
+  const tapReady = o.tap ? createRemoteTap(conn, o.tap.ifname, place.bridge) : Promise.resolve();
+  const tapMade = tapReady.then(
+    () => true,
+    () => false,
+  );
   try {
-    return await start(conn, { ...rest, image: place.image, remoteDir: place.remoteDir, localDir: runDir });
+    return await start(conn, { ...rest, image: place.image, remoteDir: place.remoteDir, localDir: runDir, tapReady });
   } catch (e) {
-    if (o.tap) await deleteRemoteTap(conn, o.tap.ifname);
+    // a tap that could not be created is not ours to remove (e.g. one an earlier run left); its error is the one thrown
+    if (o.tap && (await tapMade)) await deleteRemoteTap(conn, o.tap.ifname);
     throw e;
   }
 }

@@ -9,6 +9,8 @@ import { assertQemuUsable } from '../hypervisor/version.ts';
 import { loadSpec, parseSpecText } from '../spec/load.ts';
 import type { Spec } from '../spec/schema.ts';
 import { UserError, errorMessage } from '../util/errors.ts';
+import { coldBootReason } from '../hypervisor/saved-guest.ts';
+import { savedGuestsMaxBytes } from '../hypervisor/saved-guest-cache.ts';
 import { PACKAGE_ROOT } from '../util/paths.ts';
 import { Interrupted, registerCleanup } from '../util/signals.ts';
 import { InfluxSink } from '../store/influx.ts';
@@ -86,6 +88,9 @@ function preflight(spec: Spec, file: string, where: Where): void {
   if (!spec.migration) throw new UserError(`${file}: migration: missing; 'run' needs migration.moves`);
   if (spec.vms.length === 0) throw new UserError(`${file}: vms: 'run' needs at least one VM`);
   if (!where.inventory && process.getuid?.() !== 0) throw new UserError('migbench run drives the local testbed and needs root');
+  // the guest-start settings from the environment, read at every start: a bad value stops the run here, not at its first guest
+  coldBootReason({});
+  savedGuestsMaxBytes();
 }
 
 /**

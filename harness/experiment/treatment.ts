@@ -128,6 +128,7 @@ async function runUnits(c: TreatmentContext, env: VmEnv, own: Started): Promise<
         own.placed.set(v.name, vm); // placed as soon as it runs: a sibling's failure still releases it
         const how = vm.start.mode === 'restored' ? `restored from saved guest ${vm.start.from}` : `cold boot: ${vm.start.reason}`;
         c.log(`  ${v.name} ready in ${vm.start.ready_ms} ms (${how})`);
+        if (vm.proc.startNote) c.log(`  ${vm.proc.startNote}`);
         watchSerial(vm); // its reports count from its start, not from its siblings'
         return vm;
       });

@@ -80,6 +80,8 @@ export interface VmProcess {
   readonly argv: readonly string[];
   /** How the guest came up, when the driver restored it or chose a cold boot (harness/hypervisor/saved-guest.ts). */
   readonly boot?: GuestBoot;
+  /** A line for the run's log about how it started (e.g. saved guests removed from a full cache). */
+  readonly startNote?: string;
   /** Resolves when this QEMU process has ended. */
   readonly exited: Promise<VmExit>;
   hasExited(): boolean;

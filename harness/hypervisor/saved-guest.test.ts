@@ -1,5 +1,17 @@
+import { mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { coldBootReason, configLine, restoreOrBoot, SavedGuestLoadError, savedGuestId, type SavedGuestKey } from './saved-guest.ts';
+import {
+  coldBootReason,
+  configLine,
+  ensureSavedGuest,
+  keyFor,
+  restoreOrBoot,
+  SavedGuestLoadError,
+  savedGuestId,
+  type SavedGuestKey,
+} from './saved-guest.ts';
 import type { GuestBoot } from '../store/schema/guest-start.ts';
 import type { StartVmOptions } from './qemu.ts';
 import { UserError } from '../util/errors.ts';
@@ -24,8 +36,15 @@ const vm: StartVmOptions = {
   tap: { ifname: 'mb-t0', mac: '52:54:00:e7:00:00' },
 };
 
+const savedEnv = { cache: process.env.MIGBENCH_CACHE, max: process.env.MIGBENCH_SAVED_GUESTS_MAX_MB };
 afterEach(() => {
   delete process.env.MIGBENCH_GUEST_BOOT;
+  for (const [k, v] of [
+    ['MIGBENCH_CACHE', savedEnv.cache],
+    ['MIGBENCH_SAVED_GUESTS_MAX_MB', savedEnv.max],
+  ] as const)
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
 });
 
 describe('saved guests', () => {
@@ -69,6 +88,29 @@ describe('saved guests', () => {
     expect(coldBootReason(vm)).toMatch(/MIGBENCH_GUEST_BOOT/);
     process.env.MIGBENCH_GUEST_BOOT = 'warm';
     expect(() => coldBootReason(vm)).toThrow(UserError);
+  });
+});
+
+describe("this machine's cache", () => {
+  it('finds a saved guest and marks it used (its directory mtime); a bad bound stops before anything is looked up', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'mb-g-sg-'));
+    try {
+      process.env.MIGBENCH_CACHE = cache;
+      const id = savedGuestId(await keyFor(vm)); // this machine's QEMU version and host identity
+      const dir = join(cache, 'saved-guests', id);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'guest.mig'), 'stream');
+      writeFileSync(join(dir, 'meta.json'), '{}');
+      const old = new Date(Date.now() - 3_600_000);
+      utimesSync(dir, old, old);
+      const found = await ensureSavedGuest(vm);
+      expect(found).toEqual({ id, file: join(dir, 'guest.mig'), madeMs: null });
+      expect(Math.abs(statSync(dir).mtimeMs - Date.now())).toBeLessThan(5000);
+      process.env.MIGBENCH_SAVED_GUESTS_MAX_MB = 'lots';
+      await expect(ensureSavedGuest(vm)).rejects.toThrow(/MIGBENCH_SAVED_GUESTS_MAX_MB must be a positive number of MiB \(got "lots"\)/);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
   });
 });
 

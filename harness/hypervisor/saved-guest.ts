@@ -8,12 +8,13 @@
  * the wall clock), then goes on exactly as a cold-booted guest does.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import type { GuestBoot } from '../store/schema/guest-start.ts';
 import { UserError, errorMessage } from '../util/errors.ts';
 import { cacheDir } from '../util/paths.ts';
+import { boundLocalCache, savedGuestsMaxBytes } from './saved-guest-cache.ts';
 import { sleep } from '../util/time.ts';
 import { guestCmdline, startVm, type StartVmOptions, type VmProcess } from './qemu.ts';
 import { qemuVersion } from './version.ts';
@@ -184,6 +185,8 @@ export interface SavedGuest {
   file: string;
   /** Time spent making it now; null when it was in the cache. */
   madeMs: number | null;
+  /** What making it removed from the cache (saved-guest-cache.ts), for the run's log. */
+  note?: string;
 }
 
 export interface EnsureOptions {
@@ -198,10 +201,14 @@ export interface EnsureOptions {
  * temporary directory; the first rename wins, the others discard theirs.
  */
 export async function ensureSavedGuest(o: StartVmOptions, opts: EnsureOptions = {}): Promise<SavedGuest> {
+  const maxBytes = savedGuestsMaxBytes(); // a bad bound fails before anything is made
   const key = await keyFor(o);
   const id = savedGuestId(key);
   const found = savedGuestFile(id);
-  if (found) return { id, file: found, madeMs: null };
+  if (found) {
+    markUsed(join(savedGuestRoot(), id));
+    return { id, file: found, madeMs: null };
+  }
 
   const root = savedGuestRoot();
   mkdirSync(root, { recursive: true });
@@ -236,7 +243,24 @@ export async function ensureSavedGuest(o: StartVmOptions, opts: EnsureOptions = 
   }
   const file = savedGuestFile(id);
   if (!file) throw new Error(`saved guest ${id} missing after it was made`);
-  return { id, file, madeMs: Date.now() - t0 };
+  const madeMs = Date.now() - t0;
+  let note: string | null;
+  try {
+    note = boundLocalCache(root, id, maxBytes);
+  } catch (e) {
+    note = `saved guests on this machine: not bounded (${errorMessage(e)})`; // the guest is made: not worth a cold boot
+  }
+  return { id, file, madeMs, ...(note ? { note } : {}) };
+}
+
+/** Records that a start found this saved guest (its directory's mtime: the cache bound removes the least recently used). */
+function markUsed(dir: string): void {
+  const now = new Date();
+  try {
+    utimesSync(dir, now, now);
+  } catch {
+    /* a read-only cache still restores */
+  }
 }
 
 /**
@@ -254,7 +278,7 @@ export async function restoreGuest(o: StartVmOptions, saved: SavedGuest, timeout
     throw e;
   }
   const boot: GuestBoot = { mode: 'restored', from: saved.id, reason: null, made_ms: saved.madeMs };
-  return { ...vm, boot };
+  return { ...vm, boot, ...(saved.note ? { startNote: saved.note } : {}) };
 }
 
 /** QEMU could not load a saved guest (not a timeout): it is removed, so the next start makes a new one. */

@@ -279,7 +279,21 @@ describe('ssh driver, qemu back end: a guest on a server over SSH (emulated clus
   it('restores a saved booted guest on r1-h1: made once, then from the cache; its configuration and input arrive on the console socket, the log stays complete', async () => {
     const c = conn('r1-h1');
     // a cache of its own under the run directory (removed with it below), so the first start always makes the guest
-    const saved = new RemoteSavedGuests(`${RUN_DIR}/saved-guests`);
+    const cache = `${RUN_DIR}/saved-guests`;
+    // bounded to 1 MiB, holding a saved guest last used 2 h ago and one used a minute ago: making the guest removes the old one only
+    const plant = (id: string, ageS: number) =>
+      c.run([
+        'sh',
+        '-c',
+        'mkdir -p "$1" && head -c 2097152 /dev/zero > "$1/guest.mig" && echo {} > "$1/meta.json" && touch -d "@$2" "$1"',
+        'mb',
+        `${cache}/${id}`,
+        String(Math.floor(Date.now() / 1000) - ageS),
+      ]);
+    await plant('00000000000000aa', 7200);
+    await plant('00000000000000bb', 60);
+    const listCache = async () => (await c.run(['ls', cache])).stdout.split('\n').filter(Boolean).sort();
+    const saved = new RemoteSavedGuests(cache, undefined, 2 ** 20);
     const tap = 'mb-t2';
     await createRemoteTap(c, tap, host('r1-h1').bridge!);
     const started: number[] = [];
@@ -297,6 +311,10 @@ describe('ssh driver, qemu back end: a guest on a server over SSH (emulated clus
     expect(first.boot).toMatchObject({ mode: 'restored', reason: null });
     expect(first.boot!.from).toMatch(/^[0-9a-f]{16}$/);
     expect(first.boot!.made_ms).toBeGreaterThan(0);
+    expect(first.startNote).toMatch(
+      /^saved guests on r1-h1: removed 1 least recently used \(2 MiB\) to stay under 1 MiB \(MIGBENCH_SAVED_GUESTS_MAX_MB\); still \d+ MiB: the rest was used in the last 10 min$/,
+    );
+    expect(await listCache()).toEqual(['00000000000000bb', first.boot!.from]);
     // the QEMU that booted and saved the guest was recorded (for teardown after a crash), and it is gone
     expect(started).toHaveLength(1);
     await waitFor(() => gone.length === 1, 10_000, 'the saving QEMU to end');
@@ -312,6 +330,10 @@ describe('ssh driver, qemu back end: a guest on a server over SSH (emulated clus
     await again.waitForSerial(ready, 60_000);
     const againMs = Date.now() - t1;
     expect(again.boot).toEqual({ mode: 'restored', from: first.boot!.from, reason: null, made_ms: null });
+    expect(again.startNote).toBeUndefined(); // nothing made, nothing removed
+    // found: marked used (mtime to the second)
+    const used = Number((await c.run(['stat', '-c', '%Y', `${cache}/${first.boot!.from}`])).stdout.trim());
+    expect(used).toBeGreaterThanOrEqual(Math.floor(t1 / 1000));
     expect(started).toHaveLength(1); // from the cache: nothing booted
     await again.waitForSerial(/MB-DIRTY up=/, 30_000);
     // input after the configuration: a busybox shell runs on the console

@@ -42,6 +42,27 @@ describe('malformed specs on the command line', () => {
     30_000,
   ); // a CLI start is ~1.6 s alone, several times that on a loaded 2-core machine
 
+  it.each([
+    ['MIGBENCH_SAVED_GUESTS_MAX_MB', 'lots', 'must be a positive number of MiB (got "lots")'],
+    ['MIGBENCH_GUEST_BOOT', 'warm', 'must be "auto" or "cold" (got "warm")'],
+  ])(
+    'run with %s=%s: exit 2, one line naming it, before anything else is read',
+    async (name, value, what) => {
+      // an absent inventory: were the variable not checked first, the inventory's error would come instead (no testbed either way)
+      const r = await migbench(
+        ['run', 'experiments/quickstart.yaml', '--inventory', join(dir, 'absent.yaml'), '--out', join(dir, 'runs')],
+        {
+          env: { [name]: value },
+        },
+      );
+      expect(r.exitCode).toBe(2);
+      expect(String(r.stderr).trim()).toBe(
+        `migbench: ${name} ${what}${name === 'MIGBENCH_SAVED_GUESTS_MAX_MB' ? '; unset it for 4096' : ''}`,
+      );
+    },
+    30_000,
+  );
+
   it('a missing spec file is a clear error', async () => {
     const r = await migbench(['testbed', 'up', join(dir, 'nope.yaml'), '--dry-run']);
     expect(r.exitCode).toBe(2);

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -47,8 +47,15 @@ describe('saved guests on a server', () => {
     mkdirSync(d);
     writeFileSync(join(d, 'guest.mig'), 'partial');
     expect((await sh(shScript(FOUND_SCRIPT, d))).exitCode).not.toBe(0);
+    const old = new Date(Math.floor(Date.now() / 1000) * 1000 - 3_600_000); // whole seconds: mtimeMs is exact then
+    utimesSync(d, old, old);
+    expect((await sh(shScript(FOUND_SCRIPT, d))).exitCode).not.toBe(0);
+    expect(statSync(d).mtimeMs).toBe(old.getTime()); // an incomplete one is not marked used
     writeFileSync(join(d, 'meta.json'), '{}');
+    utimesSync(d, old, old);
     expect((await sh(shScript(FOUND_SCRIPT, d))).exitCode).toBe(0);
+    // found: marked used now (the cache bound removes the least recently used)
+    expect(Math.abs(statSync(d).mtimeMs - Date.now())).toBeLessThan(5000);
   });
 
   it('commits a made guest in one rename; a second maker keeps the first copy and removes its own', async () => {

@@ -20,7 +20,9 @@ import {
   waitingOptions,
   type SavedGuest,
 } from '../../hypervisor/saved-guest.ts';
+import { chooseEvictions, evictionNote, LIST_SCRIPT, parseCacheListing, savedGuestsMaxBytes } from '../../hypervisor/saved-guest-cache.ts';
 import { QEMU_BINARY } from '../../hypervisor/version.ts';
+import { errorMessage } from '../../util/errors.ts';
 import type { SshConnection } from '../../ssh/connection.ts';
 import { isOwnRemoteDir, shScript } from './remote-host.ts';
 import { startRemoteVm, type RemoteVmOptions, type RemoteVmProcess } from './remote-vm.ts';
@@ -43,8 +45,11 @@ export function parseIdentity(out: string): ServerIdentity | null {
   return { qemu, host: hostIdentityOf(kernel, model) };
 }
 
-/** Exit 0 when saved guest directory $1 is complete (meta.json is written last). */
-export const FOUND_SCRIPT = 'test -s "$1/guest.mig" && test -s "$1/meta.json"';
+/**
+ * Exit 0 when saved guest directory $1 is complete (meta.json is written last); then its mtime is set: the
+ * cache bound (saved-guest-cache.ts) removes the least recently used.
+ */
+export const FOUND_SCRIPT = 'test -s "$1/guest.mig" && test -s "$1/meta.json" && { touch -c -- "$1" 2>/dev/null || true; }';
 
 /**
  * Moves the made directory $1 to $2 in one rename. When another maker (a concurrent run, or a second
@@ -78,6 +83,8 @@ export class RemoteSavedGuests {
   constructor(
     readonly root: string = REMOTE_SAVED_GUEST_DIR,
     private readonly bootTimeoutMs = 180_000,
+    /** Bound on each server's cache (MIGBENCH_SAVED_GUESTS_MAX_MB: read here, so a bad value stops the run before it starts). */
+    private readonly maxBytes = savedGuestsMaxBytes(),
   ) {
     if (!isOwnRemoteDir(`${root}/x`)) throw new Error(`saved guest directory ${root} must be absolute and under a migbench directory`);
   }
@@ -103,8 +110,17 @@ export class RemoteSavedGuests {
     const id = savedGuestId(key);
     const k = `${conn.name}|${id}`;
     const known = this.making.get(k);
-    // a start joining a make in progress waited for it (made_ms is inside its ready time); a later one found it made
-    if (known) return known.done ? { ...(await known.p), madeMs: null } : known.p;
+    // a start joining a make in progress waited for it (made_ms is inside its ready time); a later one found it made;
+    // what making it removed from the cache is the maker's to say
+    if (known) {
+      const joined = !known.done;
+      const { note: _maker, ...made } = await known.p;
+      if (joined) return made;
+      // marked used as a found one is (FOUND_SCRIPT), beside the start rather than before it: a campaign that uses it
+      // for hours keeps it out of another run's cache bound
+      void conn.exec(['touch', '-c', '--', `${this.root}/${id}`], { timeoutMs: 30_000 }).catch(() => undefined);
+      return { ...made, madeMs: null };
+    }
     const entry = { p: this.findOrMake(conn, o, id, key, hooks), done: false };
     this.making.set(k, entry);
     entry.p.then(
@@ -150,7 +166,25 @@ export class RemoteSavedGuests {
       await vm?.kill(2000).catch(() => undefined);
       await conn.exec(['rm', '-rf', '--', tmp], { timeoutMs: 30_000 }).catch(() => undefined);
     }
-    return { id, file, madeMs: Date.now() - t0 };
+    const madeMs = Date.now() - t0;
+    // the guest is made: a cache that cannot be bounded now is said, not worth a cold boot
+    const note = await this.bound(conn, id).catch((e: unknown) => `saved guests on ${conn.name}: not bounded (${errorMessage(e)})`);
+    return { id, file, madeMs, ...(note ? { note } : {}) };
+  }
+
+  /** Removes the server's least recently used saved guests (never `keep`) until its cache is under the bound. */
+  private async bound(conn: SshConnection, keep: string): Promise<string | null> {
+    const listed = await conn.run(shScript(LIST_SCRIPT, this.root), { label: 'listing the saved guests' });
+    // ages by the server's clock, which its mtimes are in
+    const { nowMs, entries } = parseCacheListing(listed.stdout);
+    if (nowMs === null) throw new Error(`unexpected listing: ${listed.stdout.slice(0, 200)}`);
+    const removed = chooseEvictions(entries, { maxBytes: this.maxBytes, keep, nowMs });
+    if (removed.length)
+      await conn.run(['rm', '-rf', '--', ...removed.map((e) => `${this.root}/${e.id}`)], {
+        label: 'removing saved guests',
+        timeoutMs: 60_000,
+      });
+    return evictionNote(`on ${conn.name}`, entries, removed, this.maxBytes);
   }
 
   /** Removes a saved guest QEMU could not load (and forgets it was made), so the next start makes a new one. */
@@ -179,6 +213,7 @@ export class RemoteSavedGuests {
       fileStem: o.fileStem ?? o.name,
       serialInput: true,
       boot: { mode: 'restored', from: saved.id, reason: null, made_ms: saved.madeMs },
+      ...(saved.note ? { startNote: saved.note } : {}),
     });
     try {
       await loadSavedGuest(vm, `file:${saved.file}`, saved.id, 60_000);

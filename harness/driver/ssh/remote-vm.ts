@@ -35,6 +35,8 @@ export interface RemoteVmOptions extends Omit<StartVmOptions, 'netns' | 'dieWith
   serialInput?: boolean;
   /** How the guest came up (a restored guest; see remote-saved-guest.ts). */
   boot?: GuestBoot;
+  /** A line for the run's log about its start (VmProcess.startNote). */
+  startNote?: string;
   /** Settles once the guest's tap exists (startRemoteGuest creates it meanwhile); awaited just before QEMU starts. */
   tapReady?: Promise<void>;
 }
@@ -322,6 +324,7 @@ export async function startRemoteVm(conn: SshConnection, o: RemoteVmOptions): Pr
     serialLogPath: join(o.localDir, `${stem}.serial.log`),
     remote: { ...paths, dir: o.remoteDir },
     ...(o.boot ? { boot: o.boot } : {}),
+    ...(o.startNote ? { startNote: o.startNote } : {}),
     argv,
     exited,
     hasExited: () => exitInfo !== null,

@@ -9,7 +9,7 @@ import { analyzePlans, type PlanAnalysis } from './plans.ts';
 import { planEnergy, planWindows } from './plan-energy.ts';
 import { DEFAULT_GOODPUT, predictMigrations, workloadParams, type DurationReport } from './prediction.ts';
 import { PeakAccumulator } from '../harness/experiment/peak-power.ts';
-import type { PowerPoint as EnergyPoint } from '../harness/power/energy.ts';
+import type { PowerPoint } from '../harness/power/energy.ts';
 import { IsoMsStream } from './iso-ms.ts';
 import { timelinePowerTap } from './timeline.ts';
 import { observations, streamSampleLines, type Migration, type RunDir } from './rundir.ts';
@@ -32,7 +32,8 @@ export interface RunCounts {
   reasons: Record<string, number>;
 }
 
-export interface PowerPoint {
+/** A host's power reading in the timeline window (a recorded reading, not a gap: harness/power/energy.ts's PowerPoint can be one). */
+export interface HostReading {
   t: number;
   host: string;
   watts: number;
@@ -73,7 +74,7 @@ export interface AnalysisResult {
   variability: VariabilityTable[];
   plans: PlanAnalysis;
   /** Power in the window of the first migrations (for the timeline plot). */
-  power: { window: { start: number; end: number } | null; points: PowerPoint[]; samples: number };
+  power: { window: { start: number; end: number } | null; points: HostReading[]; samples: number };
   /** Migration spans inside the power window, ms epoch. */
   powerWindowMigrations: { id: string; vm: string; start: number; end: number }[];
 }
@@ -111,7 +112,7 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
   const window = inWindow.length ? { start: inWindow[0].start - 30_000, end: Math.max(...inWindow.map((s) => s.end)) + 30_000 } : null;
 
   const curves = new Map<string, CurvePoint[]>();
-  const points: PowerPoint[] = [];
+  const points: HostReading[] = [];
   // Peak power per treatment, defined once (harness/experiment/peak-power.ts) for the harness and analysis.
   const peaks = new Map<string, PeakAccumulator>();
   let powerSamples = 0;
@@ -119,7 +120,7 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
   let lastMs = NaN;
   const times = new IsoMsStream();
   // a plan's energy integrates its hosts' readings over its window: kept per host for runs with plans (1 Hz per host)
-  const planPower = run.plans.length || run.migrations.some((m) => m.plan) ? new Map<string, EnergyPoint[]>() : null;
+  const planPower = run.plans.length || run.migrations.some((m) => m.plan) ? new Map<string, PowerPoint[]>() : null;
   // the report's timeline takes its power readings from this pass
   const tap = timelinePowerTap(run);
   const onDirty = (s: Sample) => {
@@ -220,7 +221,7 @@ export async function analyzeRun(run: RunDir, opts: AnalyzeOptions = {}): Promis
 }
 
 /** Each executed plan's energy (J, null where readings or idle power are missing), keyed "treatment|rep". */
-function planEnergyByRep(run: RunDir, power: Map<string, EnergyPoint[]> | null): Map<string, number | null> {
+function planEnergyByRep(run: RunDir, power: Map<string, PowerPoint[]> | null): Map<string, number | null> {
   if (!power?.size) return new Map();
   const idle = run.manifest.power_idle_w ?? {};
   return new Map(planWindows(run).map((w) => [`${w.treatment}|${w.rep}`, planEnergy(w, power, idle, ENERGY_MIN_COVERAGE).joules]));

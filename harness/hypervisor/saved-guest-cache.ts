@@ -21,7 +21,7 @@ export const MAX_MB_ENV = 'MIGBENCH_SAVED_GUESTS_MAX_MB';
 /** One complete saved guest in a cache. */
 export interface CachedGuest {
   id: string;
-  /** Size of its stream and metadata. */
+  /** Size of its stream (guest.mig; meta.json is a few hundred bytes). */
   bytes: number;
   /** When a start last found it, or when it was made (epoch ms). */
   usedMs: number;
